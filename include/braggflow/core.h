@@ -1,0 +1,122 @@
+/* braggflow/core.h — errors, reproducible RNG, timing, progress, hashing and
+ * crash-safe file writes shared by every layer.
+ *
+ * Conventions (docs/CONTRIBUTING.md): library functions return bf_status and
+ * fill a bf_error with a one-line message naming the file, line or field; they
+ * never print and never exit. The caller owns what it allocates. */
+#ifndef BRAGGFLOW_CORE_H
+#define BRAGGFLOW_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BF_VERSION "0.1.0"
+
+typedef enum {
+    BF_OK = 0,
+    BF_ERR_IO,          /* cannot open/read/write a file */
+    BF_ERR_PARSE,       /* malformed input text (CIF, instprm, INI, number) */
+    BF_ERR_INVALID,     /* well-formed but physically or logically invalid */
+    BF_ERR_NOMEM,
+    BF_ERR_RANGE,       /* value outside what the caller prepared for */
+    BF_ERR_UNSUPPORTED,
+} bf_status;
+
+typedef struct {
+    bf_status code;
+    char msg[1024];     /* "FILE:LINE: FIELD: what is wrong" */
+} bf_error;
+
+/* Records the first error only (later calls keep the original, more specific
+ * message). err may be NULL. Returns code so callers can `return bf_error_set(...)`. */
+bf_status bf_error_set(bf_error *err, bf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefixes the existing message: "prefix: old message". */
+void bf_error_prefix(bf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *bf_status_name(bf_status st);
+
+/* ---- Reproducible random numbers -------------------------------------
+ * A stream is fully determined by (seed, stream_id): sample i of a dataset uses
+ * stream i, so results do not depend on thread count or scheduling.
+ * Generator: SplitMix64 state seeding a xoshiro256** core. */
+typedef struct {
+    uint64_t s[4];
+} bf_rng;
+
+void bf_rng_init(bf_rng *rng, uint64_t seed, uint64_t stream_id);
+uint64_t bf_rng_u64(bf_rng *rng);
+double bf_rng_uniform(bf_rng *rng);                 /* [0, 1) with 53 random bits */
+double bf_rng_uniform_range(bf_rng *rng, double lo, double hi);
+double bf_rng_normal(bf_rng *rng);                  /* standard normal (Box-Muller, no caching) */
+
+/* ---- Time and progress ------------------------------------------------ */
+double bf_now_seconds(void);                        /* monotonic clock */
+
+typedef struct {
+    const char *label;
+    uint64_t total;
+    uint64_t done;        /* updated atomically */
+    double start_s;
+    uint64_t last_print_us;
+    int enabled;          /* draws only when stderr is a terminal or BF_PROGRESS=1 */
+} bf_progress;
+
+void bf_progress_begin(bf_progress *p, const char *label, uint64_t total);
+void bf_progress_add(bf_progress *p, uint64_t n);   /* thread-safe */
+void bf_progress_end(bf_progress *p);
+
+/* ---- Hashing (SHA-256, FIPS 180-4) -------------------------------------- */
+typedef struct {
+    uint32_t h[8];
+    uint64_t nbytes;
+    uint8_t buf[64];
+    size_t nbuf;
+} bf_sha256;
+
+void bf_sha256_init(bf_sha256 *ctx);
+void bf_sha256_update(bf_sha256 *ctx, const void *data, size_t n);
+void bf_sha256_final(bf_sha256 *ctx, uint8_t digest[32]);
+void bf_sha256_hex(const void *data, size_t n, char hex[65]);
+bf_status bf_sha256_file_hex(const char *path, char hex[65], bf_error *err);
+
+/* ---- Files ------------------------------------------------------------ */
+/* Reads a whole file into a NUL-terminated heap buffer (caller frees). */
+bf_status bf_read_file(const char *path, char **text, size_t *len, bf_error *err);
+
+/* Crash-safe output: write to "<path>.tmp.<pid>", then fsync + rename over
+ * path on commit; abort (or a crash) leaves any previous file untouched. */
+typedef struct {
+    char path[4096];
+    char tmp_path[4200];
+    FILE *fp;            /* NULL for writers that open tmp_path themselves (HDF5) */
+} bf_atomic_file;
+
+/* Opens tmp_path for writing with stdio (open_stdio=1) or only prepares the names. */
+bf_status bf_atomic_begin(bf_atomic_file *af, const char *path, int open_stdio, bf_error *err);
+/* Closes (if open), fsyncs the file and its folder and renames it into place. */
+bf_status bf_atomic_commit(bf_atomic_file *af, bf_error *err);
+/* Closes and removes the temporary file. Safe to call twice or after commit. */
+void bf_atomic_abort(bf_atomic_file *af);
+
+/* Path helpers. */
+/* out = dirname(base_file)/rel unless rel is absolute. */
+bf_status bf_path_resolve(const char *base_file, const char *rel, char *out, size_t outsz, bf_error *err);
+int bf_path_has_suffix(const char *path, const char *suffix);
+
+/* Number parsing with full-string validation; returns 0 on success. */
+int bf_parse_double(const char *s, double *out);
+int bf_parse_long(const char *s, long *out);
+
+/* Number of worker threads to use when the user says 0 ("all cores"). */
+int bf_default_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,145 @@
+/* braggflow/data.h — symmetry classes and their parameter boxes, parameter
+ * samplers (uniform random, grid sweep, seed 000's bias-free phased
+ * partition), `sample` configurations (INI), threaded dataset simulation and
+ * HDF5 datasets in braggflow's and the seed workflow's layouts. */
+#ifndef BRAGGFLOW_DATA_H
+#define BRAGGFLOW_DATA_H
+
+#include "braggflow/core.h"
+#include "braggflow/crystal.h"
+#include "braggflow/sim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Cell parameter indices: a, b, c (Angstrom), alpha, beta, gamma (degrees). */
+enum { BF_P_A, BF_P_B, BF_P_C, BF_P_ALPHA, BF_P_BETA, BF_P_GAMMA, BF_N_CELL_PARAMS };
+extern const char *const bf_cell_param_names[BF_N_CELL_PARAMS];
+
+/* Seed model's class labels (DESIGN §4). Custom classes take the next labels. */
+enum { BF_CLASS_TRIGONAL = 0, BF_CLASS_TETRAGONAL = 1, BF_CLASS_CUBIC = 2 };
+
+#define BF_MAX_CLASSES 16
+#define BF_MAX_CONSTRAINTS 8
+
+/* How each cell parameter is set: free (sampled in [lo, hi]), fixed to a value,
+ * or tied to another parameter (b = a; beta = alpha). */
+typedef enum { BF_PARAM_FREE, BF_PARAM_FIXED, BF_PARAM_TIED } bf_param_kind;
+typedef struct {
+    bf_param_kind kind;
+    double lo, hi;       /* FREE: the box */
+    double step;         /* FREE: grid step (0 = not set) */
+    double value;        /* FIXED */
+    int tied_to;         /* TIED: index of a FREE parameter */
+} bf_param_rule;
+
+/* |p - q| > tol, with q another parameter (q_param >= 0) or a constant. */
+typedef struct {
+    int p_param, q_param;
+    double q_value, tol;
+} bf_constraint;
+
+typedef struct {
+    char name[32];                    /* cubic | trigonal | tetragonal | any name */
+    int label;
+    bf_param_rule rule[BF_N_CELL_PARAMS];
+    bf_constraint constraint[BF_MAX_CONSTRAINTS];
+    int n_constraints;
+    char cif_path[4096];
+    long count;                       /* random sampler: samples for this class */
+} bf_class_spec;
+
+/* Built-in rules for "cubic" (a; angles 90), "trigonal" (a, alpha;
+ * |alpha-90| > 0.2), "tetragonal" (a, c; |a-c| > 0.001). Boxes default to the
+ * seed's published ranges. BF_ERR_INVALID for another name. */
+bf_status bf_class_builtin(const char *name, bf_class_spec *out, bf_error *err);
+int bf_class_n_free(const bf_class_spec *cls);
+/* free values in parameter order (a before c before alpha ...) -> full cell. */
+void bf_class_make_cell(const bf_class_spec *cls, const double *free_values, bf_cell *cell);
+int bf_class_accepts(const bf_class_spec *cls, const bf_cell *cell); /* box + constraints */
+/* Checks the box is non-empty and that at least one point satisfies the
+ * constraints; message names the class and key. */
+bf_status bf_class_validate(const bf_class_spec *cls, bf_error *err);
+
+/* ---- Samplers ----------------------------------------------------------- */
+typedef enum { BF_SAMPLER_RANDOM, BF_SAMPLER_GRID, BF_SAMPLER_PHASED } bf_sampler_kind;
+const char *bf_sampler_name(bf_sampler_kind k);
+
+/* Uniform random cells inside the box, constraint violations rejected and
+ * redrawn. Sample i uses RNG stream (seed, stream_base + i). */
+bf_status bf_sample_random(const bf_class_spec *cls, long count, uint64_t seed,
+                           uint64_t stream_base, bf_cell *cells, bf_error *err);
+/* Grid sweep: each free parameter p takes lo + j*step_p for j = 0.. while
+ * <= hi (+1e-9 relative). Points are ordered with the first free parameter
+ * slowest; constraint violations are dropped. phases = 1, phase = 1 for the
+ * whole grid; otherwise seed 000's bias-free partition: phase k in 1..n keeps
+ * the grid points whose linear index i (before dropping) has i mod n == k-1,
+ * i.e. along a 1-D sweep lo+(k-1)d, lo+(k-1+n)d, ... (stride n*d).
+ * Pass cells = NULL to count. */
+bf_status bf_sample_grid(const bf_class_spec *cls, int phases, int phase, bf_cell *cells,
+                         long *count, bf_error *err);
+
+/* ---- `sample` configuration ------------------------------------------------ */
+typedef enum { BF_LAYOUT_BRAGGFLOW, BF_LAYOUT_SEED } bf_layout;
+
+typedef struct {
+    char path[4096];                  /* the INI file */
+    uint64_t seed;
+    bf_sampler_kind sampler;
+    int phases, phase;                /* phased sampler */
+    bf_layout layout;
+    char instprm_path[4096];
+    bf_tof_grid_spec grid;
+    bf_sample sample;                 /* scale etc. */
+    int n_classes;
+    bf_class_spec classes[BF_MAX_CLASSES];
+} bf_sample_config;
+
+/* Parses and validates; relative paths resolve against the INI's folder.
+ * Errors name the file, line or section and key. */
+bf_status bf_sample_config_read(const char *ini_path, bf_sample_config *out, bf_error *err);
+bf_status bf_sample_config_parse(const char *text, const char *name, bf_sample_config *out,
+                                 bf_error *err);
+
+/* ---- Datasets ------------------------------------------------------------- */
+typedef struct {
+    long n;                           /* patterns */
+    int length;                       /* points per pattern (L) */
+    float *patterns;                  /* [n * length], GSAS-II intensity units */
+    double *tof_us;                   /* [length] */
+    double *cells;                    /* [n * 6] a b c alpha beta gamma */
+    int32_t *labels;                  /* [n] */
+    int n_classes;
+    char class_names[BF_MAX_CLASSES][32];
+    /* provenance */
+    uint64_t seed;
+    char sampler[32];
+    char instprm_sha256[65];
+    char cif_sha256[BF_MAX_CLASSES][65];
+    char config_text[8192];
+} bf_dataset;
+
+/* Draws every class's cells, simulates them on `threads` threads (0 = all
+ * cores) and fills out. Same config and seed => identical dataset, whatever
+ * the thread count. Shows a progress bar on stderr when it is a terminal. */
+bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
+                              bf_error *err);
+void bf_dataset_free(bf_dataset *d);
+
+/* Writes atomically (temp file + fsync + rename). braggflow layout:
+ *   patterns (N, L) float32, tof_us (L) float64, cell (N, 6) float64,
+ *   label (N) int32; attributes class_names, seed, sampler, version,
+ *   instprm_sha256, cif_sha256 (one per class), config.
+ * seed layout (the seed workflow): histograms (N, 2, L) float64 with rows
+ *   TOF and intensity, parameters (N, 3) = a, c, alpha (c = a for cubic and
+ *   trigonal, alpha = 90 for right-angled cells), label (N) int32. */
+bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout layout,
+                              bf_error *err);
+/* Reads either layout (detected from the datasets present). */
+bf_status bf_dataset_read_h5(const char *path, bf_dataset *out, bf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,119 @@
+/* braggflow/sim.h — GSAS-II-compatible TOF neutron powder simulation:
+ * instrument parameter files (.instprm), GSAS-II's log-spaced TOF grid,
+ * the back-to-back-exponential (x) TCH pseudo-Voigt profile, and the powder
+ * pattern simulator (cell -> pattern).
+ * Units: TOF and widths in microseconds, d in Angstrom. Reference: DESIGN.md §3
+ * and shared/reference/gsas2/README.md (the formulas as GSAS-II evaluates them). */
+#ifndef BRAGGFLOW_SIM_H
+#define BRAGGFLOW_SIM_H
+
+#include <complex.h>
+
+#include "braggflow/core.h"
+#include "braggflow/crystal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Instrument --------------------------------------------------------- */
+typedef struct {
+    char type[8];                     /* "PNT": pulsed neutron TOF (the only type supported) */
+    double difc, difa, difb, zero;    /* TOF_us = difc d + difa d^2 + difb / d + zero */
+    double alpha;                     /* alpha(d) = alpha / d            (1/us) */
+    double beta0, beta1, betaq;       /* beta(d) = beta0 + beta1/d^4 + betaq/d^2 */
+    double sig0, sig1, sig2, sigq;    /* sigma^2 = sig0 + sig1 d^2 + sig2 d^4 + sigq d (us^2) */
+    double x, y, z;                   /* gamma = x d + y d^2 + z (us, Lorentzian FWHM) */
+    double two_theta_deg;             /* bank angle */
+    double flt_path_m;
+    char source[4096];                /* file it came from */
+} bf_instrument;
+
+/* Reads a GSAS-II .instprm ("key:value" lines, '#' comments). Errors name the
+ * file and line, or the missing key ("x.instprm: difC: missing"). */
+bf_status bf_instrument_read(const char *path, bf_instrument *out, bf_error *err);
+bf_status bf_instrument_parse(const char *text, size_t len, const char *name,
+                              bf_instrument *out, bf_error *err);
+
+/* ---- Sample (GSAS-II histogram/phase defaults) ----------------------------- */
+typedef struct {
+    double scale;                     /* histogram scale; the seed workflow used 1000 */
+    double phase_fraction;            /* 1 */
+    double size_um, size_mix;         /* crystallite size 1 um, fully Lorentzian (mix 1) */
+    double mustrain, strain_mix;      /* microstrain 1000, fully Lorentzian (mix 1) */
+} bf_sample;
+void bf_sample_defaults(bf_sample *s);
+
+/* ---- TOF grid ---------------------------------------------------------- */
+typedef struct {
+    double tmin_ms, tmax_ms;          /* 1.36, 18.919 */
+    double tstep_rel;                 /* dT/T: 0.0009381 */
+} bf_tof_grid_spec;
+void bf_tof_grid_spec_defaults(bf_tof_grid_spec *g);
+
+typedef struct {
+    int n;                            /* number of bin centres (2806 for the seed settings) */
+    double *tof_us;                   /* [n] bin centres */
+    int first_active, end_active;     /* intensity is computed for i in [first_active, end_active) */
+    double lower_us, upper_us;        /* active TOF limits (lower from d = 0.4 A) */
+    double dmin_A;                    /* reflections are generated for d >= lower_us / difc (GSAS-II) */
+} bf_tof_grid;
+
+bf_status bf_tof_grid_build(const bf_tof_grid_spec *spec, const bf_instrument *inst,
+                            bf_tof_grid *out, bf_error *err);
+void bf_tof_grid_free(bf_tof_grid *g);
+
+/* ---- Peak profile ------------------------------------------------------ */
+typedef struct {
+    double tof_us;
+    double sigma2_us2;                /* Gaussian variance incl. sample broadening */
+    double gamma_us;                  /* Lorentzian FWHM incl. sample broadening */
+    double alpha_per_us, beta_per_us; /* rise and decay of the back-to-back exponentials */
+} bf_tof_peak;
+
+double bf_tof_position_us(const bf_instrument *inst, double d_A);
+void bf_tof_peak_at(const bf_instrument *inst, const bf_sample *s, double d_A, bf_tof_peak *out);
+
+/* Unit-area profile at dt = t - tof (us), evaluated in full double precision
+ * (reference path, used by tests and to check the fast path). */
+double bf_tof_profile_eval(const bf_tof_peak *p, double dt_us);
+/* Adds scale * profile(t_i - tof) to y[i] for grid points in the active range
+ * (fast path: windowed, with the Lorentzian tails accounted for). */
+void bf_tof_profile_add(const bf_tof_peak *p, double scale, const bf_tof_grid *g, double *y);
+
+/* Complex exponential integral E1(z), z not on the non-positive real axis. */
+double complex bf_expint_e1(double complex z);
+
+/* ---- Powder pattern simulator --------------------------------------------- */
+typedef struct {
+    int h, k, l, mult;
+    double d_A, tof_us;
+    double f2;                        /* |F|^2, (1e-12 cm)^2 */
+    double sigma2_us2, gamma_us, alpha_per_us, beta_per_us;
+    double icorr;                     /* scale * fraction * mult / V * sin(theta_bank) * d^4 */
+} bf_reflection;
+
+typedef struct bf_powder_sim bf_powder_sim;
+
+/* Prepares everything that does not depend on the cell (grid, reflection table
+ * with structure factors). Any cell with a, b, c <= max_length_A can be
+ * simulated afterwards; pass 0 to use the crystal's own cell. */
+bf_status bf_powder_sim_create(const bf_crystal *crystal, const bf_instrument *inst,
+                               const bf_sample *sample, const bf_tof_grid_spec *grid,
+                               double max_length_A, bf_powder_sim **out, bf_error *err);
+void bf_powder_sim_destroy(bf_powder_sim *sim);
+const bf_tof_grid *bf_powder_sim_grid(const bf_powder_sim *sim);
+
+/* Thread-safe. Fills y[grid->n] (exact zeros outside the active range).
+ * BF_ERR_INVALID for an impossible cell or one with no reflection in range;
+ * BF_ERR_RANGE for a cell longer than max_length_A. */
+bf_status bf_powder_sim_pattern(const bf_powder_sim *sim, const bf_cell *cell, double *y,
+                                bf_error *err);
+/* The reflections that contribute for `cell`, sorted by decreasing d (caller frees *out). */
+bf_status bf_powder_sim_reflections(const bf_powder_sim *sim, const bf_cell *cell,
+                                    bf_reflection **out, int *n, bf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
