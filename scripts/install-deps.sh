@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libopenblas-dev          # sgemm for the nn engine
-  libhdf5-dev              # datasets
+  libhdf5-dev hdf5-tools   # datasets (+ h5dump/h5ls for inspecting them)
   libopenmpi-dev openmpi-bin   # multi-machine campaigns
   libhwloc-dev             # thread pinning
   libcif-dev libicu-dev    # CIF API (COMCIFS) + ICU UChar strings
@@ -15,7 +15,7 @@ PKGS=(
   libgsl-dev               # Levenberg-Marquardt peak fitting
   libsqlite3-dev           # campaign metadata
   libzmq3-dev              # inference service
-  clang libclang-rt-14-dev # libFuzzer targets
+  clang libclang-rt-14-dev libomp-14-dev # libFuzzer targets (clang + its OpenMP)
 )
 
 missing=()

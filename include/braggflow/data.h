@@ -57,7 +57,10 @@ bf_status bf_class_builtin(const char *name, bf_class_spec *out, bf_error *err);
 int bf_class_n_free(const bf_class_spec *cls);
 /* free values in parameter order (a before c before alpha ...) -> full cell. */
 void bf_class_make_cell(const bf_class_spec *cls, const double *free_values, bf_cell *cell);
-int bf_class_accepts(const bf_class_spec *cls, const bf_cell *cell); /* box + constraints */
+/* 1 if cell lies in the box (free parameters), matches the fixed and tied
+ * values (to 1e-9), satisfies the constraints and is a real cell (positive
+ * volume: a rhombohedral alpha = 120 is flat and rejected). */
+int bf_class_accepts(const bf_class_spec *cls, const bf_cell *cell);
 /* Checks the box is non-empty and that at least one point satisfies the
  * constraints; message names the class and key. */
 bf_status bf_class_validate(const bf_class_spec *cls, bf_error *err);
@@ -71,12 +74,13 @@ const char *bf_sampler_name(bf_sampler_kind k);
 bf_status bf_sample_random(const bf_class_spec *cls, long count, uint64_t seed,
                            uint64_t stream_base, bf_cell *cells, bf_error *err);
 /* Grid sweep: each free parameter p takes lo + j*step_p for j = 0.. while
- * <= hi (+1e-9 relative). Points are ordered with the first free parameter
- * slowest; constraint violations are dropped. phases = 1, phase = 1 for the
+ * <= hi (+1e-9 of a step, then clamped to hi). Points are ordered with the
+ * first free parameter slowest; constraint violations are dropped. phases = 1, phase = 1 for the
  * whole grid; otherwise seed 000's bias-free partition: phase k in 1..n keeps
  * the grid points whose linear index i (before dropping) has i mod n == k-1,
  * i.e. along a 1-D sweep lo+(k-1)d, lo+(k-1+n)d, ... (stride n*d).
- * Pass cells = NULL to count. */
+ * Pass cells = NULL to count; otherwise *count is the capacity of cells on
+ * entry (BF_ERR_RANGE if too small) and the number written on return. */
 bf_status bf_sample_grid(const bf_class_spec *cls, int phases, int phase, bf_cell *cells,
                          long *count, bf_error *err);
 
@@ -94,6 +98,7 @@ typedef struct {
     bf_sample sample;                 /* scale etc. */
     int n_classes;
     bf_class_spec classes[BF_MAX_CLASSES];
+    char config_text[8192];           /* the INI text (truncated), kept as provenance */
 } bf_sample_config;
 
 /* Parses and validates; relative paths resolve against the INI's folder.
@@ -111,7 +116,8 @@ typedef struct {
     double *cells;                    /* [n * 6] a b c alpha beta gamma */
     int32_t *labels;                  /* [n] */
     int n_classes;
-    char class_names[BF_MAX_CLASSES][32];
+    char class_names[BF_MAX_CLASSES][32];  /* in config order */
+    int32_t class_labels[BF_MAX_CLASSES];  /* label of class_names[k] */
     /* provenance */
     uint64_t seed;
     char sampler[32];
@@ -129,14 +135,20 @@ void bf_dataset_free(bf_dataset *d);
 
 /* Writes atomically (temp file + fsync + rename). braggflow layout:
  *   patterns (N, L) float32, tof_us (L) float64, cell (N, 6) float64,
- *   label (N) int32; attributes class_names, seed, sampler, version,
- *   instprm_sha256, cif_sha256 (one per class), config.
+ *   label (N) int32; root attributes version, seed (uint64), sampler,
+ *   class_names (1-D array of variable-length strings, config order),
+ *   class_labels (int32, same order), instprm_sha256, cif_sha256 (1-D array of
+ *   strings, one per class), config (the INI text). Patterns are chunked by
+ *   rows with shuffle + deflate(1).
  * seed layout (the seed workflow): histograms (N, 2, L) float64 with rows
  *   TOF and intensity, parameters (N, 3) = a, c, alpha (c = a for cubic and
  *   trigonal, alpha = 90 for right-angled cells), label (N) int32. */
 bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout layout,
                               bf_error *err);
-/* Reads either layout (detected from the datasets present). */
+/* Reads either layout (detected from the datasets present). The seed layout's
+ * cells are rebuilt as (a, a, c, alpha, alpha, alpha), exact for the three
+ * built-in classes; attributes absent from a file are left empty (class names
+ * then default to the built-ins' names by label). */
 bf_status bf_dataset_read_h5(const char *path, bf_dataset *out, bf_error *err);
 
 #ifdef __cplusplus

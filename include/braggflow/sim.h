@@ -75,14 +75,14 @@ double bf_tof_position_us(const bf_instrument *inst, double d_A);
 void bf_tof_peak_at(const bf_instrument *inst, const bf_sample *s, double d_A, bf_tof_peak *out);
 
 /* Unit-area profile at dt = t - tof (us), evaluated in full double precision
- * (reference path, used by tests and to check the fast path). */
+ * (reference path, used by tests and to check the simulator's tabulated fast
+ * path, sim/profile_table.c). */
 double bf_tof_profile_eval(const bf_tof_peak *p, double dt_us);
-/* Adds scale * profile(t_i - tof) to y[i] for grid points in the active range
- * (fast path: windowed, with the Lorentzian tails accounted for). */
-void bf_tof_profile_add(const bf_tof_peak *p, double scale, const bf_tof_grid *g, double *y);
-
-/* Complex exponential integral E1(z), z not on the non-positive real axis. */
+/* Complex exponential integral E1(z), z not on the non-positive real axis
+ * (principal branch). */
 double complex bf_expint_e1(double complex z);
+/* exp(z) E1(z): finite where E1 itself overflows (Re z << 0). */
+double complex bf_expint_e1_scaled(double complex z);
 
 /* ---- Powder pattern simulator --------------------------------------------- */
 typedef struct {

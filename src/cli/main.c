@@ -1,3 +1,52 @@
-/* placeholder: replaced by the CLI dispatcher */
-#include "braggflow/core.h"
-int main(void) { return 0; }
+/* cli/main.c — `braggflow CMD ...`: dispatch to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    bf_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"simulate", cmd_simulate, "simulate one TOF powder pattern (CSV or HDF5)"},
+    {"reflections", cmd_reflections, "list the reflections of a cell with their peak parameters (CSV)"},
+    {"sample", cmd_sample, "simulate a labelled dataset from an INI config (HDF5)"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "braggflow %s — simulate, train and steer neutron powder diffraction surrogates\n\n"
+            "usage: braggflow COMMAND [OPTIONS]\n"
+            "       braggflow COMMAND --help\n"
+            "       braggflow --version\n\n"
+            "commands:\n",
+            BF_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nExit status: 0 on success, 2 on bad input or failure.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return BF_EXIT_FAIL;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        print_help(stdout);
+        return BF_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("braggflow %s\n", BF_VERSION);
+        return BF_EXIT_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "braggflow: unknown command '%s' (see braggflow --help)\n", cmd);
+    return BF_EXIT_FAIL;
+}

@@ -1,0 +1,43 @@
+# braggflow — the two commands a user needs:
+#   make demo   install dependencies, build, run the main job on built-in examples
+#   make test   install dependencies, build, run the whole test suite
+# Other targets: build, asan (unit tests under AddressSanitizer+UBSan),
+# fuzz (libFuzzer targets, FUZZ_SECONDS each), bench, clean.
+
+BUILD        ?= build
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build test demo asan fuzz bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+demo: build
+	./scripts/demo.sh $(BUILD)
+
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBF_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -L unit -j$(JOBS)
+
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DBF_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j$(JOBS)
+	./scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: build
+	./$(BUILD)/bench/bench_simulate
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

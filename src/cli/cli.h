@@ -1,0 +1,62 @@
+/* cli/cli.h — shared pieces of the `braggflow` subcommands (one file each). */
+#ifndef BF_CLI_H
+#define BF_CLI_H
+
+#include "braggflow/core.h"
+#include "braggflow/crystal.h"
+#include "braggflow/sim.h"
+
+/* Exit status for bad input or any failure; 0 on success. */
+enum { BF_EXIT_OK = 0, BF_EXIT_FAIL = 2 };
+
+typedef int (*bf_cmd_fn)(int argc, char **argv);
+
+int cmd_simulate(int argc, char **argv);
+int cmd_reflections(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+
+/* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
+int bf_cli_fail(const bf_error *err);
+int bf_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses "a b c alpha beta gamma" (spaces or commas) and validates the cell. */
+bf_status bf_cli_parse_cell(const char *text, bf_cell *cell, bf_error *err);
+/* Parses a finite number for option `opt`. */
+bf_status bf_cli_parse_number(const char *opt, const char *text, double *out, bf_error *err);
+
+/* Option codes and getopt_long entries shared by simulate and reflections. */
+enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_STEP, OPT_SCALE,
+       OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG };
+#define BF_CLI_SIM_OPTIONS                                                                 \
+    {"cif", required_argument, 0, OPT_CIF}, {"instprm", required_argument, 0, OPT_INSTPRM}, \
+        {"cell", required_argument, 0, OPT_CELL},                                          \
+        {"tof-min", required_argument, 0, OPT_TOF_MIN},                                    \
+        {"tof-max", required_argument, 0, OPT_TOF_MAX},                                    \
+        {"tof-step", required_argument, 0, OPT_TOF_STEP},                                  \
+        {"scale", required_argument, 0, OPT_SCALE}, {"help", no_argument, 0, OPT_HELP}
+#define BF_CLI_SIM_HELP                                                                    \
+    "  --cif FILE          crystal structure (CIF: cell, space group, atom sites)\n"       \
+    "  --instprm FILE      GSAS-II instrument parameters (.instprm, Type PNT)\n"           \
+    "  --cell \"a b c alpha beta gamma\"\n"                                                  \
+    "                      unit cell to simulate (Angstrom, degrees)\n"                   \
+    "  --tof-min MS        first TOF bin edge in ms (default 1.36)\n"                      \
+    "  --tof-max MS        TOF upper limit in ms (default 18.919)\n"                       \
+    "  --tof-step REL      relative bin width dT/T (default 0.0009381)\n"                 \
+    "  --scale S           histogram scale (default 1000, as the seed workflow)\n"
+
+/* What simulate and reflections share: crystal + instrument + grid + sample. */
+typedef struct {
+    const char *cif_path, *instprm_path, *cell_text;
+    bf_tof_grid_spec grid;
+    bf_sample sample;
+} bf_cli_sim_args;
+
+void bf_cli_sim_args_defaults(bf_cli_sim_args *a);
+/* Handles the options common to simulate and reflections; returns 1 if the
+ * option was consumed, 0 if not one of them, -1 on a bad value (err set). */
+int bf_cli_sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *err);
+/* Loads the crystal and instrument, validates the cell, builds the simulator. */
+bf_status bf_cli_sim_open(const bf_cli_sim_args *a, bf_cell *cell, bf_powder_sim **sim,
+                          bf_error *err);
+
+#endif

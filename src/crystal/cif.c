@@ -1,0 +1,499 @@
+/* crystal/cif.c — reads a crystal structure from the first data block of a
+ * CIF 1.1 / 2.0 file with libcif (the COMCIFS CIF API).
+ *
+ * Items read (CIF core dictionary; old and new DDL names both accepted):
+ *   cell      _cell_length_a/b/c (required), _cell_angle_alpha/beta/gamma (default 90)
+ *   symmetry  explicit operators (_space_group_symop_operation_xyz or
+ *             _symmetry_equiv_pos_as_xyz) win; else a Hall symbol; else an H-M
+ *             symbol (spglib's database). An 'R' symbol without a ':R'/':H'
+ *             suffix takes rhombohedral axes when the cell has a = b = c and
+ *             alpha = beta = gamma != 90, hexagonal axes otherwise.
+ *   atoms     _atom_site_label, _atom_site_type_symbol (else the label's
+ *             leading letters), _atom_site_fract_x/y/z (required),
+ *             _atom_site_occupancy (default 1), _atom_site_U_iso_or_equiv or
+ *             _atom_site_B_iso_or_equiv / (8 pi^2) (default 0.01 A^2, GSAS-II's).
+ * Semantic errors name the line where the offending item's name first appears. */
+#include "crystal_internal.h"
+
+#include <cif.h>
+#include <cif_error.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_UISO_A2 0.01   /* GSAS-II's default when a CIF gives no displacement */
+
+typedef struct {
+    const char *name;          /* file name for messages */
+    const char *text;          /* the CIF text, to locate items by line */
+    bf_error *err;
+} cif_ctx;
+
+/* 1-based line of the first occurrence of item (case-insensitive) at the
+ * start of a token, or 0. */
+static int line_of_item(const cif_ctx *ctx, const char *item)
+{
+    size_t n = strlen(item);
+    int line = 1;
+    for (const char *p = ctx->text; *p; p++) {
+        if (*p == '\n') {
+            line++;
+            continue;
+        }
+        if ((p == ctx->text || isspace((unsigned char)p[-1])) && strncasecmp(p, item, n) == 0 &&
+            (p[n] == 0 || isspace((unsigned char)p[n])))
+            return line;
+    }
+    return 0;
+}
+
+static bf_status item_error(const cif_ctx *ctx, bf_status code, const char *item, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
+static bf_status item_error(const cif_ctx *ctx, bf_status code, const char *item, const char *fmt,
+                            ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int line = line_of_item(ctx, item);
+    if (line > 0)
+        return bf_error_set(ctx->err, code, "%s:%d: %s: %s", ctx->name, line, item, what);
+    return bf_error_set(ctx->err, code, "%s: %s: %s", ctx->name, item, what);
+}
+
+static int on_parse_error(int code, size_t line, size_t column, const UChar *text, size_t length,
+                          void *data)
+{
+    const cif_ctx *ctx = data;
+    const char *why = (code >= 0 && code < cif_nerr) ? cif_errlist[code] : "syntax error";
+    bf_error_set(ctx->err, BF_ERR_PARSE, "%s:%zu:%zu: CIF syntax error: %s", ctx->name, line,
+                 column, why);
+    return code != CIF_OK ? code : CIF_ERROR; /* abort the parse */
+}
+
+/* ASCII copy of a value's text (non-ASCII characters become '?'). */
+static int value_text(cif_value_tp *v, char *out, size_t outsz)
+{
+    UChar *u = NULL;
+    if (cif_value_get_text(v, &u) != CIF_OK || u == NULL) {
+        out[0] = 0;
+        return 0;
+    }
+    size_t n = 0;
+    for (const UChar *p = u; *p && n + 1 < outsz; p++)
+        out[n++] = *p < 128 ? (char)*p : '?';
+    out[n] = 0;
+    free(u);
+    return 1;
+}
+
+static int is_missing(cif_value_tp *v)
+{
+    cif_kind_tp kind = cif_value_kind(v);
+    return kind == CIF_UNK_KIND || kind == CIF_NA_KIND;
+}
+
+/* Numeric value, s.u. in parentheses allowed ("8.7670(1)"). */
+static int value_number(cif_value_tp *v, double *out)
+{
+    if (is_missing(v) || cif_value_get_number(v, out) != CIF_OK)
+        return 0;
+    return isfinite(*out);
+}
+
+/* A scalar item by name; NULL when absent (caller frees with cif_value_free). */
+static cif_value_tp *get_scalar(cif_block_tp *block, const char *item)
+{
+    UChar *name = NULL;
+    cif_value_tp *v = NULL;
+    if (cif_cstr_to_ustr(item, -1, &name) != CIF_OK)
+        return NULL;
+    int rc = cif_container_get_value(block, name, &v);
+    free(name);
+    if (rc != CIF_OK && rc != CIF_AMBIGUOUS_ITEM) {
+        if (v)
+            cif_value_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static bf_status read_number(const cif_ctx *ctx, cif_block_tp *block, const char *item,
+                             int required, double dflt, double *out)
+{
+    cif_value_tp *v = get_scalar(block, item);
+    bf_status st = BF_OK;
+    if (v == NULL || is_missing(v)) {
+        if (required)
+            st = item_error(ctx, BF_ERR_INVALID, item, "missing (the cell needs it)");
+        else
+            *out = dflt;
+    } else if (!value_number(v, out)) {
+        char text[64];
+        value_text(v, text, sizeof text);
+        st = item_error(ctx, BF_ERR_PARSE, item, "'%s' is not a number", text);
+    }
+    if (v)
+        cif_value_free(v);
+    return st;
+}
+
+static int read_text(cif_block_tp *block, const char *item, char *out, size_t outsz)
+{
+    cif_value_tp *v = get_scalar(block, item);
+    int ok = v != NULL && !is_missing(v) && value_text(v, out, outsz) && out[0] != 0;
+    if (v)
+        cif_value_free(v);
+    return ok;
+}
+
+/* ---- Loops: one callback per packet --------------------------------------- */
+typedef bf_status (*packet_fn)(const cif_ctx *ctx, cif_packet_tp *pkt, void *user);
+
+/* Calls fn for every packet of the loop holding `item`. *found = 0 when absent. */
+static bf_status for_each_packet(const cif_ctx *ctx, cif_block_tp *block, const char *item,
+                                 packet_fn fn, void *user, int *found)
+{
+    UChar *name = NULL;
+    cif_loop_tp *loop = NULL;
+    cif_pktitr_tp *it = NULL;
+    cif_packet_tp *pkt = NULL;
+    bf_status st = BF_OK;
+    *found = 0;
+    if (cif_cstr_to_ustr(item, -1, &name) != CIF_OK)
+        return bf_error_set(ctx->err, BF_ERR_NOMEM, "%s: out of memory", ctx->name);
+    if (cif_container_get_item_loop(block, name, &loop) != CIF_OK)
+        goto done;
+    *found = 1;
+    if (cif_loop_get_packets(loop, &it) != CIF_OK) {
+        st = item_error(ctx, BF_ERR_PARSE, item, "cannot read the loop");
+        goto done;
+    }
+    while (st == BF_OK) {
+        int rc = cif_pktitr_next_packet(it, &pkt);
+        if (rc == CIF_FINISHED)
+            break;
+        if (rc != CIF_OK) {
+            st = item_error(ctx, BF_ERR_PARSE, item, "cannot read the loop");
+            break;
+        }
+        st = fn(ctx, pkt, user);
+    }
+done:
+    if (pkt)
+        cif_packet_free(pkt);
+    if (it)
+        if (cif_pktitr_close(it) != CIF_OK) { /* read-only: nothing to lose */ }
+    if (loop)
+        cif_loop_free(loop);
+    free(name);
+    return st;
+}
+
+static cif_value_tp *packet_item(cif_packet_tp *pkt, const char *item)
+{
+    UChar *name = NULL;
+    cif_value_tp *v = NULL;
+    if (cif_cstr_to_ustr(item, -1, &name) != CIF_OK)
+        return NULL;
+    if (cif_packet_get_item(pkt, name, &v) != CIF_OK)
+        v = NULL;
+    free(name);
+    return v; /* owned by the packet */
+}
+
+/* ---- Symmetry operators ------------------------------------------------------ */
+typedef struct {
+    const char *item;
+    bf_symop *ops;
+    int n, cap;
+} symop_list;
+
+static bf_status add_symop(symop_list *list, const bf_symop *op, const cif_ctx *ctx)
+{
+    for (int i = 0; i < list->n; i++)
+        if (memcmp(list->ops[i].rot, op->rot, sizeof op->rot) == 0 &&
+            fabs(list->ops[i].trans[0] - op->trans[0]) < 1e-6 &&
+            fabs(list->ops[i].trans[1] - op->trans[1]) < 1e-6 &&
+            fabs(list->ops[i].trans[2] - op->trans[2]) < 1e-6)
+            return BF_OK; /* repeated operator */
+    if (list->n == list->cap) {
+        int cap = list->cap ? 2 * list->cap : 64;
+        bf_symop *grown = realloc(list->ops, (size_t)cap * sizeof *grown);
+        if (grown == NULL)
+            return bf_error_set(ctx->err, BF_ERR_NOMEM, "%s: out of memory", ctx->name);
+        list->ops = grown;
+        list->cap = cap;
+    }
+    list->ops[list->n++] = *op;
+    return BF_OK;
+}
+
+static bf_status symop_packet(const cif_ctx *ctx, cif_packet_tp *pkt, void *user)
+{
+    symop_list *list = user;
+    cif_value_tp *v = packet_item(pkt, list->item);
+    char text[128];
+    if (v == NULL || is_missing(v) || !value_text(v, text, sizeof text))
+        return item_error(ctx, BF_ERR_PARSE, list->item, "missing operator");
+    bf_symop op;
+    bf_error local = {0};
+    if (bf_symop_parse(text, &op, &local) != BF_OK)
+        return item_error(ctx, BF_ERR_PARSE, list->item, "%s", local.msg);
+    return add_symop(list, &op, ctx);
+}
+
+static int cell_is_rhombohedral(const bf_cell *c)
+{
+    return fabs(c->a - c->b) < 1e-6 && fabs(c->a - c->c) < 1e-6 &&
+           fabs(c->alpha - c->beta) < 1e-6 && fabs(c->alpha - c->gamma) < 1e-6 &&
+           fabs(c->alpha - 90.0) > 1e-6;
+}
+
+static bf_status read_symmetry(const cif_ctx *ctx, cif_block_tp *block, bf_crystal *out)
+{
+    static const char *const op_items[] = {"_space_group_symop_operation_xyz",
+                                           "_symmetry_equiv_pos_as_xyz"};
+    static const char *const hall_items[] = {"_space_group_name_Hall",
+                                             "_symmetry_space_group_name_Hall"};
+    static const char *const hm_items[] = {"_space_group_name_H-M_alt",
+                                           "_symmetry_space_group_name_H-M"};
+    for (int i = 0; i < 2; i++)
+        if (read_text(block, hm_items[i], out->spacegroup, sizeof out->spacegroup))
+            break;
+    for (int i = 0; i < 2; i++) {
+        symop_list list = {.item = op_items[i]};
+        int found = 0;
+        bf_status st = for_each_packet(ctx, block, op_items[i], symop_packet, &list, &found);
+        if (st != BF_OK || (found && list.n == 0)) {
+            free(list.ops);
+            return st != BF_OK ? st : item_error(ctx, BF_ERR_PARSE, op_items[i], "empty loop");
+        }
+        if (found) {
+            out->ops = list.ops;
+            out->n_ops = list.n;
+            return BF_OK;
+        }
+    }
+    char symbol[80];
+    const char *item = NULL;
+    for (int i = 0; i < 2 && item == NULL; i++)
+        if (read_text(block, hall_items[i], symbol, sizeof symbol))
+            item = hall_items[i];
+    for (int i = 0; i < 2 && item == NULL; i++)
+        if (read_text(block, hm_items[i], symbol, sizeof symbol)) {
+            item = hm_items[i];
+            char *first = symbol + strspn(symbol, " ");
+            if (toupper((unsigned char)*first) == 'R' && strchr(symbol, ':') == NULL)
+                strncat(symbol, cell_is_rhombohedral(&out->cell) ? ":R" : ":H",
+                        sizeof symbol - strlen(symbol) - 1);
+        }
+    if (item == NULL)
+        return bf_error_set(ctx->err, BF_ERR_INVALID,
+                            "%s: no space group (give _symmetry_space_group_name_H-M, a Hall "
+                            "symbol or _symmetry_equiv_pos_as_xyz)",
+                            ctx->name);
+    bf_error local = {0};
+    if (bf_symops_from_symbol(symbol, &out->ops, &out->n_ops, &local) != BF_OK)
+        return item_error(ctx, BF_ERR_INVALID, item, "%s", local.msg);
+    return BF_OK;
+}
+
+/* ---- Atom sites --------------------------------------------------------------- */
+typedef struct {
+    bf_atom *atoms;
+    int n, cap;
+} atom_list;
+
+static bf_status packet_number(const cif_ctx *ctx, cif_packet_tp *pkt, const char *item,
+                               const char *label, int required, double dflt, double *out)
+{
+    cif_value_tp *v = packet_item(pkt, item);
+    if (v == NULL || is_missing(v)) {
+        if (required)
+            return item_error(ctx, BF_ERR_INVALID, item, "atom %s: missing", label);
+        *out = dflt;
+        return BF_OK;
+    }
+    if (!value_number(v, out)) {
+        char text[64];
+        value_text(v, text, sizeof text);
+        return item_error(ctx, BF_ERR_PARSE, item, "atom %s: '%s' is not a number", label, text);
+    }
+    return BF_OK;
+}
+
+static bf_status atom_packet(const cif_ctx *ctx, cif_packet_tp *pkt, void *user)
+{
+    atom_list *list = user;
+    bf_atom a = {0};
+    cif_value_tp *label = packet_item(pkt, "_atom_site_label");
+    cif_value_tp *type = packet_item(pkt, "_atom_site_type_symbol");
+    if (label && !is_missing(label))
+        value_text(label, a.label, sizeof a.label);
+    if (type && !is_missing(type))
+        value_text(type, a.type_symbol, sizeof a.type_symbol);
+    if (a.label[0] == 0)
+        snprintf(a.label, sizeof a.label, "%s%d", a.type_symbol, list->n + 1);
+    bf_error local = {0};
+    if (a.type_symbol[0] != 0) {
+        if (bf_element_from_type_symbol(a.type_symbol, a.element, &local) != BF_OK)
+            return item_error(ctx, BF_ERR_INVALID, "_atom_site_type_symbol", "atom %s: %s",
+                              a.label, local.msg);
+    } else if (!bf_element_from_label(a.label, a.element)) {
+        return item_error(ctx, BF_ERR_INVALID, "_atom_site_label",
+                          "atom %s: no element in the label and no _atom_site_type_symbol",
+                          a.label);
+    }
+    if (bf_neutron_b_coh_fm(a.element, &a.b_coh_fm, &local) != BF_OK)
+        return item_error(ctx, BF_ERR_INVALID, "_atom_site_type_symbol", "atom %s: %s", a.label,
+                          local.msg);
+    bf_status st;
+    if ((st = packet_number(ctx, pkt, "_atom_site_fract_x", a.label, 1, 0, &a.x)) ||
+        (st = packet_number(ctx, pkt, "_atom_site_fract_y", a.label, 1, 0, &a.y)) ||
+        (st = packet_number(ctx, pkt, "_atom_site_fract_z", a.label, 1, 0, &a.z)) ||
+        (st = packet_number(ctx, pkt, "_atom_site_occupancy", a.label, 0, 1.0, &a.occupancy)))
+        return st;
+    double biso = NAN;
+    if ((st = packet_number(ctx, pkt, "_atom_site_U_iso_or_equiv", a.label, 0, NAN, &a.uiso_A2)) ||
+        (st = packet_number(ctx, pkt, "_atom_site_B_iso_or_equiv", a.label, 0, NAN, &biso)))
+        return st;
+    if (isnan(a.uiso_A2))
+        a.uiso_A2 = isnan(biso) ? DEFAULT_UISO_A2 : biso / (8.0 * M_PI * M_PI);
+    if (a.occupancy < 0.0 || a.uiso_A2 < 0.0)
+        return item_error(ctx, BF_ERR_INVALID, "_atom_site_occupancy",
+                          "atom %s: occupancy and Uiso must not be negative", a.label);
+    if (list->n == list->cap) {
+        int cap = list->cap ? 2 * list->cap : 16;
+        bf_atom *grown = realloc(list->atoms, (size_t)cap * sizeof *grown);
+        if (grown == NULL)
+            return bf_error_set(ctx->err, BF_ERR_NOMEM, "%s: out of memory", ctx->name);
+        list->atoms = grown;
+        list->cap = cap;
+    }
+    list->atoms[list->n++] = a;
+    return BF_OK;
+}
+
+static bf_status read_block(const cif_ctx *ctx, cif_block_tp *block, bf_crystal *out)
+{
+    static const char *const cell_items[6] = {"_cell_length_a", "_cell_length_b",
+                                              "_cell_length_c", "_cell_angle_alpha",
+                                              "_cell_angle_beta", "_cell_angle_gamma"};
+    double cell[6];
+    for (int i = 0; i < 6; i++) {
+        bf_status st = read_number(ctx, block, cell_items[i], i < 3, 90.0, &cell[i]);
+        if (st != BF_OK)
+            return st;
+    }
+    out->cell = (bf_cell){cell[0], cell[1], cell[2], cell[3], cell[4], cell[5]};
+    bf_error local = {0};
+    if (bf_cell_validate(&out->cell, "cell", &local) != BF_OK)
+        return item_error(ctx, BF_ERR_INVALID, "_cell_length_a", "%s", local.msg);
+    bf_status st = read_symmetry(ctx, block, out);
+    if (st != BF_OK)
+        return st;
+    atom_list atoms = {0};
+    int found = 0;
+    st = for_each_packet(ctx, block, "_atom_site_fract_x", atom_packet, &atoms, &found);
+    if (st == BF_OK && atoms.n == 0)
+        st = bf_error_set(ctx->err, BF_ERR_INVALID,
+                          "%s: no atom sites (_atom_site_fract_x/y/z loop)", ctx->name);
+    if (st != BF_OK) {
+        free(atoms.atoms);
+        return st;
+    }
+    out->atoms = atoms.atoms;
+    out->n_atoms = atoms.n;
+    return BF_OK;
+}
+
+bf_status bf_crystal_read_cif_text(const char *text, size_t len, const char *name,
+                                   bf_crystal *out, bf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->source, sizeof out->source, "%s", name);
+    /* libcif wants a stream and item lookups want NUL-terminated text */
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", name);
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    cif_ctx ctx = {.name = name, .text = copy, .err = err};
+    struct cif_parse_opts_s *opts = NULL;
+    cif_tp *cif = NULL;
+    cif_block_tp **blocks = NULL;
+    FILE *stream = NULL;
+    bf_status st = BF_OK;
+
+    if (len == 0) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: empty file", name);
+        goto done;
+    }
+    stream = fmemopen(copy, len, "r");
+    if (stream == NULL || cif_parse_options_create(&opts) != CIF_OK) {
+        st = bf_error_set(err, BF_ERR_NOMEM, "%s: cannot set up the CIF parser", name);
+        goto done;
+    }
+    opts->error_callback = on_parse_error;
+    opts->user_data = &ctx;
+    opts->default_encoding_name = "UTF-8";
+    if (cif_parse(stream, opts, &cif) != CIF_OK) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: CIF syntax error", name);
+        goto done;
+    }
+    if (cif_get_all_blocks(cif, &blocks) != CIF_OK || blocks == NULL || blocks[0] == NULL) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: no data block (data_NAME)", name);
+        goto done;
+    }
+    UChar *code = NULL;
+    if (cif_container_get_code(blocks[0], &code) == CIF_OK && code != NULL) {
+        size_t n = 0;
+        for (const UChar *p = code; *p && n + 1 < sizeof out->name; p++)
+            out->name[n++] = *p < 128 ? (char)*p : '?';
+        out->name[n] = 0;
+        free(code);
+    }
+    st = read_block(&ctx, blocks[0], out);
+done:
+    if (blocks) {
+        for (cif_block_tp **b = blocks; *b; b++)
+            cif_container_free(*b);
+        free(blocks);
+    }
+    if (cif)
+        if (cif_destroy(cif) != CIF_OK) { /* nothing more to release */ }
+    free(opts);
+    if (stream)
+        fclose(stream);
+    free(copy);
+    if (st != BF_OK)
+        bf_crystal_free(out);
+    return st;
+}
+
+bf_status bf_crystal_read_cif(const char *path, bf_crystal *out, bf_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    memset(out, 0, sizeof *out);
+    bf_status st = bf_read_file(path, &text, &len, err);
+    if (st == BF_OK)
+        st = bf_crystal_read_cif_text(text, len, path, out, err);
+    free(text);
+    return st;
+}
+
+void bf_crystal_free(bf_crystal *c)
+{
+    if (c == NULL)
+        return;
+    free(c->ops);
+    free(c->atoms);
+    c->ops = NULL;
+    c->atoms = NULL;
+    c->n_ops = c->n_atoms = 0;
+}

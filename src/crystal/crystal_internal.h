@@ -1,0 +1,16 @@
+/* crystal/crystal_internal.h — helpers shared by the files of the crystal layer
+ * (not part of the public API). */
+#ifndef BRAGGFLOW_CRYSTAL_INTERNAL_H
+#define BRAGGFLOW_CRYSTAL_INTERNAL_H
+
+#include "braggflow/crystal.h"
+
+/* Element symbol of an atom-site label ("Ba1" -> "Ba", "O12a" -> "O", "CA" -> "Ca"):
+ * the leading letters, trying two letters before one. Returns 0 when no element fits. */
+int bf_element_from_label(const char *label, char element[4]);
+
+/* Brings a fractional translation into [0, 1), mapping values within 1e-9 of 1 to 0
+ * so that "x+1" and "x" compare equal. */
+double bf_wrap_fraction(double t);
+
+#endif

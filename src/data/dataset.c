@@ -1,0 +1,255 @@
+/* data/dataset.c — draws every class's cells and simulates their patterns on
+ * OpenMP threads. Sample i's cell comes from its own RNG stream and its
+ * pattern from a thread-safe simulator, so the dataset is bitwise the same for
+ * any thread count. */
+#include "braggflow/data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void bf_dataset_free(bf_dataset *d)
+{
+    if (!d)
+        return;
+    free(d->patterns);
+    free(d->tof_us);
+    free(d->cells);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+/* Longest a, b or c the class can produce: the simulator's reflection box. */
+static double class_max_length_A(const bf_class_spec *cls)
+{
+    double m = 0;
+    for (int p = BF_P_A; p <= BF_P_C; p++) {
+        const bf_param_rule *r = &cls->rule[p];
+        if (r->kind == BF_PARAM_TIED && r->tied_to >= 0 && r->tied_to < BF_N_CELL_PARAMS)
+            r = &cls->rule[r->tied_to];
+        double v = r->kind == BF_PARAM_FREE ? r->hi : r->kind == BF_PARAM_FIXED ? r->value : 0;
+        if (v > m)
+            m = v;
+    }
+    return m;
+}
+
+static long class_count(const bf_sample_config *cfg, const bf_class_spec *cls, bf_error *err,
+                        bf_status *st)
+{
+    if (cfg->sampler == BF_SAMPLER_RANDOM) {
+        *st = BF_OK;
+        return cls->count;
+    }
+    long n = 0;
+    int phases = cfg->sampler == BF_SAMPLER_PHASED ? cfg->phases : 1;
+    int phase = cfg->sampler == BF_SAMPLER_PHASED ? cfg->phase : 1;
+    *st = bf_sample_grid(cls, phases, phase, NULL, &n, err);
+    return n;
+}
+
+/* Simulates cells[0..n) of one class into patterns rows [0..n). On failure
+ * err gets the lowest failing sample's message, whatever the schedule. */
+static bf_status simulate_class(const bf_powder_sim *sim, const bf_class_spec *cls,
+                                const bf_cell *cells, long n, int length, int threads,
+                                float *patterns, bf_progress *prog, bf_error *err)
+{
+    long first_bad = -1;
+    bf_error bad_err = {0};
+    bf_cell bad_cell = {0};
+
+#pragma omp parallel num_threads(threads)
+    {
+        double *y = malloc((size_t)length * sizeof *y);
+#pragma omp for schedule(dynamic)
+        for (long i = 0; i < n; i++) {
+            long fb;
+#pragma omp atomic read
+            fb = first_bad;
+            if (fb >= 0 && i > fb)
+                continue; /* a lower sample already failed: this one cannot be reported */
+            bf_error e = {0};
+            bf_status st = y ? bf_powder_sim_pattern(sim, &cells[i], y, &e)
+                             : bf_error_set(&e, BF_ERR_NOMEM, "out of memory");
+            if (st != BF_OK) {
+#pragma omp critical(bf_dataset_first_error)
+                {
+                    if (first_bad < 0 || i < first_bad) {
+                        bad_err = e;
+                        bad_cell = cells[i];
+#pragma omp atomic write
+                        first_bad = i;
+                    }
+                }
+                continue;
+            }
+            float *row = patterns + (size_t)i * (size_t)length;
+            for (int j = 0; j < length; j++)
+                row[j] = (float)y[j];
+            bf_progress_add(prog, 1);
+        }
+        free(y);
+    }
+
+    if (first_bad < 0)
+        return BF_OK;
+    if (bad_err.code == BF_OK)
+        bad_err.code = BF_ERR_INVALID;
+    return bf_error_set(err, bad_err.code,
+                        "class %s, sample %ld, cell a=%.6g b=%.6g c=%.6g alpha=%.6g beta=%.6g "
+                        "gamma=%.6g: %s",
+                        cls->name, first_bad, bad_cell.a, bad_cell.b, bad_cell.c, bad_cell.alpha,
+                        bad_cell.beta, bad_cell.gamma, bad_err.msg);
+}
+
+bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
+                              bf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    bf_status st = BF_OK;
+    bf_instrument inst;
+    bf_crystal crystal;
+    int have_crystal = 0;
+    bf_powder_sim *sim = NULL;
+    bf_cell *cells = NULL;
+    bf_progress prog;
+    int progress_on = 0;
+    long counts[BF_MAX_CLASSES] = {0};
+
+    if (threads < 0)
+        return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
+    if (threads == 0)
+        threads = bf_default_threads();
+    if (cfg->n_classes < 1 || cfg->n_classes > BF_MAX_CLASSES)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: %d classes (expected 1..%d)", cfg->path,
+                            cfg->n_classes, BF_MAX_CLASSES);
+
+    /* Sizes first, so one allocation holds every pattern. */
+    long total = 0;
+    for (int k = 0; k < cfg->n_classes; k++) {
+        counts[k] = class_count(cfg, &cfg->classes[k], err, &st);
+        if (st != BF_OK)
+            goto done;
+        if (counts[k] < 0 || counts[k] > (1L << 31) - total) {
+            st = bf_error_set(err, BF_ERR_RANGE, "class %s: %ld samples is too many",
+                              cfg->classes[k].name, counts[k]);
+            goto done;
+        }
+        total += counts[k];
+    }
+    if (total == 0) {
+        st = bf_error_set(err, BF_ERR_INVALID, "%s: the configuration yields no samples "
+                          "(every grid point dropped or outside this phase)", cfg->path);
+        goto done;
+    }
+
+    out->n = total;
+    out->n_classes = cfg->n_classes;
+    out->seed = cfg->seed;
+    snprintf(out->sampler, sizeof out->sampler, "%s", bf_sampler_name(cfg->sampler));
+    snprintf(out->config_text, sizeof out->config_text, "%s", cfg->config_text);
+    out->cells = malloc((size_t)total * 6 * sizeof *out->cells);
+    out->labels = malloc((size_t)total * sizeof *out->labels);
+    cells = malloc((size_t)total * sizeof *cells);
+    if (!out->cells || !out->labels || !cells) {
+        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld samples", total);
+        goto done;
+    }
+
+    st = bf_instrument_read(cfg->instprm_path, &inst, err);
+    if (st == BF_OK)
+        st = bf_sha256_file_hex(cfg->instprm_path, out->instprm_sha256, err);
+    if (st != BF_OK)
+        goto done;
+
+    /* Cells of every class: random streams continue across classes (class k
+     * starts at the number of samples before it), so no two samples share one. */
+    long offset = 0;
+    for (int k = 0; k < cfg->n_classes; k++) {
+        const bf_class_spec *cls = &cfg->classes[k];
+        snprintf(out->class_names[k], sizeof out->class_names[k], "%s", cls->name);
+        out->class_labels[k] = cls->label;
+        if (cfg->sampler == BF_SAMPLER_RANDOM) {
+            st = bf_sample_random(cls, counts[k], cfg->seed, (uint64_t)offset, cells + offset, err);
+        } else {
+            long n = counts[k];
+            int phased = cfg->sampler == BF_SAMPLER_PHASED;
+            st = bf_sample_grid(cls, phased ? cfg->phases : 1, phased ? cfg->phase : 1,
+                                cells + offset, &n, err);
+            if (st == BF_OK && n != counts[k])
+                st = bf_error_set(err, BF_ERR_RANGE, "class %s: grid changed size", cls->name);
+        }
+        if (st != BF_OK)
+            goto done;
+        for (long i = offset; i < offset + counts[k]; i++) {
+            double *row = out->cells + (size_t)i * 6;
+            row[0] = cells[i].a;
+            row[1] = cells[i].b;
+            row[2] = cells[i].c;
+            row[3] = cells[i].alpha;
+            row[4] = cells[i].beta;
+            row[5] = cells[i].gamma;
+            out->labels[i] = cls->label;
+        }
+        offset += counts[k];
+    }
+
+    bf_progress_begin(&prog, "simulate", (uint64_t)total);
+    progress_on = 1;
+    offset = 0;
+    for (int k = 0; k < cfg->n_classes; k++) {
+        const bf_class_spec *cls = &cfg->classes[k];
+        st = bf_sha256_file_hex(cls->cif_path, out->cif_sha256[k], err);
+        if (st == BF_OK)
+            st = bf_crystal_read_cif(cls->cif_path, &crystal, err);
+        if (st != BF_OK) {
+            bf_error_prefix(err, "class %s", cls->name);
+            goto done;
+        }
+        have_crystal = 1;
+        st = bf_powder_sim_create(&crystal, &inst, &cfg->sample, &cfg->grid,
+                                  class_max_length_A(cls), &sim, err);
+        if (st != BF_OK) {
+            bf_error_prefix(err, "class %s", cls->name);
+            goto done;
+        }
+        const bf_tof_grid *grid = bf_powder_sim_grid(sim);
+        if (out->length == 0) {
+            /* Same instrument and grid spec for every class: one TOF axis. */
+            out->length = grid->n;
+            out->tof_us = malloc((size_t)grid->n * sizeof *out->tof_us);
+            out->patterns = malloc((size_t)total * (size_t)grid->n * sizeof *out->patterns);
+            if (!out->tof_us || !out->patterns) {
+                st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld x %d patterns", total,
+                                  grid->n);
+                goto done;
+            }
+            memcpy(out->tof_us, grid->tof_us, (size_t)grid->n * sizeof *out->tof_us);
+        } else if (grid->n != out->length) {
+            st = bf_error_set(err, BF_ERR_INVALID, "class %s: TOF grid has %d points, not %d",
+                              cls->name, grid->n, out->length);
+            goto done;
+        }
+        if (counts[k] > 0)
+            st = simulate_class(sim, cls, cells + offset, counts[k], out->length, threads,
+                                out->patterns + (size_t)offset * (size_t)out->length, &prog, err);
+        if (st != BF_OK)
+            goto done;
+        bf_powder_sim_destroy(sim);
+        sim = NULL;
+        bf_crystal_free(&crystal);
+        have_crystal = 0;
+        offset += counts[k];
+    }
+
+done:
+    if (progress_on)
+        bf_progress_end(&prog);
+    if (sim)
+        bf_powder_sim_destroy(sim);
+    if (have_crystal)
+        bf_crystal_free(&crystal);
+    free(cells);
+    if (st != BF_OK)
+        bf_dataset_free(out);
+    return st;
+}

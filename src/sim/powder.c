@@ -1,0 +1,219 @@
+/* sim/powder.c — the powder pattern simulator: cell -> reflections in the
+ * TOF window -> intensities -> profiles on GSAS-II's grid.
+ *
+ * Everything that does not depend on the cell is prepared once (grid,
+ * Laue-unique reflections with structure factors split by Uiso group, the
+ * profile table); a pattern then costs one metric-tensor product per
+ * candidate reflection plus the profile interpolation of those in range.
+ * Intensity (README "Intensity"): ycalc = sum Icorr F^2 profile, with
+ * Icorr = scale * fraction * mult / V * sin(2theta_bank / 2) * d^4. */
+#include "sim_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bf_powder_sim {
+    bf_instrument inst;
+    bf_sample sample;
+    bf_tof_grid grid;
+    bf_reflection_table refl;
+    bf_profile_table profile;
+    double max_length_A;
+    double sin_theta_bank;
+    char source[4096];
+};
+
+/* Largest d whose TOF is still inside the grid (TOF(d) increasing). */
+static double d_at_tof(const bf_instrument *inst, double tof_us)
+{
+    double lo = 1e-3, hi = 4.0 * tof_us / inst->difc + 1.0;
+    for (int it = 0; it < 200; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (bf_tof_position_us(inst, mid) < tof_us)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return hi;
+}
+
+bf_status bf_powder_sim_create(const bf_crystal *crystal, const bf_instrument *inst,
+                               const bf_sample *sample, const bf_tof_grid_spec *grid,
+                               double max_length_A, bf_powder_sim **out, bf_error *err)
+{
+    *out = NULL;
+    bf_powder_sim *sim = calloc(1, sizeof *sim);
+    if (sim == NULL)
+        return bf_error_set(err, BF_ERR_NOMEM, "simulator: out of memory");
+    sim->inst = *inst;
+    sim->sample = *sample;
+    snprintf(sim->source, sizeof sim->source, "%s", crystal->source);
+    sim->sin_theta_bank = sin(0.5 * inst->two_theta_deg * M_PI / 180.0);
+    if (max_length_A <= 0.0)
+        max_length_A = fmax(crystal->cell.a, fmax(crystal->cell.b, crystal->cell.c));
+    sim->max_length_A = max_length_A;
+    bf_status st = bf_tof_grid_build(grid, &sim->inst, &sim->grid, err);
+    if (st != BF_OK)
+        goto fail;
+    int hmax = (int)floor(max_length_A / sim->grid.dmin_A * (1.0 + 1e-9));
+    if (hmax > 200) {
+        st = bf_error_set(err, BF_ERR_RANGE,
+                          "%s: cell lengths up to %g A need indices up to %d (limit 200)",
+                          crystal->source, max_length_A, hmax);
+        goto fail;
+    }
+    st = bf_reflection_table_build(crystal, hmax, hmax, hmax, &sim->refl, err);
+    if (st != BF_OK)
+        goto fail;
+    double dmax = d_at_tof(&sim->inst, sim->grid.upper_us);
+    st = bf_profile_table_build(&sim->profile, &sim->inst, &sim->sample, sim->grid.dmin_A,
+                                fmax(dmax, sim->grid.dmin_A), err);
+    if (st != BF_OK)
+        goto fail;
+    sim->profile.inst = &sim->inst; /* the copy this simulator owns */
+    *out = sim;
+    return BF_OK;
+fail:
+    bf_powder_sim_destroy(sim);
+    return st;
+}
+
+void bf_powder_sim_destroy(bf_powder_sim *sim)
+{
+    if (sim == NULL)
+        return;
+    bf_tof_grid_free(&sim->grid);
+    bf_reflection_table_free(&sim->refl);
+    bf_profile_table_free(&sim->profile);
+    free(sim);
+}
+
+const bf_tof_grid *bf_powder_sim_grid(const bf_powder_sim *sim)
+{
+    return &sim->grid;
+}
+
+static bf_status check_cell(const bf_powder_sim *sim, const bf_cell *cell, double gstar[3][3],
+                            bf_error *err)
+{
+    bf_status st = bf_cell_validate(cell, "cell", err);
+    if (st != BF_OK)
+        return st;
+    double longest = fmax(cell->a, fmax(cell->b, cell->c));
+    if (longest > sim->max_length_A * (1.0 + 1e-9))
+        return bf_error_set(err, BF_ERR_RANGE,
+                            "cell: length %g A exceeds the %g A this simulator was prepared for",
+                            longest, sim->max_length_A);
+    bf_cell_reciprocal_metric(cell, gstar);
+    return BF_OK;
+}
+
+/* d of table entry i, or 0 when its TOF lies outside the active range. */
+static inline double entry_d_in_range(const bf_powder_sim *sim, const double g[3][3], int i,
+                                      double *tof_us)
+{
+    const bf_hkl *r = &sim->refl.hkl[i];
+    const double h = r->h, k = r->k, l = r->l;
+    const double inv_d2 = h * h * g[0][0] + k * k * g[1][1] + l * l * g[2][2] +
+                          2.0 * (h * k * g[0][1] + h * l * g[0][2] + k * l * g[1][2]);
+    const double d = 1.0 / sqrt(inv_d2);
+    if (d < sim->grid.dmin_A)
+        return 0.0;
+    const double tof = bf_tof_position_us(&sim->inst, d);
+    if (!(tof > sim->grid.lower_us && tof < sim->grid.upper_us))
+        return 0.0;
+    *tof_us = tof;
+    return d;
+}
+
+static double intensity_factor(const bf_powder_sim *sim, int mult, double d, double volume)
+{
+    const double d2 = d * d;
+    return sim->sample.scale * sim->sample.phase_fraction * mult / volume * sim->sin_theta_bank *
+           d2 * d2;
+}
+
+bf_status bf_powder_sim_pattern(const bf_powder_sim *sim, const bf_cell *cell, double *y,
+                                bf_error *err)
+{
+    double g[3][3];
+    bf_status st = check_cell(sim, cell, g, err);
+    if (st != BF_OK)
+        return st;
+    const double volume = bf_cell_volume(cell);
+    memset(y, 0, (size_t)sim->grid.n * sizeof *y);
+    int n_in_range = 0;
+    for (int i = 0; i < sim->refl.n; i++) {
+        double tof;
+        const double d = entry_d_in_range(sim, g, i, &tof);
+        if (d == 0.0)
+            continue;
+        n_in_range++;
+        const double f2 = bf_reflection_table_f2(&sim->refl, i, d);
+        const double scale = intensity_factor(sim, sim->refl.hkl[i].mult, d, volume) * f2;
+        if (scale != 0.0)
+            bf_profile_table_add(&sim->profile, d, scale, &sim->grid, y);
+    }
+    if (n_in_range == 0)
+        return bf_error_set(err, BF_ERR_INVALID,
+                            "cell %g %g %g %g %g %g: no reflection of %s falls in the TOF range "
+                            "%.1f..%.1f us",
+                            cell->a, cell->b, cell->c, cell->alpha, cell->beta, cell->gamma,
+                            sim->source, sim->grid.lower_us, sim->grid.upper_us);
+    return BF_OK;
+}
+
+static int by_decreasing_d(const void *pa, const void *pb)
+{
+    const bf_reflection *a = pa, *b = pb;
+    if (a->d_A != b->d_A)
+        return a->d_A < b->d_A ? 1 : -1;
+    if (a->h != b->h)
+        return b->h - a->h;
+    if (a->k != b->k)
+        return b->k - a->k;
+    return b->l - a->l;
+}
+
+bf_status bf_powder_sim_reflections(const bf_powder_sim *sim, const bf_cell *cell,
+                                    bf_reflection **out, int *n, bf_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    double g[3][3];
+    bf_status st = check_cell(sim, cell, g, err);
+    if (st != BF_OK)
+        return st;
+    const double volume = bf_cell_volume(cell);
+    bf_reflection *list = malloc((size_t)(sim->refl.n > 0 ? sim->refl.n : 1) * sizeof *list);
+    if (list == NULL)
+        return bf_error_set(err, BF_ERR_NOMEM, "reflections: out of memory");
+    int count = 0;
+    for (int i = 0; i < sim->refl.n; i++) {
+        double tof;
+        const double d = entry_d_in_range(sim, g, i, &tof);
+        if (d == 0.0)
+            continue;
+        const bf_hkl *h = &sim->refl.hkl[i];
+        bf_tof_peak p;
+        bf_tof_peak_at(&sim->inst, &sim->sample, d, &p);
+        list[count++] = (bf_reflection){
+            .h = h->h, .k = h->k, .l = h->l, .mult = h->mult, .d_A = d, .tof_us = tof,
+            .f2 = bf_reflection_table_f2(&sim->refl, i, d), .sigma2_us2 = p.sigma2_us2,
+            .gamma_us = p.gamma_us, .alpha_per_us = p.alpha_per_us, .beta_per_us = p.beta_per_us,
+            .icorr = intensity_factor(sim, h->mult, d, volume)};
+    }
+    if (count == 0) {
+        free(list);
+        return bf_error_set(err, BF_ERR_INVALID,
+                            "cell %g %g %g %g %g %g: no reflection of %s falls in the TOF range "
+                            "%.1f..%.1f us",
+                            cell->a, cell->b, cell->c, cell->alpha, cell->beta, cell->gamma,
+                            sim->source, sim->grid.lower_us, sim->grid.upper_us);
+    }
+    qsort(list, (size_t)count, sizeof *list, by_decreasing_d);
+    *out = list;
+    *n = count;
+    return BF_OK;
+}

@@ -1,0 +1,38 @@
+/* sim/sim_internal.h — helpers shared by the files of the sim layer. */
+#ifndef BRAGGFLOW_SIM_INTERNAL_H
+#define BRAGGFLOW_SIM_INTERNAL_H
+
+#include "braggflow/sim.h"
+
+/* exp(x^2) erfc(x), finite for large x. */
+double bf_erfcx(double x);
+
+/* Thompson-Cox-Hastings total FWHM and Lorentzian fraction (README "Profile"). */
+void bf_tch_fwhm_eta(double sigma2_us2, double gamma_us, double *fwhm_us, double *eta);
+
+/* ---- Tabulated profile shapes (the fast path) ---------------------------------
+ * For a fixed instrument and sample, a peak's shape depends only on d. The
+ * table holds unit-area profiles at n_levels d values (log-spaced over the
+ * simulated d range), each sampled at n_samples points across its core
+ * window; a peak at any d is interpolated (cubic in D, linear in ln d).
+ * Outside the core window only the Lorentzian part is left: it is added
+ * analytically as a shifted Lorentzian out to tail_widths window widths. */
+typedef struct {
+    int n_levels, n_samples;
+    double ln_dmin, ln_step;          /* level j sits at d = exp(ln_dmin + j ln_step) */
+    double *values;                   /* [n_levels][n_samples], profile * window width */
+    const bf_instrument *inst;
+    bf_sample sample;
+    double tail_widths;
+} bf_profile_table;
+
+bf_status bf_profile_table_build(bf_profile_table *t, const bf_instrument *inst,
+                                 const bf_sample *sample, double dmin_A, double dmax_A,
+                                 bf_error *err);
+void bf_profile_table_free(bf_profile_table *t);
+/* Adds scale * profile(t_i - tof(d)) for the active grid points (core from the
+ * table, Lorentzian tails analytically). d must lie within the table's range. */
+void bf_profile_table_add(const bf_profile_table *t, double d_A, double scale,
+                          const bf_tof_grid *g, double *y);
+
+#endif

@@ -1,0 +1,35 @@
+/* tests/sim/gsas_reference.h — reads the GSAS-II reference patterns in
+ * shared/reference/gsas2/ (see its README) for the fidelity tests. */
+#ifndef BF_TEST_GSAS_REFERENCE_H
+#define BF_TEST_GSAS_REFERENCE_H
+
+#define GSAS_MAX_ROWS 2
+#define GSAS_REFL_COLUMNS 18
+/* column indices of reflections/NNN */
+enum { GR_H, GR_K, GR_L, GR_MULT, GR_D, GR_TOF, GR_SIG, GR_GAM, GR_FOBS2, GR_FCALC2, GR_PHASE,
+       GR_ICORR, GR_ALPHA, GR_BETA };
+
+typedef struct {
+    int n_rows, length;
+    double *tof_us;                       /* [length] */
+    double *intensity;                    /* [n_rows * length] */
+    double cell[GSAS_MAX_ROWS][6];
+    int n_refl[GSAS_MAX_ROWS];
+    double *refl[GSAS_MAX_ROWS];          /* [n_refl * 18] */
+} gsas_reference;
+
+/* 0 on success. */
+int gsas_reference_read(const char *path, gsas_reference *ref);
+void gsas_reference_free(gsas_reference *ref);
+
+/* The three reference materials: file stem, seed CIF. */
+typedef struct {
+    const char *h5;   /* under reference/gsas2/ */
+    const char *cif;  /* under reference/seed-workflow/ */
+} gsas_case;
+extern const gsas_case gsas_cases[3];
+
+/* Rwp with the least-squares scale k (README "How to compare"), over [lo, hi). */
+double gsas_rwp(const double *ref, const double *ours, int lo, int hi);
+
+#endif
