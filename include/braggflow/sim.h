@@ -9,6 +9,10 @@
 
 #include <complex.h>
 
+#ifndef CMPLX /* clang with glibc lacks C11's CMPLX (it needs __builtin_complex) */
+#define CMPLX(x, y) ((double complex)((double)(x) + _Complex_I * (double)(y)))
+#endif
+
 #include "braggflow/core.h"
 #include "braggflow/crystal.h"
 
@@ -54,6 +58,7 @@ void bf_tof_grid_spec_defaults(bf_tof_grid_spec *g);
 typedef struct {
     int n;                            /* number of bin centres (2806 for the seed settings) */
     double *tof_us;                   /* [n] bin centres */
+    double log_step;                  /* ln(tof[i+1] / tof[i]) = tstep_rel: the grid is geometric */
     int first_active, end_active;     /* intensity is computed for i in [first_active, end_active) */
     double lower_us, upper_us;        /* active TOF limits (lower from d = 0.4 A) */
     double dmin_A;                    /* reflections are generated for d >= lower_us / difc (GSAS-II) */

@@ -18,6 +18,11 @@ int cmd_sample(int argc, char **argv);
 /* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
 int bf_cli_fail(const bf_error *err);
 int bf_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt_long returned '?' (unknown option) or ':' (missing value): one-line
+ * usage error naming the option. Subcommands call getopt_long with
+ * BF_CLI_OPTSTRING and opterr = 0, so getopt prints nothing itself. */
+int bf_cli_bad_option(const char *cmd, int opt, char **argv);
+#define BF_CLI_OPTSTRING ":h"
 
 /* Parses "a b c alpha beta gamma" (spaces or commas) and validates the cell. */
 bf_status bf_cli_parse_cell(const char *text, bf_cell *cell, bf_error *err);

@@ -25,8 +25,11 @@ int cmd_reflections(int argc, char **argv)
     bf_error err = {0};
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (opt == OPT_HELP) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
+        if (opt == '?' || opt == ':')
+            return bf_cli_bad_option("reflections", opt, argv);
+        if (opt == OPT_HELP || opt == 'h') {
             fputs(usage, stdout);
             return BF_EXIT_OK;
         }
@@ -34,7 +37,7 @@ int cmd_reflections(int argc, char **argv)
         if (used < 0)
             return bf_cli_fail(&err);
         if (used == 0)
-            return bf_cli_usage_error("reflections", "unknown option");
+            return bf_cli_bad_option("reflections", '?', argv);
     }
     if (optind < argc)
         return bf_cli_usage_error("reflections", "unexpected argument '%s'", argv[optind]);

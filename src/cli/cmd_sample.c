@@ -31,8 +31,10 @@ int cmd_sample(int argc, char **argv)
     long threads = 0;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
         switch (opt) {
+        case 'h':
         case OPT_HELP: fputs(usage, stdout); return BF_EXIT_OK;
         case OPT_CONFIG: config = optarg; break;
         case OPT_OUT: out = optarg; break;
@@ -40,7 +42,7 @@ int cmd_sample(int argc, char **argv)
             if (bf_parse_long(optarg, &threads) != 0 || threads < 0 || threads > 4096)
                 return bf_cli_usage_error("sample", "--threads: '%s' is not a count", optarg);
             break;
-        default: return bf_cli_usage_error("sample", "unknown option");
+        default: return bf_cli_bad_option("sample", opt == ':' ? ':' : '?', argv);
         }
     }
     if (optind < argc)

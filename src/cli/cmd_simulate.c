@@ -72,8 +72,11 @@ int cmd_simulate(int argc, char **argv)
     bf_error err = {0};
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (opt == OPT_HELP) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
+        if (opt == '?' || opt == ':')
+            return bf_cli_bad_option("simulate", opt, argv);
+        if (opt == OPT_HELP || opt == 'h') {
             fputs(usage, stdout);
             return BF_EXIT_OK;
         }
@@ -85,7 +88,7 @@ int cmd_simulate(int argc, char **argv)
         if (used < 0)
             return bf_cli_fail(&err);
         if (used == 0)
-            return bf_cli_usage_error("simulate", "unknown option");
+            return bf_cli_bad_option("simulate", '?', argv);
     }
     if (optind < argc)
         return bf_cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);

@@ -1,4 +1,5 @@
 /* cli/common.c — option parsing and set-up shared by the subcommands. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,21 +7,61 @@
 
 #include "cli/cli.h"
 
+/* Writes s with control characters escaped, so that a message quoting user
+ * input (a file name, an option value) always stays on one line. */
+static void put_one_line(FILE *out, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\r')
+            fputs("\\r", out);
+        else if (*p == '\t')
+            fputc(' ', out);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+}
+
 int bf_cli_fail(const bf_error *err)
 {
-    fprintf(stderr, "braggflow: %s\n", err->msg[0] ? err->msg : bf_status_name(err->code));
+    fputs("braggflow: ", stderr);
+    put_one_line(stderr, err->msg[0] ? err->msg : bf_status_name(err->code));
+    fputc('\n', stderr);
     return BF_EXIT_FAIL;
 }
 
 int bf_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "braggflow %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see braggflow %s --help)\n", cmd);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "braggflow %s: ", cmd);
+    put_one_line(stderr, msg);
+    fprintf(stderr, " (see braggflow %s --help)\n", cmd);
     return BF_EXIT_FAIL;
+}
+
+int bf_cli_bad_option(const char *cmd, int opt, char **argv)
+{
+    /* A short option is named by optopt; a long one is the argument getopt
+     * just stepped over (GNU getopt leaves optind past it in both cases). */
+    char name[256];
+    if (optopt > 0 && optopt < 128)
+        snprintf(name, sizeof name, "-%c", optopt);
+    else
+        snprintf(name, sizeof name, "%s", optind > 0 ? argv[optind - 1] : "?");
+    if (opt == ':') {
+        char *eq = strchr(name, '=');
+        if (eq)
+            *eq = 0;
+        return bf_cli_usage_error(cmd, "option '%s' needs a value", name);
+    }
+    return bf_cli_usage_error(cmd, "unknown option '%s'", name);
 }
 
 bf_status bf_cli_parse_number(const char *opt, const char *text, double *out, bf_error *err)
@@ -57,6 +98,7 @@ void bf_cli_sim_args_defaults(bf_cli_sim_args *a)
     memset(a, 0, sizeof *a);
     bf_tof_grid_spec_defaults(&a->grid);
     bf_sample_defaults(&a->sample);
+    a->sample.scale = 1000.0; /* the documented default, as `sample` and the seed workflow */
 }
 
 int bf_cli_sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *err)
@@ -68,7 +110,14 @@ int bf_cli_sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *er
     case OPT_TOF_MIN: return bf_cli_parse_number("--tof-min", arg, &a->grid.tmin_ms, err) ? -1 : 1;
     case OPT_TOF_MAX: return bf_cli_parse_number("--tof-max", arg, &a->grid.tmax_ms, err) ? -1 : 1;
     case OPT_TOF_STEP: return bf_cli_parse_number("--tof-step", arg, &a->grid.tstep_rel, err) ? -1 : 1;
-    case OPT_SCALE: return bf_cli_parse_number("--scale", arg, &a->sample.scale, err) ? -1 : 1;
+    case OPT_SCALE:
+        if (bf_cli_parse_number("--scale", arg, &a->sample.scale, err) != BF_OK)
+            return -1;
+        if (!(a->sample.scale > 0)) { /* as the INI's scale: a negative one flips the pattern */
+            bf_error_set(err, BF_ERR_INVALID, "--scale: %s must be > 0", arg);
+            return -1;
+        }
+        return 1;
     }
     return 0;
 }

@@ -32,7 +32,7 @@ static void print_help(FILE *out)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        print_help(stderr);
+        fprintf(stderr, "braggflow: missing command (see braggflow --help)\n");
         return BF_EXIT_FAIL;
     }
     const char *cmd = argv[1];

@@ -28,6 +28,7 @@ typedef struct {
     const char *name;          /* file name for messages */
     const char *text;          /* the CIF text, to locate items by line */
     bf_error *err;
+    int syntax_error;          /* set by the parser's error callback */
 } cif_ctx;
 
 /* 1-based line of the first occurrence of item (case-insensitive) at the
@@ -67,11 +68,15 @@ static bf_status item_error(const cif_ctx *ctx, bf_status code, const char *item
 static int on_parse_error(int code, size_t line, size_t column, const UChar *text, size_t length,
                           void *data)
 {
-    const cif_ctx *ctx = data;
+    cif_ctx *ctx = data;
     const char *why = (code >= 0 && code < cif_nerr) ? cif_errlist[code] : "syntax error";
-    bf_error_set(ctx->err, BF_ERR_PARSE, "%s:%zu:%zu: CIF syntax error: %s", ctx->name, line,
-                 column, why);
-    return code != CIF_OK ? code : CIF_ERROR; /* abort the parse */
+    if (!ctx->syntax_error)
+        bf_error_set(ctx->err, BF_ERR_PARSE, "%s:%zu:%zu: CIF syntax error: %s", ctx->name, line,
+                     column, why);
+    ctx->syntax_error = 1;
+    /* Let libcif recover and finish: aborting from here leaks inside libcif
+     * 0.4 (found by fuzz_cif). The first error is what gets reported. */
+    return 0;
 }
 
 /* ASCII copy of a value's text (non-ASCII characters become '?'). */
@@ -441,7 +446,7 @@ bf_status bf_crystal_read_cif_text(const char *text, size_t len, const char *nam
     opts->error_callback = on_parse_error;
     opts->user_data = &ctx;
     opts->default_encoding_name = "UTF-8";
-    if (cif_parse(stream, opts, &cif) != CIF_OK) {
+    if (cif_parse(stream, opts, &cif) != CIF_OK || ctx.syntax_error) {
         st = bf_error_set(err, BF_ERR_PARSE, "%s: CIF syntax error", name);
         goto done;
     }

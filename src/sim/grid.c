@@ -48,6 +48,7 @@ bf_status bf_tof_grid_build(const bf_tof_grid_spec *spec, const bf_instrument *i
         out->tof_us[i] = left + 0.5 * (right - left);
         left = right;
     }
+    out->log_step = spec->tstep_rel;
     out->lower_us = fmax(bf_tof_position_us(inst, GSAS_DMIN_TOF_A), out->tof_us[0]);
     out->upper_us = out->tof_us[out->n - 1];
     out->dmin_A = out->lower_us / inst->difc;

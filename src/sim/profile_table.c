@@ -85,17 +85,17 @@ void bf_profile_table_free(bf_profile_table *t)
     t->values = NULL;
 }
 
-/* First index i in [lo, hi) with tof[i] >= t (hi if none). */
-static int grid_lower_bound(const double *tof, int lo, int hi, double t)
+/* First index i in [lo, hi) with tof[i] >= t (hi if none), walking from a
+ * guess: peaks sit a few bins apart, so this is a handful of steps where a
+ * binary search would cost a dozen mispredicted branches. */
+static int grid_index_from(const double *tof, int lo, int hi, int guess, double t)
 {
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (tof[mid] < t)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    int i = guess < lo ? lo : (guess > hi ? hi : guess);
+    while (i < hi && tof[i] < t)
+        i++;
+    while (i > lo && tof[i - 1] >= t)
+        i--;
+    return i;
 }
 
 /* Catmull-Rom cubic through samples row[k-1..k+2] at fraction f in [0, 1). */
@@ -123,10 +123,16 @@ void bf_profile_table_add(const bf_profile_table *t, double d_A, double scale,
     bf_tof_peak_at(t->inst, &t->sample, d_A, &p);
     const double w = width_unit_us(&p), span = 2.0 * CORE_WIDTHS * w;
     const int lo = g->first_active, hi = g->end_active;
-    const int i0 = grid_lower_bound(g->tof_us, lo, hi, p.tof_us - t->tail_widths * w);
-    const int i1 = grid_lower_bound(g->tof_us, i0, hi, p.tof_us - CORE_WIDTHS * w);
-    const int i2 = grid_lower_bound(g->tof_us, i1, hi, p.tof_us + CORE_WIDTHS * w);
-    const int i3 = grid_lower_bound(g->tof_us, i2, hi, p.tof_us + t->tail_widths * w);
+    /* the grid is geometric: index(t) = ln(t / t0) / ln(ratio); bins per us near the peak */
+    const double bins_per_us = 1.0 / (p.tof_us * g->log_step);
+    const int centre = (int)(log(p.tof_us / g->tof_us[0]) / g->log_step);
+    const double core_us = CORE_WIDTHS * w, tail_us = t->tail_widths * w;
+    const int core_bins = (int)(core_us * bins_per_us), tail_bins = (int)(tail_us * bins_per_us);
+    const double *tof = g->tof_us;
+    const int i0 = grid_index_from(tof, lo, hi, centre - tail_bins, p.tof_us - tail_us);
+    const int i1 = grid_index_from(tof, i0, hi, centre - core_bins, p.tof_us - core_us);
+    const int i2 = grid_index_from(tof, i1, hi, centre + core_bins, p.tof_us + core_us);
+    const int i3 = grid_index_from(tof, i2, hi, centre + tail_bins, p.tof_us + tail_us);
 
     /* core: interpolate between the two table levels around ln d */
     double level = (log(d_A) - t->ln_dmin) / t->ln_step;
