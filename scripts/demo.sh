@@ -17,20 +17,31 @@ echo "-- 1. Reflections of tetragonal BaTiO3 (P4mm), strongest five by F2:"
 "$bf" reflections --cif examples/cif/BaTiO3-P4mm.cif --instprm "$inst" \
     --cell "3.9945 3.9945 4.0335 90 90 90" > "$out/BaTiO3-reflections.csv"
 n_refl=$(($(wc -l < "$out/BaTiO3-reflections.csv") - 1))
-{ head -1 "$out/BaTiO3-reflections.csv"; tail -n +2 "$out/BaTiO3-reflections.csv" | sort -t, -k7 -g -r | head -5; } |
-    column -s, -t
+# awk, not head, ends the pipes: head would SIGPIPE sort under pipefail
+{ awk 'NR == 1' "$out/BaTiO3-reflections.csv"
+  tail -n +2 "$out/BaTiO3-reflections.csv" | sort -t, -k7 -g -r | awk 'NR <= 5'; } | column -s, -t
 echo "   ($n_refl reflections in the TOF window; full list: out/demo/BaTiO3-reflections.csv)"
 echo
 echo "-- 2. One NaCl pattern on GSAS-II's TOF grid:"
 "$bf" simulate --cif examples/cif/NaCl.cif --instprm "$inst" \
     --cell "5.6402 5.6402 5.6402 90 90 90" --out "$out/NaCl.csv"
-awk -F, 'NR > 1 { n++; t[n] = $1; y[n] = $2; if ($2 > m) m = $2 }
+# a terminal plot: 72 columns, each the maximum of its share of the grid
+awk -F, 'NR > 1 { n++; t[n] = $1; y[n] = $2; if ($2 > top) top = $2 }
     END {
         cols = 72; rows = 8
-        for (c = 1; c <= cols; c++) { v = 0; for (i = int((c-1)*n/cols)+1; i <= int(c*n/cols); i++) if (y[i] > v) v = y[i]; h[c] = v / m }
-        for (r = rows; r >= 1; r--) { line = "   |"; for (c = 1; c <= cols; c++) line = line (h[c] * rows >= r - 0.5 ? "#" : " "); print line }
-        printf "   +%s\n    TOF %.0f us %*s %.0f us   (%d points, max intensity %.4g)\n", sprintf("%72s", "") , t[1], 50, "", t[n], n, m
-    }' "$out/NaCl.csv" | sed 's/+ */+------------------------------------------------------------------------/'
+        for (c = 1; c <= cols; c++) {
+            v = 0
+            for (i = int((c - 1) * n / cols) + 1; i <= int(c * n / cols); i++) if (y[i] > v) v = y[i]
+            h[c] = v / top
+        }
+        for (r = rows; r >= 1; r--) {
+            line = "   |"
+            for (c = 1; c <= cols; c++) line = line (h[c] * rows >= r - 0.5 ? "#" : " ")
+            print line
+        }
+        axis = "   +"; for (c = 1; c <= cols; c++) axis = axis "-"; print axis
+        printf "    TOF %.0f .. %.0f us, %d points, maximum intensity %.4g\n", t[1], t[n], n, top
+    }' "$out/NaCl.csv"
 echo
 echo "-- 3. A labelled dataset: 100 cubic + 100 trigonal + 100 tetragonal patterns"
 "$bf" sample --config examples/sample-small.ini --out "$out/small.h5" --threads 0

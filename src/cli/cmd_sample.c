@@ -59,6 +59,12 @@ int cmd_sample(int argc, char **argv)
     if (st == BF_OK)
         st = bf_sample_config_read(config, cfg, &err);
     if (st == BF_OK) {
+        /* fail before a long simulation, not after it, when --out is unwritable */
+        bf_atomic_file probe = {0};
+        st = bf_atomic_begin(&probe, out, 1, &err);
+        bf_atomic_abort(&probe);
+    }
+    if (st == BF_OK) {
         double t0 = bf_now_seconds();
         st = bf_dataset_simulate(cfg, (int)threads, &data, &err);
         double dt = bf_now_seconds() - t0;
