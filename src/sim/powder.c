@@ -127,6 +127,15 @@ static inline double entry_d_in_range(const bf_powder_sim *sim, const double g[3
     return d;
 }
 
+static bf_status no_reflection_error(const bf_powder_sim *sim, const bf_cell *cell, bf_error *err)
+{
+    return bf_error_set(err, BF_ERR_INVALID,
+                        "cell %g %g %g %g %g %g: no reflection of %s falls in the TOF range "
+                        "%.1f..%.1f us",
+                        cell->a, cell->b, cell->c, cell->alpha, cell->beta, cell->gamma,
+                        sim->source, sim->grid.lower_us, sim->grid.upper_us);
+}
+
 static double intensity_factor(const bf_powder_sim *sim, int mult, double d, double volume)
 {
     const double d2 = d * d;
@@ -156,11 +165,7 @@ bf_status bf_powder_sim_pattern(const bf_powder_sim *sim, const bf_cell *cell, d
             bf_profile_table_add(&sim->profile, d, scale, &sim->grid, y);
     }
     if (n_in_range == 0)
-        return bf_error_set(err, BF_ERR_INVALID,
-                            "cell %g %g %g %g %g %g: no reflection of %s falls in the TOF range "
-                            "%.1f..%.1f us",
-                            cell->a, cell->b, cell->c, cell->alpha, cell->beta, cell->gamma,
-                            sim->source, sim->grid.lower_us, sim->grid.upper_us);
+        return no_reflection_error(sim, cell, err);
     return BF_OK;
 }
 
@@ -206,11 +211,7 @@ bf_status bf_powder_sim_reflections(const bf_powder_sim *sim, const bf_cell *cel
     }
     if (count == 0) {
         free(list);
-        return bf_error_set(err, BF_ERR_INVALID,
-                            "cell %g %g %g %g %g %g: no reflection of %s falls in the TOF range "
-                            "%.1f..%.1f us",
-                            cell->a, cell->b, cell->c, cell->alpha, cell->beta, cell->gamma,
-                            sim->source, sim->grid.lower_us, sim->grid.upper_us);
+        return no_reflection_error(sim, cell, err);
     }
     qsort(list, (size_t)count, sizeof *list, by_decreasing_d);
     *out = list;

@@ -5,36 +5,9 @@
 # usage: bash test_bad_input.sh /path/to/braggflow   (env BF_SOURCE_DIR = repo root)
 set -u
 
-BF=${1:?usage: test_bad_input.sh /path/to/braggflow}
-case $BF in /*) ;; *) BF=$PWD/$BF ;; esac # the cases run in a temporary folder
-SRC=${BF_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-export BF_PROGRESS=0
-EX=$SRC/examples
-NACL=$EX/cif/NaCl.cif
-INST=$EX/instrument/nomad-like-bank4.instprm
-CELL="5.64 5.64 5.64 90 90 90"
-
-TMP=$(mktemp -d) || exit 1
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
 OUTDIR=$TMP/out
 mkdir "$OUTDIR"
-cd "$TMP" || exit 1
-
-fail() {
-    echo "FAIL $CASE: $*" >&2
-    if [ -s "$TMP/stderr" ]; then
-        echo "---- stderr:" >&2
-        cat "$TMP/stderr" >&2
-    fi
-    exit 1
-}
-ok() { echo "ok $CASE"; }
-
-# run CMD...: runs braggflow, keeps stdout/stderr in $TMP/stdout, $TMP/stderr, rc in RC.
-run() {
-    "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
-    RC=$?
-}
 
 # expect_error OUT PATTERN... -- ARGS...: braggflow ARGS must exit 2 with exactly
 # one line on stderr that starts with "braggflow" and matches every (grep -E)

@@ -4,35 +4,8 @@
 # usage: bash test_commands.sh /path/to/braggflow   (env BF_SOURCE_DIR = repo root)
 set -u
 
-BF=${1:?usage: test_commands.sh /path/to/braggflow}
-case $BF in /*) ;; *) BF=$PWD/$BF ;; esac # the cases run in a temporary folder
-SRC=${BF_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-export BF_PROGRESS=0
-EX=$SRC/examples
-NACL=$EX/cif/NaCl.cif
-INST=$EX/instrument/nomad-like-bank4.instprm
-CELL="5.64 5.64 5.64 90 90 90"
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
 N_POINTS=2806 # GSAS-II's grid for the default --tof-min/--tof-max/--tof-step
-
-TMP=$(mktemp -d) || exit 1
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP" || exit 1
-
-fail() {
-    echo "FAIL $CASE: $*" >&2
-    if [ -s "$TMP/stderr" ]; then
-        echo "---- stderr:" >&2
-        cat "$TMP/stderr" >&2
-    fi
-    exit 1
-}
-ok() { echo "ok $CASE"; }
-
-# run CMD...: braggflow's stdout and stderr go to $TMP/stdout, $TMP/stderr; rc in RC.
-run() {
-    "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
-    RC=$?
-}
 run_ok() {
     run "$@"
     [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"

@@ -1,0 +1,32 @@
+# tests/cli/common.bash — sourced by the tests/cli/*.sh scripts (not a test
+# itself: ctest runs only *.sh). Sets BF (absolute path of braggflow, $1),
+# SRC, EX, NACL, INST, CELL, a scratch folder TMP (removed on exit, also the
+# working folder), and the helpers fail, ok and run.
+BF=${1:?usage: $0 /path/to/braggflow}
+case $BF in /*) ;; *) BF=$PWD/$BF ;; esac # the cases run in a temporary folder
+SRC=${BF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+export BF_PROGRESS=0
+EX=$SRC/examples
+NACL=$EX/cif/NaCl.cif
+INST=$EX/instrument/nomad-like-bank4.instprm
+CELL="5.64 5.64 5.64 90 90 90"
+
+TMP=$(mktemp -d) || exit 1
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+
+fail() {
+    echo "FAIL $CASE: $*" >&2
+    if [ -s "$TMP/stderr" ]; then
+        echo "---- stderr:" >&2
+        cat "$TMP/stderr" >&2
+    fi
+    exit 1
+}
+ok() { echo "ok $CASE"; }
+
+# run CMD...: braggflow's stdout and stderr go to $TMP/stdout, $TMP/stderr; rc in RC.
+run() {
+    "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
+    RC=$?
+}
