@@ -9,12 +9,15 @@
 
 const char *const bf_cell_param_names[BF_N_CELL_PARAMS] = {"a", "b", "c", "alpha", "beta", "gamma"};
 
-/* The seed's published boxes (DESIGN §4): every length in [3.5, 4.5] A, the
- * rhombohedral angle in [30, 120] degrees. */
+/* The seed's published boxes (DESIGN §4): cubic a in [2.5, 5.5] A; trigonal
+ * and tetragonal lengths in [3.5, 4.5] A; the rhombohedral angle in
+ * [30, 119.5] degrees. */
+#define SEED_CUBIC_LO 2.5
+#define SEED_CUBIC_HI 5.5
 #define SEED_LEN_LO 3.5
 #define SEED_LEN_HI 4.5
 #define SEED_ALPHA_LO 30.0
-#define SEED_ALPHA_HI 120.0
+#define SEED_ALPHA_HI 119.5
 
 static void set_free(bf_param_rule *r, double lo, double hi)
 {
@@ -52,7 +55,7 @@ bf_status bf_class_builtin(const char *name, bf_class_spec *out, bf_error *err)
     memset(out, 0, sizeof *out);
     if (strcmp(name, "cubic") == 0) {
         out->label = BF_CLASS_CUBIC;
-        set_free(&out->rule[BF_P_A], SEED_LEN_LO, SEED_LEN_HI);
+        set_free(&out->rule[BF_P_A], SEED_CUBIC_LO, SEED_CUBIC_HI);
         set_tied(&out->rule[BF_P_B], BF_P_A);
         set_tied(&out->rule[BF_P_C], BF_P_A);
         for (int p = BF_P_ALPHA; p <= BF_P_GAMMA; p++)

@@ -31,14 +31,14 @@ BF_TEST(test_builtin_classes_have_the_seed_boxes_labels_and_constraints)
           tet.label == BF_CLASS_TETRAGONAL);
     CHECK(bf_class_n_free(&cub) == 1 && bf_class_n_free(&tri) == 2 && bf_class_n_free(&tet) == 2);
 
-    CHECK(cub.rule[BF_P_A].kind == BF_PARAM_FREE && cub.rule[BF_P_A].lo == 3.5 &&
-          cub.rule[BF_P_A].hi == 4.5);
+    CHECK(cub.rule[BF_P_A].kind == BF_PARAM_FREE && cub.rule[BF_P_A].lo == 2.5 &&
+          cub.rule[BF_P_A].hi == 5.5);
     CHECK(cub.rule[BF_P_B].kind == BF_PARAM_TIED && cub.rule[BF_P_B].tied_to == BF_P_A);
     CHECK(cub.rule[BF_P_GAMMA].kind == BF_PARAM_FIXED && cub.rule[BF_P_GAMMA].value == 90);
     CHECK(cub.n_constraints == 0);
 
     CHECK(tri.rule[BF_P_ALPHA].kind == BF_PARAM_FREE && tri.rule[BF_P_ALPHA].lo == 30 &&
-          tri.rule[BF_P_ALPHA].hi == 120);
+          tri.rule[BF_P_ALPHA].hi == 119.5);
     CHECK(tri.rule[BF_P_GAMMA].kind == BF_PARAM_TIED && tri.rule[BF_P_GAMMA].tied_to == BF_P_ALPHA);
     CHECK(tri.n_constraints == 1 && tri.constraint[0].p_param == BF_P_ALPHA &&
           tri.constraint[0].q_param < 0 && tri.constraint[0].q_value == 90 &&
@@ -212,6 +212,8 @@ BF_TEST(test_grid_includes_both_ends_of_the_range)
     CHECK(cells[2].a <= 3.6 && cells[2].c == cells[2].a && cells[2].alpha == 90);
 
     cub = builtin("cubic");
+    cub.rule[BF_P_A].lo = 3.5;
+    cub.rule[BF_P_A].hi = 4.5;
     cub.rule[BF_P_A].step = 0.1; /* (4.5 - 3.5) / 0.1 = 9.999... in floating point */
     CHECK(bf_sample_grid(&cub, 1, 1, NULL, &n, &err) == BF_OK);
     CHECK(n == 11);
