@@ -378,18 +378,46 @@ static bf_status read_all(hid_t ds, hid_t mtype, void *buf, const char *path, co
     return BF_OK;
 }
 
+/* "(3, 2806)" */
+static void format_dims(const hsize_t *dims, int rank, char *out, size_t outsz)
+{
+    size_t n = (size_t)snprintf(out, outsz, "(");
+    for (int r = 0; r < rank && n < outsz; r++)
+        n += (size_t)snprintf(out + n, outsz - n, "%s%llu", r ? ", " : "",
+                              (unsigned long long)dims[r]);
+    if (n < outsz - 1)
+        snprintf(out + n, outsz - n, ")");
+}
+
 static bf_status shape_error(bf_error *err, const char *path, const char *name, const char *want,
                              const hsize_t *dims, int rank)
 {
-    char got[96] = "(";
-    size_t n = 1;
-    for (int r = 0; r < rank && n < sizeof got; r++)
-        n += (size_t)snprintf(got + n, sizeof got - n, "%s%llu", r ? ", " : "",
-                              (unsigned long long)dims[r]);
-    if (n < sizeof got - 1)
-        snprintf(got + n, sizeof got - n, ")");
+    char got[96];
+    format_dims(dims, rank, got, sizeof got);
     return bf_error_set(err, BF_ERR_PARSE, "%s: dataset '%s': shape %s, expected %s", path, name,
                         got, want);
+}
+
+/* Reads dataset `name`, which must have exactly the shape want[0..rank-1],
+ * into buf as mtype (nothing to read when want[0] is 0). */
+static bf_status read_exact(hid_t file, const char *path, const char *name, int rank,
+                           H5T_class_t tclass, const hsize_t *want, hid_t mtype, void *buf,
+                           bf_error *err)
+{
+    hsize_t dims[3];
+    hid_t ds = H5I_INVALID_HID;
+    bf_status st = open_checked(file, path, name, rank, tclass, dims, &ds, err);
+    if (st != BF_OK)
+        return st;
+    if (memcmp(dims, want, (size_t)rank * sizeof *dims) != 0) {
+        char text[96];
+        format_dims(want, rank, text, sizeof text);
+        st = shape_error(err, path, name, text, dims, rank);
+    } else if (want[0] > 0) {
+        st = read_all(ds, mtype, buf, path, name, err);
+    }
+    close_id(&ds, H5Dclose);
+    return st;
 }
 
 /* Reads string attribute `name` (scalar or 1-D, variable or fixed length) into
@@ -590,7 +618,7 @@ static int fits(hsize_t a, hsize_t b, size_t elem)
 static bf_status read_braggflow(hid_t file, const char *path, bf_dataset *out, bf_error *err)
 {
     hid_t ds = H5I_INVALID_HID;
-    hsize_t pd[2], td[1], cd[2], ld[1];
+    hsize_t pd[2];
     bf_status st = open_checked(file, path, "patterns", 2, H5T_FLOAT, pd, &ds, err);
     if (st != BF_OK)
         goto done;
@@ -612,41 +640,14 @@ static bf_status read_braggflow(hid_t file, const char *path, bf_dataset *out, b
     if (pd[0] > 0 && (st = read_all(ds, H5T_NATIVE_FLOAT, out->patterns, path, "patterns", err)))
         goto done;
     close_id(&ds, H5Dclose);
-
-    if ((st = open_checked(file, path, "tof_us", 1, H5T_FLOAT, td, &ds, err)))
+    const hsize_t tof_shape[1] = {pd[1]}, cell_shape[2] = {pd[0], 6}, label_shape[1] = {pd[0]};
+    if ((st = read_exact(file, path, "tof_us", 1, H5T_FLOAT, tof_shape, H5T_NATIVE_DOUBLE,
+                         out->tof_us, err)) ||
+        (st = read_exact(file, path, "cell", 2, H5T_FLOAT, cell_shape, H5T_NATIVE_DOUBLE,
+                         out->cells, err)))
         goto done;
-    if (td[0] != pd[1]) {
-        char want[48];
-        snprintf(want, sizeof want, "(%d)", out->length);
-        st = shape_error(err, path, "tof_us", want, td, 1);
-        goto done;
-    }
-    if ((st = read_all(ds, H5T_NATIVE_DOUBLE, out->tof_us, path, "tof_us", err)))
-        goto done;
-    close_id(&ds, H5Dclose);
-
-    if ((st = open_checked(file, path, "cell", 2, H5T_FLOAT, cd, &ds, err)))
-        goto done;
-    if (cd[0] != pd[0] || cd[1] != 6) {
-        char want[48];
-        snprintf(want, sizeof want, "(%ld, 6)", out->n);
-        st = shape_error(err, path, "cell", want, cd, 2);
-        goto done;
-    }
-    if (pd[0] > 0 && (st = read_all(ds, H5T_NATIVE_DOUBLE, out->cells, path, "cell", err)))
-        goto done;
-    close_id(&ds, H5Dclose);
-
-    if ((st = open_checked(file, path, "label", 1, H5T_INTEGER, ld, &ds, err)))
-        goto done;
-    if (ld[0] != pd[0]) {
-        char want[48];
-        snprintf(want, sizeof want, "(%ld)", out->n);
-        st = shape_error(err, path, "label", want, ld, 1);
-        goto done;
-    }
-    if (pd[0] > 0)
-        st = read_all(ds, H5T_NATIVE_INT32, out->labels, path, "label", err);
+    st = read_exact(file, path, "label", 1, H5T_INTEGER, label_shape, H5T_NATIVE_INT32,
+                    out->labels, err);
 done:
     close_id(&ds, H5Dclose);
     return st;
@@ -656,7 +657,7 @@ static bf_status read_seed(hid_t file, const char *path, bf_dataset *out, bf_err
 {
     const char *name = "histograms";
     hid_t ds = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    hsize_t hd[3], pd[2], ld[1];
+    hsize_t hd[3];
     double *buf = NULL, *params = NULL;
     bf_status st = open_checked(file, path, name, 3, H5T_FLOAT, hd, &ds, err);
     if (st != BF_OK)
@@ -707,17 +708,10 @@ static bf_status read_seed(hid_t file, const char *path, bf_dataset *out, bf_err
     close_id(&fspace, H5Sclose);
     close_id(&ds, H5Dclose);
 
-    if ((st = open_checked(file, path, "parameters", 2, H5T_FLOAT, pd, &ds, err)))
+    const hsize_t param_shape[2] = {N, 3}, label_shape[1] = {N};
+    if ((st = read_exact(file, path, "parameters", 2, H5T_FLOAT, param_shape, H5T_NATIVE_DOUBLE,
+                         params, err)))
         goto done;
-    if (pd[0] != N || pd[1] != 3) {
-        char want[48];
-        snprintf(want, sizeof want, "(%zu, 3)", N);
-        st = shape_error(err, path, "parameters", want, pd, 2);
-        goto done;
-    }
-    if (N > 0 && (st = read_all(ds, H5T_NATIVE_DOUBLE, params, path, "parameters", err)))
-        goto done;
-    close_id(&ds, H5Dclose);
     for (size_t i = 0; i < N; i++) {
         double a = params[3 * i], c = params[3 * i + 1], alpha = params[3 * i + 2];
         double *cell = out->cells + 6 * i;
@@ -727,16 +721,8 @@ static bf_status read_seed(hid_t file, const char *path, bf_dataset *out, bf_err
         cell[3] = cell[4] = cell[5] = alpha;
     }
 
-    if ((st = open_checked(file, path, "label", 1, H5T_INTEGER, ld, &ds, err)))
-        goto done;
-    if (ld[0] != N) {
-        char want[48];
-        snprintf(want, sizeof want, "(%zu)", N);
-        st = shape_error(err, path, "label", want, ld, 1);
-        goto done;
-    }
-    if (N > 0)
-        st = read_all(ds, H5T_NATIVE_INT32, out->labels, path, "label", err);
+    st = read_exact(file, path, "label", 1, H5T_INTEGER, label_shape, H5T_NATIVE_INT32,
+                    out->labels, err);
 done:
     free(buf);
     free(params);
