@@ -2,6 +2,8 @@
 #ifndef BF_CLI_H
 #define BF_CLI_H
 
+#include <getopt.h>
+
 #include "braggflow/core.h"
 #include "braggflow/crystal.h"
 #include "braggflow/sim.h"
@@ -52,14 +54,18 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
 /* What simulate and reflections share: crystal + instrument + grid + sample. */
 typedef struct {
     const char *cif_path, *instprm_path, *cell_text;
+    const char *out_path;             /* --out, for commands whose longopts have it */
     bf_tof_grid_spec grid;
     bf_sample sample;
 } bf_cli_sim_args;
 
 void bf_cli_sim_args_defaults(bf_cli_sim_args *a);
-/* Handles the options common to simulate and reflections; returns 1 if the
- * option was consumed, 0 if not one of them, -1 on a bad value (err set). */
-int bf_cli_sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *err);
+/* Parses simulate's or reflections' command line (their longopts: the shared
+ * options, plus --out where the command takes it) into a, after
+ * bf_cli_sim_args_defaults. Returns -1 to go on, or the exit status to return
+ * at once (help printed, or a one-line error for a bad option or value). */
+int bf_cli_sim_parse(const char *cmd, const char *usage, const struct option *longopts, int argc,
+                     char **argv, bf_cli_sim_args *a);
 /* Loads the crystal and instrument, validates the cell, builds the simulator. */
 bf_status bf_cli_sim_open(const bf_cli_sim_args *a, bf_cell *cell, bf_powder_sim **sim,
                           bf_error *err);

@@ -22,25 +22,10 @@ int cmd_reflections(int argc, char **argv)
     static const struct option longopts[] = {BF_CLI_SIM_OPTIONS, {0, 0, 0, 0}};
     bf_cli_sim_args a;
     bf_cli_sim_args_defaults(&a);
+    int status = bf_cli_sim_parse("reflections", usage, longopts, argc, argv, &a);
+    if (status >= 0)
+        return status;
     bf_error err = {0};
-    int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
-        if (opt == '?' || opt == ':')
-            return bf_cli_bad_option("reflections", opt, argv);
-        if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return BF_EXIT_OK;
-        }
-        int used = bf_cli_sim_option(&a, opt, optarg, &err);
-        if (used < 0)
-            return bf_cli_fail(&err);
-        if (used == 0)
-            return bf_cli_bad_option("reflections", '?', argv);
-    }
-    if (optind < argc)
-        return bf_cli_usage_error("reflections", "unexpected argument '%s'", argv[optind]);
     if (!a.cif_path || !a.instprm_path || !a.cell_text)
         return bf_cli_usage_error("reflections", "--cif, --instprm and --cell are required");
 

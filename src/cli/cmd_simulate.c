@@ -68,30 +68,11 @@ int cmd_simulate(int argc, char **argv)
                                              {0, 0, 0, 0}};
     bf_cli_sim_args a;
     bf_cli_sim_args_defaults(&a);
-    const char *out = NULL;
+    int status = bf_cli_sim_parse("simulate", usage, longopts, argc, argv, &a);
+    if (status >= 0)
+        return status;
     bf_error err = {0};
-    int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
-        if (opt == '?' || opt == ':')
-            return bf_cli_bad_option("simulate", opt, argv);
-        if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return BF_EXIT_OK;
-        }
-        if (opt == OPT_OUT) {
-            out = optarg;
-            continue;
-        }
-        int used = bf_cli_sim_option(&a, opt, optarg, &err);
-        if (used < 0)
-            return bf_cli_fail(&err);
-        if (used == 0)
-            return bf_cli_bad_option("simulate", '?', argv);
-    }
-    if (optind < argc)
-        return bf_cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);
+    const char *out = a.out_path;
     if (!a.cif_path || !a.instprm_path || !a.cell_text || !out)
         return bf_cli_usage_error("simulate", "--cif, --instprm, --cell and --out are required");
     int to_h5 = bf_path_has_suffix(out, ".h5") || bf_path_has_suffix(out, ".hdf5");

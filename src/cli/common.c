@@ -101,7 +101,9 @@ void bf_cli_sim_args_defaults(bf_cli_sim_args *a)
     a->sample.scale = 1000.0; /* the documented default, as `sample` and the seed workflow */
 }
 
-int bf_cli_sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *err)
+/* Handles one shared option: 1 if consumed, 0 if not one of them, -1 on a bad
+ * value (err set). */
+static int sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *err)
 {
     switch (opt) {
     case OPT_CIF: a->cif_path = arg; return 1;
@@ -140,4 +142,33 @@ bf_status bf_cli_sim_open(const bf_cli_sim_args *a, bf_cell *cell, bf_powder_sim
 cleanup:
     bf_crystal_free(&crystal);
     return st;
+}
+
+int bf_cli_sim_parse(const char *cmd, const char *usage, const struct option *longopts, int argc,
+                     char **argv, bf_cli_sim_args *a)
+{
+    bf_error err = {0};
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
+        if (opt == '?' || opt == ':')
+            return bf_cli_bad_option(cmd, opt, argv);
+        if (opt == OPT_HELP || opt == 'h') {
+            fputs(usage, stdout);
+            return BF_EXIT_OK;
+        }
+        if (opt == OPT_OUT) {
+            a->out_path = optarg;
+            continue;
+        }
+        int used = sim_option(a, opt, optarg, &err);
+        if (used < 0)
+            return bf_cli_fail(&err);
+        if (used == 0)
+            return bf_cli_bad_option(cmd, '?', argv);
+    }
+    if (optind < argc)
+        return bf_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    return -1;
 }
