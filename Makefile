@@ -38,6 +38,7 @@ fuzz: deps
 
 bench: build
 	./$(BUILD)/bench/bench_simulate
+	./$(BUILD)/bench/train_throughput --threads 2
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

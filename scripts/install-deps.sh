@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
-  libopenblas-dev          # sgemm for the nn engine
+  libopenblas-openmp-dev   # sgemm for the nn engine (OpenMP build: one thread pool)
   libhdf5-dev hdf5-tools   # datasets (+ h5dump/h5ls for inspecting them)
   libopenmpi-dev openmpi-bin   # multi-machine campaigns
   libhwloc-dev             # thread pinning

@@ -7,12 +7,6 @@
 #ifndef BRAGGFLOW_SIM_H
 #define BRAGGFLOW_SIM_H
 
-#include <complex.h>
-
-#ifndef CMPLX /* clang with glibc lacks C11's CMPLX (it needs __builtin_complex) */
-#define CMPLX(x, y) ((double complex)((double)(x) + _Complex_I * (double)(y)))
-#endif
-
 #include "braggflow/core.h"
 #include "braggflow/crystal.h"
 
@@ -83,11 +77,6 @@ void bf_tof_peak_at(const bf_instrument *inst, const bf_sample *s, double d_A, b
  * (reference path, used by tests and to check the simulator's tabulated fast
  * path, sim/profile_table.c). */
 double bf_tof_profile_eval(const bf_tof_peak *p, double dt_us);
-/* Complex exponential integral E1(z), z not on the non-positive real axis
- * (principal branch). */
-double complex bf_expint_e1(double complex z);
-/* exp(z) E1(z): finite where E1 itself overflows (Re z << 0). */
-double complex bf_expint_e1_scaled(double complex z);
 
 /* ---- Powder pattern simulator --------------------------------------------- */
 typedef struct {

@@ -16,6 +16,9 @@ typedef int (*bf_cmd_fn)(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_reflections(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 /* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
 int bf_cli_fail(const bf_error *err);
@@ -26,6 +29,14 @@ int bf_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 int bf_cli_bad_option(const char *cmd, int opt, char **argv);
 #define BF_CLI_OPTSTRING ":h"
 
+/* Parses an integer option value in [lo, hi]; returns 0, or prints a usage error and
+ * returns the exit status. */
+int bf_cli_parse_count(const char *cmd, const char *opt, const char *text, long lo, long hi,
+                       long *out);
+/* Same for a finite number with lo < value <= hi. */
+int bf_cli_parse_positive(const char *cmd, const char *opt, const char *text, double hi,
+                          double *out);
+
 /* Parses "a b c alpha beta gamma" (spaces or commas) and validates the cell. */
 bf_status bf_cli_parse_cell(const char *text, bf_cell *cell, bf_error *err);
 /* Parses a finite number for option `opt`. */
@@ -33,7 +44,9 @@ bf_status bf_cli_parse_number(const char *opt, const char *text, double *out, bf
 
 /* Option codes and getopt_long entries shared by simulate and reflections. */
 enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_STEP, OPT_SCALE,
-       OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG };
+       OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG, OPT_TRAIN, OPT_VAL, OPT_MODEL, OPT_EPOCHS,
+       OPT_BATCH, OPT_LR, OPT_SEED, OPT_PATIENCE, OPT_MIN_DELTA, OPT_CLIP, OPT_HIDDEN, OPT_INIT,
+       OPT_DATA, OPT_JSON, OPT_CSV };
 #define BF_CLI_SIM_OPTIONS                                                                 \
     {"cif", required_argument, 0, OPT_CIF}, {"instprm", required_argument, 0, OPT_INSTPRM}, \
         {"cell", required_argument, 0, OPT_CELL},                                          \

@@ -71,6 +71,23 @@ bf_status bf_cli_parse_number(const char *opt, const char *text, double *out, bf
     return BF_OK;
 }
 
+int bf_cli_parse_count(const char *cmd, const char *opt, const char *text, long lo, long hi,
+                       long *out)
+{
+    if (bf_parse_long(text, out) != 0 || *out < lo || *out > hi)
+        return bf_cli_usage_error(cmd, "%s: '%s' is not a whole number in %ld..%ld", opt, text,
+                                  lo, hi);
+    return 0;
+}
+
+int bf_cli_parse_positive(const char *cmd, const char *opt, const char *text, double hi,
+                          double *out)
+{
+    if (bf_parse_double(text, out) != 0 || !(*out > 0) || *out > hi)
+        return bf_cli_usage_error(cmd, "%s: '%s' is not a number in (0, %g]", opt, text, hi);
+    return 0;
+}
+
 bf_status bf_cli_parse_cell(const char *text, bf_cell *cell, bf_error *err)
 {
     double v[6];

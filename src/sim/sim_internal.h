@@ -4,6 +4,20 @@
 
 #include "braggflow/sim.h"
 
+/* <complex.h> stays out of the public headers: its `I` macro would break any
+ * user code with a variable called I. */
+#include <complex.h>
+
+#ifndef CMPLX /* clang with glibc lacks C11's CMPLX (it needs __builtin_complex) */
+#define CMPLX(x, y) ((double complex)((double)(x) + _Complex_I * (double)(y)))
+#endif
+
+/* Complex exponential integral E1(z), z not on the non-positive real axis
+ * (principal branch). */
+double complex bf_expint_e1(double complex z);
+/* exp(z) E1(z): finite where E1 itself overflows (Re z << 0). */
+double complex bf_expint_e1_scaled(double complex z);
+
 /* exp(x^2) erfc(x), finite for large x. */
 double bf_erfcx(double x);
 

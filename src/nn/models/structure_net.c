@@ -1,0 +1,209 @@
+/* nn/models/structure_net.c — the multitask structure-finding network of
+ * seed 001 (DESIGN §4), parameter names as the seed's PyTorch FullModel:
+ *
+ *   x (B, L) -> conv1 Conv1d(1->16, k3, s1) -> LeakyReLU(0.1) -> MaxPool(2,2)
+ *            -> conv2 Conv1d(16->32, k4, s2) -> LeakyReLU(0.1) -> MaxPool(2,2)
+ *            -> flatten (32 P2) -> fc1 Linear(32 P2 -> H) -> LeakyReLU(0.1)
+ *            -> fc2 Linear(H -> 3) class logits
+ *            -> regression_layer Linear(H -> 4): 3 scaled lattice values, log sigma^2
+ *
+ * out (B, 7) = [logits (3), regression (4)]. Pool-then-activate is used in the
+ * fused kernels (equal to activate-then-pool: LeakyReLU is monotonic). */
+#include "braggflow/nn.h"
+
+#include <stdlib.h>
+
+#define SLOPE 0.1f
+#define C1 16
+#define K1 3
+#define S1 1
+#define C2 32
+#define K2 4
+#define S2 2
+#define N_REG 4 /* a, c, alpha (scaled) + log sigma^2 */
+
+typedef struct {
+    int L, P1, P2, flat, H, C;        /* lengths after each stage; hidden; classes */
+    /* activations for batch_capacity samples (backend memory) */
+    float *a1;                        /* (B, C1, P1) pooled, activated conv1 */
+    uint8_t *arg1;                    /* (B, C1, P1) */
+    float *a2;                        /* (B, C2 P2) = flattened conv2 output */
+    uint8_t *arg2;
+    float *h;                         /* (B, H) activated fc1 */
+    float *logits, *reg;              /* (B, C), (B, N_REG) */
+    float *dh, *da2, *da1;            /* gradients of h, a2, a1 */
+    float *dlogits, *dreg;
+} net_state;
+
+static const bf_param_info *P(const bf_model *m, int i) { return &m->params.info[i]; }
+static float *W(const bf_model *m, int i) { return m->params.value + P(m, i)->offset; }
+static float *G(const bf_model *m, int i) { return m->params.grad + P(m, i)->offset; }
+
+enum { CONV1_W, CONV1_B, CONV2_W, CONV2_B, FC1_W, FC1_B, FC2_W, FC2_B, REG_W, REG_B };
+
+static void free_activations(bf_model *m, net_state *s)
+{
+    void **bufs[] = {(void **)&s->a1, (void **)&s->arg1, (void **)&s->a2, (void **)&s->arg2,
+                     (void **)&s->h, (void **)&s->logits, (void **)&s->reg, (void **)&s->dh,
+                     (void **)&s->da2, (void **)&s->da1, (void **)&s->dlogits,
+                     (void **)&s->dreg};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        m->be->free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+}
+
+static void destroy(bf_model *m)
+{
+    net_state *s = m->state;
+    if (!s)
+        return;
+    free_activations(m, s);
+    free(s);
+    m->state = NULL;
+}
+
+static bf_status create(bf_model *m, bf_error *err)
+{
+    const bf_model_shape *sh = &m->shape;
+    int L = sh->input_len;
+    int P1 = (L - K1) / S1 + 1 >= 2 ? ((L - K1) / S1 + 1) / 2 : 0;
+    int P2 = P1 >= K2 && ((P1 - K2) / S2 + 1) >= 2 ? ((P1 - K2) / S2 + 1) / 2 : 0;
+    if (L < 1 || P2 < 1)
+        return bf_error_set(err, BF_ERR_INVALID,
+                            "structure_net: input length %d is too short for two conv+pool "
+                            "stages (need at least 14 points)", L);
+    if (sh->hidden < 1 || sh->n_classes < 2)
+        return bf_error_set(err, BF_ERR_INVALID,
+                            "structure_net: hidden width %d and %d classes (need >= 1 and >= 2)",
+                            sh->hidden, sh->n_classes);
+    net_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return bf_error_set(err, BF_ERR_NOMEM, "structure_net: out of memory");
+    m->state = s;
+    *s = (net_state){.L = L, .P1 = P1, .P2 = P2, .flat = C2 * P2, .H = sh->hidden,
+                     .C = sh->n_classes};
+    m->n_out = s->C + N_REG;
+    const struct {
+        const char *name;
+        int ndim, shape[3], fan_in;
+    } t[] = {
+        {"conv1.weight", 3, {C1, 1, K1}, 1 * K1},
+        {"conv1.bias", 1, {C1}, 1 * K1},
+        {"conv2.weight", 3, {C2, C1, K2}, C1 * K2},
+        {"conv2.bias", 1, {C2}, C1 * K2},
+        {"fc1.weight", 2, {s->H, s->flat}, s->flat},
+        {"fc1.bias", 1, {s->H}, s->flat},
+        {"fc2.weight", 2, {s->C, s->H}, s->H},
+        {"fc2.bias", 1, {s->C}, s->H},
+        {"regression_layer.weight", 2, {N_REG, s->H}, s->H},
+        {"regression_layer.bias", 1, {N_REG}, s->H},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        bf_status st = bf_params_add(&m->params, t[i].name, t[i].ndim, t[i].shape, t[i].fan_in,
+                                     err);
+        if (st != BF_OK)
+            return st;
+    }
+    return BF_OK;
+}
+
+static bf_status reserve(bf_model *m, int B, bf_error *err)
+{
+    net_state *s = m->state;
+    const bf_backend *be = m->be;
+    free_activations(m, s);
+    size_t f = sizeof(float), n1 = (size_t)B * C1 * s->P1, n2 = (size_t)B * s->flat;
+    s->a1 = be->alloc(n1 * f);
+    s->da1 = be->alloc(n1 * f);
+    s->arg1 = be->alloc(n1);
+    s->a2 = be->alloc(n2 * f);
+    s->da2 = be->alloc(n2 * f);
+    s->arg2 = be->alloc(n2);
+    s->h = be->alloc((size_t)B * s->H * f);
+    s->dh = be->alloc((size_t)B * s->H * f);
+    s->logits = be->alloc((size_t)B * s->C * f);
+    s->dlogits = be->alloc((size_t)B * s->C * f);
+    s->reg = be->alloc((size_t)B * N_REG * f);
+    s->dreg = be->alloc((size_t)B * N_REG * f);
+    if (!s->a1 || !s->da1 || !s->arg1 || !s->a2 || !s->da2 || !s->arg2 || !s->h || !s->dh ||
+        !s->logits || !s->dlogits || !s->reg || !s->dreg) {
+        free_activations(m, s);
+        m->batch_capacity = 0;
+        return bf_error_set(err, BF_ERR_NOMEM, "structure_net: out of memory for batch %d", B);
+    }
+    return BF_OK;
+}
+
+static bf_status check_batch(const bf_model *m, int B, bf_error *err)
+{
+    if (B < 1 || B > m->batch_capacity)
+        return bf_error_set(err, BF_ERR_RANGE,
+                            "structure_net: batch of %d but activations reserved for %d", B,
+                            m->batch_capacity);
+    return BF_OK;
+}
+
+/* x (B, L) -> out (B, C + 4). */
+static bf_status forward(bf_model *m, const float *x, int B, float *out, bf_error *err)
+{
+    if (check_batch(m, B, err) != BF_OK)
+        return err->code;
+    net_state *s = m->state;
+    const bf_backend *be = m->be;
+    be->conv1d_pool_lrelu_forward(s->a1, s->arg1, x, W(m, CONV1_W), W(m, CONV1_B), B, 1, s->L,
+                                  C1, K1, S1, SLOPE);
+    be->conv1d_pool_lrelu_forward(s->a2, s->arg2, s->a1, W(m, CONV2_W), W(m, CONV2_B), B, C1,
+                                  s->P1, C2, K2, S2, SLOPE);
+    be->linear_forward(s->h, s->a2, W(m, FC1_W), W(m, FC1_B), B, s->flat, s->H, SLOPE);
+    be->linear_forward(s->logits, s->h, W(m, FC2_W), W(m, FC2_B), B, s->H, s->C, -1);
+    be->linear_forward(s->reg, s->h, W(m, REG_W), W(m, REG_B), B, s->H, N_REG, -1);
+    for (int n = 0; n < B; n++) {
+        float *o = out + (size_t)n * m->n_out;
+        be->download(o, s->logits + (size_t)n * s->C, sizeof(float) * (size_t)s->C);
+        be->download(o + s->C, s->reg + (size_t)n * N_REG, sizeof(float) * N_REG);
+    }
+    return BF_OK;
+}
+
+/* dout (B, C + 4) -> parameter gradients (accumulated), from the last forward(x). */
+static bf_status backward(bf_model *m, const float *x, int B, const float *dout, bf_error *err)
+{
+    if (check_batch(m, B, err) != BF_OK)
+        return err->code;
+    net_state *s = m->state;
+    const bf_backend *be = m->be;
+    for (int n = 0; n < B; n++) {
+        const float *d = dout + (size_t)n * m->n_out;
+        be->upload(s->dlogits + (size_t)n * s->C, d, sizeof(float) * (size_t)s->C);
+        be->upload(s->dreg + (size_t)n * N_REG, d + s->C, sizeof(float) * N_REG);
+    }
+    size_t f = sizeof(float);
+    be->zero(s->dh, (size_t)B * s->H * f);
+    be->zero(s->da2, (size_t)B * s->flat * f);
+    be->zero(s->da1, (size_t)B * C1 * s->P1 * f);
+    be->linear_backward(s->dh, G(m, FC2_W), G(m, FC2_B), s->dlogits, s->logits, s->h,
+                        W(m, FC2_W), B, s->H, s->C, -1);
+    be->linear_backward(s->dh, G(m, REG_W), G(m, REG_B), s->dreg, s->reg, s->h, W(m, REG_W), B,
+                        s->H, N_REG, -1);
+    be->linear_backward(s->da2, G(m, FC1_W), G(m, FC1_B), s->dh, s->h, s->a2, W(m, FC1_W), B,
+                        s->flat, s->H, SLOPE);
+    be->conv1d_pool_lrelu_backward(s->da1, G(m, CONV2_W), G(m, CONV2_B), s->da2, s->a2, s->arg2,
+                                   s->a1, W(m, CONV2_W), B, C1, s->P1, C2, K2, S2, SLOPE);
+    be->conv1d_pool_lrelu_backward(NULL, G(m, CONV1_W), G(m, CONV1_B), s->da1, s->a1, s->arg1, x,
+                                   W(m, CONV1_W), B, 1, s->L, C1, K1, S1, SLOPE);
+    return BF_OK;
+}
+
+const bf_model_kind bf_structure_net_kind = {
+    .name = "structure_net",
+    .description = "seed 001 multitask CNN: crystal class + lattice parameters with "
+                   "heteroscedastic uncertainty (DESIGN §4)",
+    .task = BF_TASK_STRUCTURE,
+    .default_shape = {.input_len = 2806, .hidden = 256, .n_classes = 3},
+    .create = create,
+    .destroy = destroy,
+    .reserve = reserve,
+    .forward = forward,
+    .backward = backward,
+};
