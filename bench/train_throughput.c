@@ -189,6 +189,7 @@ int main(int argc, char **argv)
     }
 
     double bf_train = timed(&s, train_step, 3, seconds, reps);
+    s.m->inference = 1; /* as the peer's torch.no_grad() */
     double bf_infer = timed(&s, infer_step, 2, infer_seconds, reps);
 
     double pt_train = NAN, pt_infer = NAN;

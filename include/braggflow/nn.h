@@ -221,6 +221,7 @@ struct bf_model {
     int n_out;
     bf_params params;     /* host memory: the master copy checkpoints hold */
     int batch_capacity;   /* activations are sized for this many samples */
+    int inference;        /* 1: forward keeps nothing for backward (torch.no_grad) */
     void *state;          /* the kind's activations */
 };
 

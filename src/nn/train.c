@@ -89,11 +89,14 @@ bf_status bf_model_predict(bf_model *m, const float *x, long n, int batch, float
                            bf_error *err)
 {
     bf_status st = bf_model_reserve(m, batch, err);
+    int was = m->inference;
+    m->inference = 1;
     for (long i = 0; st == BF_OK && i < n; i += batch) {
         int B = (int)(n - i < batch ? n - i : batch);
         st = m->kind->forward(m, x + (size_t)i * m->shape.input_len, B, out + (size_t)i * m->n_out,
                               err);
     }
+    m->inference = was;
     return st;
 }
 

@@ -33,6 +33,7 @@ typedef struct {
     float *logits, *reg;              /* (B, C), (B, N_REG) */
     float *dh, *da2, *da1;            /* gradients of h, a2, a1 */
     float *dlogits, *dreg;
+    int backward_ready;               /* the last forward kept what backward needs */
 } net_state;
 
 static const bf_param_info *P(const bf_model *m, int i) { return &m->params.info[i]; }
@@ -113,6 +114,7 @@ static bf_status reserve(bf_model *m, int B, bf_error *err)
     net_state *s = m->state;
     const bf_backend *be = m->be;
     free_activations(m, s);
+    s->backward_ready = 0;
     size_t f = sizeof(float), n1 = (size_t)B * C1 * s->P1, n2 = (size_t)B * s->flat;
     s->a1 = be->alloc(n1 * f);
     s->da1 = be->alloc(n1 * f);
@@ -151,10 +153,11 @@ static bf_status forward(bf_model *m, const float *x, int B, float *out, bf_erro
         return err->code;
     net_state *s = m->state;
     const bf_backend *be = m->be;
-    be->conv1d_pool_lrelu_forward(s->a1, s->arg1, x, W(m, CONV1_W), W(m, CONV1_B), B, 1, s->L,
-                                  C1, K1, S1, SLOPE);
-    be->conv1d_pool_lrelu_forward(s->a2, s->arg2, s->a1, W(m, CONV2_W), W(m, CONV2_B), B, C1,
-                                  s->P1, C2, K2, S2, SLOPE);
+    s->backward_ready = !m->inference;
+    be->conv1d_pool_lrelu_forward(s->a1, m->inference ? NULL : s->arg1, x, W(m, CONV1_W),
+                                  W(m, CONV1_B), B, 1, s->L, C1, K1, S1, SLOPE);
+    be->conv1d_pool_lrelu_forward(s->a2, m->inference ? NULL : s->arg2, s->a1, W(m, CONV2_W),
+                                  W(m, CONV2_B), B, C1, s->P1, C2, K2, S2, SLOPE);
     be->linear_forward(s->h, s->a2, W(m, FC1_W), W(m, FC1_B), B, s->flat, s->H, SLOPE);
     be->linear_forward(s->logits, s->h, W(m, FC2_W), W(m, FC2_B), B, s->H, s->C, -1);
     be->linear_forward(s->reg, s->h, W(m, REG_W), W(m, REG_B), B, s->H, N_REG, -1);
@@ -173,6 +176,9 @@ static bf_status backward(bf_model *m, const float *x, int B, const float *dout,
         return err->code;
     net_state *s = m->state;
     const bf_backend *be = m->be;
+    if (!s->backward_ready)
+        return bf_error_set(err, BF_ERR_INVALID,
+                            "structure_net: backward without a training forward pass");
     for (int n = 0; n < B; n++) {
         const float *d = dout + (size_t)n * m->n_out;
         be->upload(s->dlogits + (size_t)n * s->C, d, sizeof(float) * (size_t)s->C);
