@@ -6,6 +6,7 @@
 
 #include "braggflow/core.h"
 #include "braggflow/crystal.h"
+#include "braggflow/nn.h"
 #include "braggflow/sim.h"
 
 /* Exit status for bad input or any failure; 0 on success. */
@@ -82,5 +83,25 @@ int bf_cli_sim_parse(const char *cmd, const char *usage, const struct option *lo
 /* Loads the crystal and instrument, validates the cell, builds the simulator. */
 bf_status bf_cli_sim_open(const bf_cli_sim_args *a, bf_cell *cell, bf_powder_sim **sim,
                           bf_error *err);
+
+/* What evaluate and predict share (cli/inference.c). */
+typedef struct {
+    const char *model_path, *data_path, *csv_path;   /* --csv: predict only */
+    long batch, threads;
+    int json;                                         /* --json: evaluate only */
+    bf_model *m;
+    bf_checkpoint_info info;
+    bf_dataset d;
+    float *x, *targets, *out;                         /* scaled inputs, targets, outputs */
+    int32_t *labels;
+} bf_cli_inference;
+
+/* Returns -1 to go on, or the exit status to return at once (help or usage error). */
+int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **argv,
+                           bf_cli_inference *a);
+/* Loads the checkpoint and the patterns (checked, scaled; with labels and targets
+ * when with_labels) and runs the model: a->out (n, n_out). */
+bf_status bf_cli_inference_run(bf_cli_inference *a, int with_labels, bf_error *err);
+void bf_cli_inference_free(bf_cli_inference *a);
 
 #endif

@@ -47,13 +47,33 @@ static void print_table(const bf_metrics *mt, const bf_checkpoint_info *info, co
     }
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void put_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
 static void print_json(const bf_metrics *mt, const bf_checkpoint_info *info, const char *model,
                        const char *data)
 {
-    printf("{\"model\":\"%s\",\"data\":\"%s\",\"n\":%ld,\"accuracy\":%.9g,\"class_loss\":%.9g,"
+    printf("{\"model\":");
+    put_json_string(model);
+    printf(",\"data\":");
+    put_json_string(data);
+    printf(",\"n\":%ld,\"accuracy\":%.9g,\"class_loss\":%.9g,"
            "\"reg_loss\":%.9g,\"loss\":%.9g,\"mse\":%.9g,\"mse_baseline\":%.9g,"
            "\"mean_sigma2\":%.9g,\"mae\":{",
-           model, data, mt->n, mt->accuracy, mt->class_loss, mt->reg_loss, mt->loss, mt->mse,
+           mt->n, mt->accuracy, mt->class_loss, mt->reg_loss, mt->loss, mt->mse,
            mt->mse_baseline, mt->mean_sigma2);
     for (int k = 0; k < BF_N_TARGETS; k++)
         printf("%s\"%s_%s\":%.9g", k ? "," : "", bf_target_names[k], bf_target_units[k],
@@ -64,7 +84,7 @@ static void print_json(const bf_metrics *mt, const bf_checkpoint_info *info, con
                mt->rmse[k]);
     printf("},\"classes\":[");
     for (int c = 0; c < mt->n_classes; c++)
-        printf("%s\"%s\"", c ? "," : "", info->class_names[c]);
+        printf("%s", c ? "," : ""), put_json_string(info->class_names[c]);
     printf("],\"confusion\":[");
     for (int r = 0; r < mt->n_classes; r++) {
         printf("%s[", r ? "," : "");
@@ -77,66 +97,21 @@ static void print_json(const bf_metrics *mt, const bf_checkpoint_info *info, con
 
 int cmd_evaluate(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, OPT_MODEL}, {"data", required_argument, 0, OPT_DATA},
-        {"json", no_argument, 0, OPT_JSON},         {"batch", required_argument, 0, OPT_BATCH},
-        {"threads", required_argument, 0, OPT_THREADS}, {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0}};
-    const char *model_path = NULL, *data_path = NULL;
-    long batch = 512, threads = 0;
-    int opt, rc = 0, json = 0;
-    optind = 1;
-    opterr = 0;
-    while (rc == 0 && (opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-        case OPT_HELP: fputs(usage, stdout); return BF_EXIT_OK;
-        case OPT_MODEL: model_path = optarg; break;
-        case OPT_DATA: data_path = optarg; break;
-        case OPT_JSON: json = 1; break;
-        case OPT_BATCH: rc = bf_cli_parse_count("evaluate", "--batch", optarg, 1, 65536, &batch); break;
-        case OPT_THREADS:
-            rc = bf_cli_parse_count("evaluate", "--threads", optarg, 0, 4096, &threads);
-            break;
-        default: return bf_cli_bad_option("evaluate", opt == ':' ? ':' : '?', argv);
-        }
-    }
-    if (rc)
+    bf_cli_inference a;
+    int rc = bf_cli_inference_parse("evaluate", usage, argc, argv, &a);
+    if (rc >= 0)
         return rc;
-    if (optind < argc)
-        return bf_cli_usage_error("evaluate", "unexpected argument '%s'", argv[optind]);
-    if (!model_path || !data_path)
-        return bf_cli_usage_error("evaluate", "--model and --data are required");
-
     bf_error err = {0};
-    bf_model *m = NULL;
-    bf_checkpoint_info info;
-    bf_dataset d = {0};
-    float *x = NULL, *targets = NULL, *out = NULL;
-    int32_t *labels = NULL;
-    bf_backend_cpu()->set_threads((int)threads);
-    bf_status st = bf_checkpoint_load(model_path, bf_backend_cpu(), &m, &info, NULL, NULL, &err);
-    if (st == BF_OK)
-        st = bf_dataset_read_h5(data_path, &d, &err);
-    if (st == BF_OK)
-        st = bf_structure_inputs(m, &d, data_path, &info.scaling, &x, &labels, &targets, &err);
-    if (st == BF_OK && !(out = malloc(sizeof(float) * (size_t)d.n * m->n_out)))
-        st = bf_error_set(&err, BF_ERR_NOMEM, "out of memory");
-    if (st == BF_OK)
-        st = bf_model_predict(m, x, d.n, (int)batch, out, &err);
+    bf_status st = bf_cli_inference_run(&a, 1, &err);
     if (st == BF_OK) {
         bf_metrics mt;
-        bf_structure_metrics(out, labels, targets, d.n, m->shape.n_classes, &info.scaling, &mt);
-        if (json)
-            print_json(&mt, &info, model_path, data_path);
+        bf_structure_metrics(a.out, a.labels, a.targets, a.d.n, a.m->shape.n_classes,
+                             &a.info.scaling, &mt);
+        if (a.json)
+            print_json(&mt, &a.info, a.model_path, a.data_path);
         else
-            print_table(&mt, &info, data_path);
+            print_table(&mt, &a.info, a.data_path);
     }
-    free(x);
-    free(labels);
-    free(targets);
-    free(out);
-    bf_dataset_free(&d);
-    bf_model_destroy(m);
+    bf_cli_inference_free(&a);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);
 }

@@ -30,76 +30,6 @@ static const char *usage =
     "      --cell \"4.2 4.2 4.2 90 90 90\" --out p.csv\n"
     "  braggflow predict --model model.safetensors --csv p.csv\n";
 
-/* Reads the last numeric column of each data line into a new pattern. */
-static bf_status read_csv_pattern(const char *path, bf_dataset *d, bf_error *err)
-{
-    char *text = NULL;
-    size_t len = 0;
-    bf_status st = bf_read_file(path, &text, &len, err);
-    if (st != BF_OK)
-        return st;
-    size_t cap = 4096;
-    float *v = malloc(sizeof(float) * cap);
-    int n = 0, line = 0, columns = 0;
-    if (!v) {
-        free(text);
-        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (char *save = NULL, *ln = strtok_r(text, "\n", &save); st == BF_OK && ln;
-         ln = strtok_r(NULL, "\n", &save)) {
-        line++;
-        ln[strcspn(ln, "\r#")] = 0;
-        if (!ln[strspn(ln, " \t,")])
-            continue;
-        double x[2];
-        int k = 0;
-        char *end = ln;
-        for (char *p = ln; k < 2; p = end) {
-            p += strspn(p, " \t,");
-            if (!*p)
-                break;
-            x[k] = strtod(p, &end);
-            if (end == p)
-                break;
-            k++;
-        }
-        end += strspn(end, " \t,");
-        if (k == 0 && n == 0)
-            continue; /* header lines before the data */
-        if (k == 0 || *end)
-            st = bf_error_set(err, BF_ERR_PARSE, "%s:%d: expected 1 or 2 numbers per line",
-                              path, line);
-        else if (columns && k != columns)
-            st = bf_error_set(err, BF_ERR_PARSE, "%s:%d: %d columns, earlier lines have %d",
-                              path, line, k, columns);
-        else if (!isfinite(x[k - 1]))
-            st = bf_error_set(err, BF_ERR_INVALID, "%s:%d: intensity is not finite", path, line);
-        else {
-            columns = k;
-            if ((size_t)n == cap) {
-                float *nv = realloc(v, sizeof(float) * (cap *= 2));
-                if (!nv) {
-                    st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", path);
-                    break;
-                }
-                v = nv;
-            }
-            v[n++] = (float)x[k - 1];
-        }
-    }
-    free(text);
-    if (st == BF_OK && n == 0)
-        st = bf_error_set(err, BF_ERR_PARSE, "%s: no data lines", path);
-    if (st != BF_OK) {
-        free(v);
-        return st;
-    }
-    d->n = 1;
-    d->length = n;
-    d->patterns = v;
-    return BF_OK;
-}
-
 static void print_predictions(const bf_model *m, const bf_checkpoint_info *info,
                               const float *out, long n)
 {
@@ -135,59 +65,14 @@ static void print_predictions(const bf_model *m, const bf_checkpoint_info *info,
 
 int cmd_predict(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, OPT_MODEL}, {"data", required_argument, 0, OPT_DATA},
-        {"csv", required_argument, 0, OPT_CSV},     {"batch", required_argument, 0, OPT_BATCH},
-        {"threads", required_argument, 0, OPT_THREADS}, {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0}};
-    const char *model_path = NULL, *data_path = NULL, *csv_path = NULL;
-    long batch = 512, threads = 0;
-    int opt, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while (rc == 0 && (opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-        case OPT_HELP: fputs(usage, stdout); return BF_EXIT_OK;
-        case OPT_MODEL: model_path = optarg; break;
-        case OPT_DATA: data_path = optarg; break;
-        case OPT_CSV: csv_path = optarg; break;
-        case OPT_BATCH: rc = bf_cli_parse_count("predict", "--batch", optarg, 1, 65536, &batch); break;
-        case OPT_THREADS:
-            rc = bf_cli_parse_count("predict", "--threads", optarg, 0, 4096, &threads);
-            break;
-        default: return bf_cli_bad_option("predict", opt == ':' ? ':' : '?', argv);
-        }
-    }
-    if (rc)
+    bf_cli_inference a;
+    int rc = bf_cli_inference_parse("predict", usage, argc, argv, &a);
+    if (rc >= 0)
         return rc;
-    if (optind < argc)
-        return bf_cli_usage_error("predict", "unexpected argument '%s'", argv[optind]);
-    if (!model_path || !(data_path || csv_path) || (data_path && csv_path))
-        return bf_cli_usage_error("predict", "--model and one of --data or --csv are required");
-
     bf_error err = {0};
-    bf_model *m = NULL;
-    bf_checkpoint_info info;
-    bf_dataset d = {0};
-    float *x = NULL, *out = NULL;
-    bf_backend_cpu()->set_threads((int)threads);
-    bf_status st = bf_checkpoint_load(model_path, bf_backend_cpu(), &m, &info, NULL, NULL, &err);
+    bf_status st = bf_cli_inference_run(&a, 0, &err);
     if (st == BF_OK)
-        st = data_path ? bf_dataset_read_h5(data_path, &d, &err)
-                       : read_csv_pattern(csv_path, &d, &err);
-    if (st == BF_OK)
-        st = bf_structure_inputs(m, &d, data_path ? data_path : csv_path, &info.scaling, &x,
-                                 NULL, NULL, &err);
-    if (st == BF_OK && !(out = malloc(sizeof(float) * (size_t)d.n * m->n_out)))
-        st = bf_error_set(&err, BF_ERR_NOMEM, "out of memory");
-    if (st == BF_OK)
-        st = bf_model_predict(m, x, d.n, (int)batch, out, &err);
-    if (st == BF_OK)
-        print_predictions(m, &info, out, d.n);
-    free(x);
-    free(out);
-    bf_dataset_free(&d);
-    bf_model_destroy(m);
+        print_predictions(a.m, &a.info, a.out, a.d.n);
+    bf_cli_inference_free(&a);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);
 }

@@ -440,6 +440,19 @@ static int peek(jparser *p)
     return p->pos < p->n ? p->s[p->pos] : -1;
 }
 
+/* After an element or member: ',' (returns 1: more follow) or the closing
+ * character (returns 0), both consumed; anything else is a JSON error (-1, *st). */
+static int next_or_close(jparser *p, char close, bf_status *st)
+{
+    int c = peek(p);
+    if (c != ',' && c != close) {
+        *st = jfail(p, "expected ',' or '%c'", close);
+        return -1;
+    }
+    p->pos++;
+    return c == ',';
+}
+
 static bf_status expect(jparser *p, char c, const char *after)
 {
     if (peek(p) != c)
@@ -670,14 +683,11 @@ static bf_status skip_value(jparser *p, int depth)
         }
         if ((st = skip_value(p, depth + 1)) != BF_OK)
             return st;
-        c = peek(p);
-        p->pos++;
-        if (c == close)
+        int more = next_or_close(p, close, &st);
+        if (more < 0)
+            return st;
+        if (!more)
             return BF_OK;
-        if (c != ',') {
-            p->pos--;
-            return jfail(p, "expected ',' or '%c'", close);
-        }
     }
 }
 
@@ -734,14 +744,11 @@ static bf_status parse_uint_array(jparser *p, const char *tname, const char *fie
             return sfail(p, BF_ERR_INVALID, "tensor '%s': %s: more than %d entries", tname,
                          field, max);
         vals[(*count)++] = num.neg ? 0 : num.mag;
-        c = peek(p);
-        p->pos++;
-        if (c == ']')
+        int more = next_or_close(p, ']', &st);
+        if (more < 0)
+            return st;
+        if (!more)
             return BF_OK;
-        if (c != ',') {
-            p->pos--;
-            return jfail(p, "expected ',' or ']'");
-        }
     }
 }
 
@@ -813,14 +820,11 @@ static bf_status parse_tensor(jparser *p, bf_st_tensor *t, const unsigned char *
         } else if ((st = skip_value(p, 3)) != BF_OK) {
             return st; /* unknown field: ignored, as the reference reader does */
         }
-        int c = peek(p);
-        p->pos++;
-        if (c == '}')
+        int more = next_or_close(p, '}', &st);
+        if (more < 0)
+            return st;
+        if (!more)
             break;
-        if (c != ',') {
-            p->pos--;
-            return jfail(p, "expected ',' or '}'");
-        }
     }
 fields_done:
     if (!have_dtype || !have_shape || !have_offsets)
@@ -893,14 +897,11 @@ static bf_status parse_metadata(jparser *p, bf_safetensors *out)
             return sfail(p, BF_ERR_NOMEM, "out of memory");
         memcpy(m->value, p->str, p->str_len + 1);
         out->n_meta++; /* counted only once complete, so free() sees no half entry */
-        int c = peek(p);
-        p->pos++;
-        if (c == '}')
+        int more = next_or_close(p, '}', &st);
+        if (more < 0)
+            return st;
+        if (!more)
             return BF_OK;
-        if (c != ',') {
-            p->pos--;
-            return jfail(p, "expected ',' or '}'");
-        }
     }
 }
 
@@ -951,14 +952,11 @@ static bf_status parse_header(jparser *p, bf_safetensors *out, const unsigned ch
                 return st;
             out->n_tensors++;
         }
-        int c = peek(p);
-        p->pos++;
-        if (c == '}')
+        int more = next_or_close(p, '}', &st);
+        if (more < 0)
+            return st;
+        if (!more)
             break;
-        if (c != ',') {
-            p->pos--;
-            return jfail(p, "expected ',' or '}'");
-        }
     }
 entries_done:
     skip_ws(p);

@@ -246,6 +246,36 @@ static void class_names_by_label(const bf_dataset *d, int C, bf_checkpoint_info 
     }
 }
 
+/* A warm start from cfg->init_path (weights, optimiser state, scaling and class
+ * names from the checkpoint) or a fresh model shaped by the training set. */
+static bf_status open_model(const bf_train_config *cfg, const bf_dataset *train,
+                            const bf_backend *be, bf_model **m, bf_adam *opt,
+                            bf_checkpoint_info *info, bf_error *err)
+{
+    if (cfg->init_path) {
+        bf_status st = bf_checkpoint_load(cfg->init_path, be, m, info, opt, NULL, err);
+        if (st == BF_OK)
+            opt->lr = (float)cfg->lr; /* a warm restart may change the learning rate */
+        return st;
+    }
+    const char *name = cfg->model ? cfg->model : "structure_net";
+    const bf_model_kind *kind = bf_model_kind_find(name);
+    bf_model_shape shape = kind ? kind->default_shape : (bf_model_shape){0};
+    shape.input_len = train->length;
+    shape.n_classes = 3; /* the seed's classes, or as many as the set's labels need */
+    for (int k = 0; k < train->n_classes; k++)
+        if (train->class_labels[k] + 1 > shape.n_classes)
+            shape.n_classes = train->class_labels[k] + 1;
+    if (cfg->hidden > 0)
+        shape.hidden = cfg->hidden;
+    bf_status st = bf_model_create(name, &shape, be, cfg->seed, m, err);
+    if (st == BF_OK)
+        st = bf_adam_init(opt, (*m)->params.total, (float)cfg->lr, err);
+    info->scaling = bf_label_scaling_seed;
+    class_names_by_label(train, shape.n_classes, info);
+    return st;
+}
+
 static bf_status check_config(const bf_train_config *cfg, bf_error *err)
 {
     if (cfg->epochs < 1 || cfg->epochs > 1000000)
@@ -280,35 +310,9 @@ bf_status bf_train(const bf_train_config *cfg, const bf_dataset *train, const bf
     long *idx = NULL;
     float *buf = NULL, *vout = NULL;
     int32_t *by = NULL;
-    const bf_label_scaling *sc = &bf_label_scaling_seed;
 
-    if (cfg->init_path) {
-        int have_opt = 0;
-        st = bf_checkpoint_load(cfg->init_path, be, &m, &info, &opt, &have_opt, err);
-        if (st == BF_OK)
-            opt.lr = (float)cfg->lr; /* a warm restart may change the learning rate */
-        sc = &info.scaling;
-    } else {
-        int C = 3;
-        for (int k = 0; k < train->n_classes; k++)
-            C = train->class_labels[k] + 1 > C ? train->class_labels[k] + 1 : C;
-        bf_model_shape shape = bf_model_kind_find(cfg->model ? cfg->model : "structure_net")
-                                   ? bf_model_kind_find(cfg->model)->default_shape
-                                   : (bf_model_shape){0};
-        shape.input_len = train->length;
-        shape.n_classes = C;
-        if (cfg->hidden > 0)
-            shape.hidden = cfg->hidden;
-        st = bf_model_create(cfg->model ? cfg->model : "structure_net", &shape, be, cfg->seed, &m,
-                             err);
-        if (st == BF_OK)
-            st = bf_adam_init(&opt, m->params.total, (float)cfg->lr, err);
-        if (st == BF_OK) {
-            info.scaling = bf_label_scaling_seed;
-            class_names_by_label(train, C, &info);
-        }
-        sc = &bf_label_scaling_seed;
-    }
+    st = open_model(cfg, train, be, &m, &opt, &info, err);
+    const bf_label_scaling *sc = &info.scaling;
     if (st == BF_OK && m->kind->task != BF_TASK_STRUCTURE)
         st = bf_error_set(err, BF_ERR_INVALID, "model '%s' is not a structure model",
                           m->kind->name);

@@ -25,6 +25,28 @@ fail() {
 }
 ok() { echo "ok $CASE"; }
 
+# write_seed_ini NAME SEED COUNT [EXTRA]: NAME.ini for `sample`: the three seed classes
+# (their built-in boxes) on braggflow's example CIFs, COUNT patterns each; EXTRA
+# lines go into [run].
+write_seed_ini() {
+    cat >"$1.ini" <<INI
+[run]
+seed = $2
+${4:-}
+[instrument]
+instprm = $INST
+[class.cubic]
+cif = $NACL
+count = $3
+[class.trigonal]
+cif = $EX/cif/LaAlO3-R-3c-rhombohedral.cif
+count = $3
+[class.tetragonal]
+cif = $EX/cif/BaTiO3-P4mm.cif
+count = $3
+INI
+}
+
 # run CMD...: braggflow's stdout and stderr go to $TMP/stdout, $TMP/stderr; rc in RC.
 run() {
     "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"

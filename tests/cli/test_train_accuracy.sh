@@ -8,28 +8,11 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
-write_ini() { # NAME SEED COUNT
-    cat >"$1.ini" <<INI
-[run]
-seed = $2
-[instrument]
-instprm = $INST
-[class.cubic]
-cif = $NACL
-count = $3
-[class.trigonal]
-cif = $EX/cif/LaAlO3-R-3c-rhombohedral.cif
-count = $3
-[class.tetragonal]
-cif = $EX/cif/BaTiO3-P4mm.cif
-count = $3
-INI
-}
 
 CASE="a model trained on simulated data classifies >= 95 % and regresses the lattice"
-write_ini train 21 1500
-write_ini val 12 300
-write_ini test 23 300
+write_seed_ini train 21 1500
+write_seed_ini val 12 300
+write_seed_ini test 23 300
 for s in train val test; do
     run sample --config $s.ini --out $s.h5
     [ "$RC" -eq 0 ] || fail "sample $s: exit $RC"

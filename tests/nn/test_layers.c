@@ -9,6 +9,7 @@
  * 1e-7 |loss| / e. */
 #include "braggflow/nn.h"
 #include "test.h"
+#include "gradcheck.h"
 
 #include <stdint.h>
 
@@ -64,45 +65,6 @@ static double dot(const float *a, const float *b, size_t n)
  * but for float rounding of the forward pass: they get a tighter tolerance than the
  * nonlinear layers' 1e-2 (which also absorbs the O(eps^2) truncation error). */
 #define LINEAR_REL 2e-3
-
-typedef struct {
-    const char *name;
-    float *x;           /* perturbed in place */
-    size_t n;
-    const float *grad;  /* analytic d loss / d x */
-} fd_var;
-
-/* Compares each analytic gradient with a central difference of loss(ctx);
- * returns the number of mismatches (printing the first few). */
-static int fd_check(const char *what, double (*loss)(void *), void *ctx, fd_var *vars,
-                    int n_vars, float eps, double rel)
-{
-    int bad = 0;
-    for (int v = 0; v < n_vars; v++) {
-        double gmax = 0.0;
-        for (size_t i = 0; i < vars[v].n; i++)
-            gmax = fmax(gmax, fabs(vars[v].grad[i]));
-        double floor_tol = rel * 0.05 * gmax + 1e-6;
-        for (size_t i = 0; i < vars[v].n; i++) {
-            float *x = vars[v].x;
-            float orig = x[i];
-            x[i] = orig + eps;
-            double xp = x[i], lp = loss(ctx);
-            x[i] = orig - eps;
-            double xm = x[i], lm = loss(ctx);
-            x[i] = orig;
-            double num = (lp - lm) / (xp - xm);
-            double ana = vars[v].grad[i];
-            if (!(fabs(num - ana) <= rel * fmax(fabs(num), fabs(ana)) + floor_tol)) {
-                if (bad < 5)
-                    fprintf(stderr, "  %s: d/d%s[%zu]: analytic %.8g, numeric %.8g\n", what,
-                            vars[v].name, i, ana, num);
-                bad++;
-            }
-        }
-    }
-    return bad;
-}
 
 /* b == 2 a to float rounding: backward called twice accumulates. The second call adds
  * its terms one by one onto the first's sum, so the rounding is relative to the

@@ -1,0 +1,155 @@
+/* cli/inference.c — what `evaluate` and `predict` share: the command line
+ * (--model, --data or --csv, --batch, --threads) and running a checkpoint over
+ * the patterns. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **argv,
+                           bf_cli_inference *a)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, OPT_MODEL}, {"data", required_argument, 0, OPT_DATA},
+        {"csv", required_argument, 0, OPT_CSV},     {"json", no_argument, 0, OPT_JSON},
+        {"batch", required_argument, 0, OPT_BATCH}, {"threads", required_argument, 0, OPT_THREADS},
+        {"help", no_argument, 0, OPT_HELP},         {0, 0, 0, 0}};
+    int takes_csv = !strcmp(cmd, "predict"), takes_json = !strcmp(cmd, "evaluate");
+    memset(a, 0, sizeof *a);
+    a->batch = 512;
+    int opt, rc = 0;
+    optind = 1;
+    opterr = 0;
+    while (rc == 0 && (opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
+        if ((opt == OPT_CSV && !takes_csv) || (opt == OPT_JSON && !takes_json))
+            opt = '?';
+        switch (opt) {
+        case 'h':
+        case OPT_HELP: fputs(usage, stdout); return BF_EXIT_OK;
+        case OPT_MODEL: a->model_path = optarg; break;
+        case OPT_DATA: a->data_path = optarg; break;
+        case OPT_CSV: a->csv_path = optarg; break;
+        case OPT_JSON: a->json = 1; break;
+        case OPT_BATCH:
+            rc = bf_cli_parse_count(cmd, "--batch", optarg, 1, 65536, &a->batch);
+            break;
+        case OPT_THREADS:
+            rc = bf_cli_parse_count(cmd, "--threads", optarg, 0, 4096, &a->threads);
+            break;
+        default: return bf_cli_bad_option(cmd, opt == ':' ? ':' : '?', argv);
+        }
+    }
+    if (rc)
+        return rc;
+    if (optind < argc)
+        return bf_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (takes_csv && (!a->model_path || !(a->data_path || a->csv_path) ||
+                      (a->data_path && a->csv_path)))
+        return bf_cli_usage_error(cmd, "--model and one of --data or --csv are required");
+    if (!takes_csv && (!a->model_path || !a->data_path))
+        return bf_cli_usage_error(cmd, "--model and --data are required");
+    return -1;
+}
+
+/* Reads the last numeric column of each data line into a new pattern. */
+static bf_status read_csv_pattern(const char *path, bf_dataset *d, bf_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bf_status st = bf_read_file(path, &text, &len, err);
+    if (st != BF_OK)
+        return st;
+    size_t cap = 4096;
+    float *v = malloc(sizeof(float) * cap);
+    int n = 0, line = 0, columns = 0;
+    if (!v) {
+        free(text);
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (char *save = NULL, *ln = strtok_r(text, "\n", &save); st == BF_OK && ln;
+         ln = strtok_r(NULL, "\n", &save)) {
+        line++;
+        ln[strcspn(ln, "\r#")] = 0;
+        if (!ln[strspn(ln, " \t,")])
+            continue;
+        double x[2];
+        int k = 0;
+        char *end = ln;
+        for (char *p = ln; k < 2; p = end) {
+            p += strspn(p, " \t,");
+            if (!*p)
+                break;
+            x[k] = strtod(p, &end);
+            if (end == p)
+                break;
+            k++;
+        }
+        end += strspn(end, " \t,");
+        if (k == 0 && n == 0)
+            continue; /* header lines before the data */
+        if (k == 0 || *end)
+            st = bf_error_set(err, BF_ERR_PARSE, "%s:%d: expected 1 or 2 numbers per line",
+                              path, line);
+        else if (columns && k != columns)
+            st = bf_error_set(err, BF_ERR_PARSE, "%s:%d: %d columns, earlier lines have %d",
+                              path, line, k, columns);
+        else if (!isfinite(x[k - 1]))
+            st = bf_error_set(err, BF_ERR_INVALID, "%s:%d: intensity is not finite", path, line);
+        else {
+            columns = k;
+            if ((size_t)n == cap) {
+                float *nv = realloc(v, sizeof(float) * (cap *= 2));
+                if (!nv) {
+                    st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", path);
+                    break;
+                }
+                v = nv;
+            }
+            v[n++] = (float)x[k - 1];
+        }
+    }
+    free(text);
+    if (st == BF_OK && n == 0)
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: no data lines", path);
+    if (st != BF_OK) {
+        free(v);
+        return st;
+    }
+    d->n = 1;
+    d->length = n;
+    d->patterns = v;
+    return BF_OK;
+}
+
+bf_status bf_cli_inference_run(bf_cli_inference *a, int with_labels, bf_error *err)
+{
+    const char *name = a->data_path ? a->data_path : a->csv_path;
+    bf_backend_cpu()->set_threads((int)a->threads);
+    bf_status st = bf_checkpoint_load(a->model_path, bf_backend_cpu(), &a->m, &a->info, NULL,
+                                      NULL, err);
+    if (st == BF_OK)
+        st = a->data_path ? bf_dataset_read_h5(a->data_path, &a->d, err)
+                          : read_csv_pattern(a->csv_path, &a->d, err);
+    if (st == BF_OK)
+        st = bf_structure_inputs(a->m, &a->d, name, &a->info.scaling, &a->x,
+                                 with_labels ? &a->labels : NULL,
+                                 with_labels ? &a->targets : NULL, err);
+    if (st == BF_OK && !(a->out = malloc(sizeof(float) * (size_t)a->d.n * a->m->n_out)))
+        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    if (st == BF_OK)
+        st = bf_model_predict(a->m, a->x, a->d.n, (int)a->batch, a->out, err);
+    return st;
+}
+
+void bf_cli_inference_free(bf_cli_inference *a)
+{
+    free(a->x);
+    free(a->labels);
+    free(a->targets);
+    free(a->out);
+    bf_dataset_free(&a->d);
+    bf_model_destroy(a->m);
+}
