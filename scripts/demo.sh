@@ -56,7 +56,7 @@ for set in train:101:1000 val:102:200 test:103:200; do
     "$bf" sample --config "$out/$name.ini" --out "$out/$name.h5" --threads 0
 done
 "$bf" train --train "$out/train.h5" --val "$out/val.h5" --out "$out/model.safetensors" \
-    --epochs 15 --batch 128 --lr 1e-3 --threads 0 | sed 's/^/   /'
+    --epochs 25 --batch 128 --lr 1e-3 --threads 0 | sed 's/^/   /'
 echo
 echo "-- 5. Evaluate on the independent test set"
 "$bf" evaluate --model "$out/model.safetensors" --data "$out/test.h5" | sed 's/^/   /'

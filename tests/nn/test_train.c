@@ -200,3 +200,52 @@ BF_TEST(backward_after_an_inference_forward_is_an_error)
     CHECK(strstr(err.msg, "backward without a training forward"));
     bf_model_destroy(m);
 }
+
+static void count_epochs(const bf_epoch_log *log, void *user)
+{
+    (void)log;
+    ++*(int *)user;
+}
+
+BF_TEST(training_keeps_the_best_checkpoint_and_stops_on_a_non_finite_loss)
+{
+    float pat[N * L];
+    double cells[N * 6];
+    int32_t lab[N];
+    bf_dataset d;
+    tiny_dataset(&d, pat, cells, lab);
+    char path[512];
+    snprintf(path, sizeof path, "%s/train.safetensors", bf_test_tmp_dir());
+    bf_train_config cfg;
+    bf_train_config_defaults(&cfg);
+    int epochs_seen = 0;
+    cfg.out_path = path, cfg.epochs = 2, cfg.batch = 3, cfg.hidden = 8, cfg.threads = 2;
+    cfg.progress = 0, cfg.on_epoch = count_epochs, cfg.user = &epochs_seen;
+    bf_train_result res;
+    bf_error err = {0};
+    CHECK_MSG(bf_train(&cfg, &d, &d, &res, &err) == BF_OK, "%s", err.msg);
+    CHECK(epochs_seen == 2 && res.epochs_run == 2 && res.best_epoch >= 1);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    fclose(f);
+
+    /* a huge learning rate without clipping overflows the loss: an error naming the
+     * epoch, and the checkpoint of the warm start's best epoch stays loadable */
+    cfg.init_path = path;
+    cfg.lr = 10;
+    cfg.clip_norm = 1e30;
+    cfg.epochs = 50;
+    cfg.patience = 0;
+    err = (bf_error){0};
+    CHECK(bf_train(&cfg, &d, &d, &res, &err) != BF_OK);
+    CHECK_MSG(strstr(err.msg, "training diverged"), "%s", err.msg);
+    bf_model *m = NULL;
+    err = (bf_error){0};
+    CHECK_MSG(bf_checkpoint_load(path, bf_backend_cpu(), &m, NULL, NULL, NULL, &err) == BF_OK,
+              "%s", err.msg);
+    bf_model_destroy(m);
+    char optim[600];
+    bf_checkpoint_optim_path(path, optim, sizeof optim);
+    remove(path);
+    remove(optim);
+}
