@@ -131,7 +131,16 @@ typedef struct {
  * the thread count. Shows a progress bar on stderr when it is a terminal. */
 bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
                               bf_error *err);
+/* Simulates the given cells: cell i of class cfg->classes[class_index[i]] (labels
+ * from those classes; the sampler field is left empty for the caller). Same
+ * cells => identical dataset, whatever the thread count. */
+bf_status bf_dataset_simulate_cells(const bf_sample_config *cfg, const bf_cell *cells,
+                                   const int32_t *class_index, long n, int threads,
+                                   bf_dataset *out, bf_error *err);
 void bf_dataset_free(bf_dataset *d);
+/* Appends src's patterns, cells and labels to dst (same pattern length); dst keeps
+ * its own provenance fields. */
+bf_status bf_dataset_append(bf_dataset *dst, const bf_dataset *src, bf_error *err);
 
 /* Writes atomically (temp file + fsync + rename). braggflow layout:
  *   patterns (N, L) float32, tof_us (L) float64, cell (N, 6) float64,

@@ -378,6 +378,9 @@ bf_status bf_structure_inputs(const bf_model *m, const bf_dataset *d, const char
 /* Runs m over n inputs x (n, input_len), already scaled: out (n, n_out). */
 bf_status bf_model_predict(bf_model *m, const float *x, long n, int batch, float *out,
                            bf_error *err);
+/* Loads a checkpoint and computes its metrics on dataset d (name for messages). */
+bf_status bf_checkpoint_evaluate(const char *path, const bf_dataset *d, const char *name,
+                                 int batch, bf_metrics *mt, bf_error *err);
 /* Metrics of outputs (n, n_out) against labels and scaled targets. */
 void bf_structure_metrics(const float *out, const int32_t *labels, const float *targets, long n,
                           int n_classes, const bf_label_scaling *sc, bf_metrics *mt);

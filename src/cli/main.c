@@ -15,6 +15,7 @@ static const struct {
     {"train", cmd_train, "train a structure model on datasets (safetensors checkpoint)"},
     {"evaluate", cmd_evaluate, "metrics of a trained model on a dataset (table or JSON)"},
     {"predict", cmd_predict, "class and lattice parameters (with sigma) for patterns"},
+    {"campaign", cmd_campaign, "simulate -> train -> active learning, as a resumable run"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

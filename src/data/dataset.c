@@ -1,5 +1,5 @@
-/* data/dataset.c — draws every class's cells and simulates their patterns on
- * OpenMP threads. Sample i's cell comes from its own RNG stream and its
+/* data/dataset.c — draws every class's cells (or takes given ones, as active
+ * learning proposes them) and simulates their patterns on OpenMP threads. Sample i's cell comes from its own RNG stream and its
  * pattern from a thread-safe simulator, so the dataset is bitwise the same for
  * any thread count. */
 #include "braggflow/data.h"
@@ -47,11 +47,12 @@ static long class_count(const bf_sample_config *cfg, const bf_class_spec *cls, b
     return n;
 }
 
-/* Simulates cells[0..n) of one class into patterns rows [0..n). On failure
- * err gets the lowest failing sample's message, whatever the schedule. */
+/* Simulates the n samples rows[0..n) of one class: cell cells[rows[i]] into
+ * pattern row rows[i]. On failure err gets the lowest failing sample's
+ * message, whatever the schedule. */
 static bf_status simulate_class(const bf_powder_sim *sim, const bf_class_spec *cls,
-                                const bf_cell *cells, long n, int length, int threads,
-                                float *patterns, bf_progress *prog, bf_error *err)
+                                const bf_cell *cells, const long *rows, long n, int length,
+                                int threads, float *patterns, bf_progress *prog, bf_error *err)
 {
     long first_bad = -1;
     bf_error bad_err = {0};
@@ -68,21 +69,21 @@ static bf_status simulate_class(const bf_powder_sim *sim, const bf_class_spec *c
             if (fb >= 0 && i > fb)
                 continue; /* a lower sample already failed: this one cannot be reported */
             bf_error e = {0};
-            bf_status st = y ? bf_powder_sim_pattern(sim, &cells[i], y, &e)
+            bf_status st = y ? bf_powder_sim_pattern(sim, &cells[rows[i]], y, &e)
                              : bf_error_set(&e, BF_ERR_NOMEM, "out of memory");
             if (st != BF_OK) {
 #pragma omp critical(bf_dataset_first_error)
                 {
                     if (first_bad < 0 || i < first_bad) {
                         bad_err = e;
-                        bad_cell = cells[i];
+                        bad_cell = cells[rows[i]];
 #pragma omp atomic write
                         first_bad = i;
                     }
                 }
                 continue;
             }
-            float *row = patterns + (size_t)i * (size_t)length;
+            float *row = patterns + (size_t)rows[i] * (size_t)length;
             for (int j = 0; j < length; j++)
                 row[j] = (float)y[j];
             bf_progress_add(prog, 1);
@@ -97,12 +98,13 @@ static bf_status simulate_class(const bf_powder_sim *sim, const bf_class_spec *c
     return bf_error_set(err, bad_err.code,
                         "class %s, sample %ld, cell a=%.6g b=%.6g c=%.6g alpha=%.6g beta=%.6g "
                         "gamma=%.6g: %s",
-                        cls->name, first_bad, bad_cell.a, bad_cell.b, bad_cell.c, bad_cell.alpha,
+                        cls->name, rows[first_bad], bad_cell.a, bad_cell.b, bad_cell.c, bad_cell.alpha,
                         bad_cell.beta, bad_cell.gamma, bad_err.msg);
 }
 
-bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
-                              bf_error *err)
+bf_status bf_dataset_simulate_cells(const bf_sample_config *cfg, const bf_cell *cells,
+                                   const int32_t *class_index, long n, int threads,
+                                   bf_dataset *out, bf_error *err)
 {
     memset(out, 0, sizeof *out);
     bf_status st = BF_OK;
@@ -110,10 +112,9 @@ bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_datas
     bf_crystal crystal;
     int have_crystal = 0;
     bf_powder_sim *sim = NULL;
-    bf_cell *cells = NULL;
+    long *rows = NULL;
     bf_progress prog;
     int progress_on = 0;
-    long counts[BF_MAX_CLASSES] = {0};
 
     if (threads < 0)
         return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
@@ -122,37 +123,34 @@ bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_datas
     if (cfg->n_classes < 1 || cfg->n_classes > BF_MAX_CLASSES)
         return bf_error_set(err, BF_ERR_INVALID, "%s: %d classes (expected 1..%d)", cfg->path,
                             cfg->n_classes, BF_MAX_CLASSES);
+    if (n < 1 || n > (1L << 31))
+        return bf_error_set(err, BF_ERR_INVALID, "%s: %ld samples (expected 1..2^31)", cfg->path,
+                            n);
+    for (long i = 0; i < n; i++)
+        if (class_index[i] < 0 || class_index[i] >= cfg->n_classes)
+            return bf_error_set(err, BF_ERR_INVALID, "sample %ld: class index %d (expected "
+                                "0..%d)", i, (int)class_index[i], cfg->n_classes - 1);
 
-    /* Sizes first, so one allocation holds every pattern. */
-    long total = 0;
-    for (int k = 0; k < cfg->n_classes; k++) {
-        counts[k] = class_count(cfg, &cfg->classes[k], err, &st);
-        if (st != BF_OK)
-            goto done;
-        if (counts[k] < 0 || counts[k] > (1L << 31) - total) {
-            st = bf_error_set(err, BF_ERR_RANGE, "class %s: %ld samples is too many",
-                              cfg->classes[k].name, counts[k]);
-            goto done;
-        }
-        total += counts[k];
-    }
-    if (total == 0) {
-        st = bf_error_set(err, BF_ERR_INVALID, "%s: the configuration yields no samples "
-                          "(every grid point dropped or outside this phase)", cfg->path);
-        goto done;
-    }
-
-    out->n = total;
+    out->n = n;
     out->n_classes = cfg->n_classes;
     out->seed = cfg->seed;
-    snprintf(out->sampler, sizeof out->sampler, "%s", bf_sampler_name(cfg->sampler));
     snprintf(out->config_text, sizeof out->config_text, "%s", cfg->config_text);
-    out->cells = malloc((size_t)total * 6 * sizeof *out->cells);
-    out->labels = malloc((size_t)total * sizeof *out->labels);
-    cells = malloc((size_t)total * sizeof *cells);
-    if (!out->cells || !out->labels || !cells) {
-        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld samples", total);
+    out->cells = malloc((size_t)n * 6 * sizeof *out->cells);
+    out->labels = malloc((size_t)n * sizeof *out->labels);
+    rows = malloc((size_t)n * sizeof *rows);
+    if (!out->cells || !out->labels || !rows) {
+        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld samples", n);
         goto done;
+    }
+    for (long i = 0; i < n; i++) {
+        double *row = out->cells + (size_t)i * 6;
+        row[0] = cells[i].a;
+        row[1] = cells[i].b;
+        row[2] = cells[i].c;
+        row[3] = cells[i].alpha;
+        row[4] = cells[i].beta;
+        row[5] = cells[i].gamma;
+        out->labels[i] = cfg->classes[class_index[i]].label;
     }
 
     st = bf_instrument_read(cfg->instprm_path, &inst, err);
@@ -161,43 +159,16 @@ bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_datas
     if (st != BF_OK)
         goto done;
 
-    /* Cells of every class: random streams continue across classes (class k
-     * starts at the number of samples before it), so no two samples share one. */
-    long offset = 0;
+    bf_progress_begin(&prog, "simulate", (uint64_t)n);
+    progress_on = 1;
     for (int k = 0; k < cfg->n_classes; k++) {
         const bf_class_spec *cls = &cfg->classes[k];
         snprintf(out->class_names[k], sizeof out->class_names[k], "%s", cls->name);
         out->class_labels[k] = cls->label;
-        if (cfg->sampler == BF_SAMPLER_RANDOM) {
-            st = bf_sample_random(cls, counts[k], cfg->seed, (uint64_t)offset, cells + offset, err);
-        } else {
-            long n = counts[k];
-            int phased = cfg->sampler == BF_SAMPLER_PHASED;
-            st = bf_sample_grid(cls, phased ? cfg->phases : 1, phased ? cfg->phase : 1,
-                                cells + offset, &n, err);
-            if (st == BF_OK && n != counts[k])
-                st = bf_error_set(err, BF_ERR_RANGE, "class %s: grid changed size", cls->name);
-        }
-        if (st != BF_OK)
-            goto done;
-        for (long i = offset; i < offset + counts[k]; i++) {
-            double *row = out->cells + (size_t)i * 6;
-            row[0] = cells[i].a;
-            row[1] = cells[i].b;
-            row[2] = cells[i].c;
-            row[3] = cells[i].alpha;
-            row[4] = cells[i].beta;
-            row[5] = cells[i].gamma;
-            out->labels[i] = cls->label;
-        }
-        offset += counts[k];
-    }
-
-    bf_progress_begin(&prog, "simulate", (uint64_t)total);
-    progress_on = 1;
-    offset = 0;
-    for (int k = 0; k < cfg->n_classes; k++) {
-        const bf_class_spec *cls = &cfg->classes[k];
+        long count = 0;
+        for (long i = 0; i < n; i++)
+            if (class_index[i] == k)
+                rows[count++] = i;
         st = bf_sha256_file_hex(cls->cif_path, out->cif_sha256[k], err);
         if (st == BF_OK)
             st = bf_crystal_read_cif(cls->cif_path, &crystal, err);
@@ -217,9 +188,9 @@ bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_datas
             /* Same instrument and grid spec for every class: one TOF axis. */
             out->length = grid->n;
             out->tof_us = malloc((size_t)grid->n * sizeof *out->tof_us);
-            out->patterns = malloc((size_t)total * (size_t)grid->n * sizeof *out->patterns);
+            out->patterns = malloc((size_t)n * (size_t)grid->n * sizeof *out->patterns);
             if (!out->tof_us || !out->patterns) {
-                st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld x %d patterns", total,
+                st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld x %d patterns", n,
                                   grid->n);
                 goto done;
             }
@@ -229,16 +200,15 @@ bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_datas
                               cls->name, grid->n, out->length);
             goto done;
         }
-        if (counts[k] > 0)
-            st = simulate_class(sim, cls, cells + offset, counts[k], out->length, threads,
-                                out->patterns + (size_t)offset * (size_t)out->length, &prog, err);
+        if (count > 0)
+            st = simulate_class(sim, cls, cells, rows, count, out->length, threads, out->patterns,
+                                &prog, err);
         if (st != BF_OK)
             goto done;
         bf_powder_sim_destroy(sim);
         sim = NULL;
         bf_crystal_free(&crystal);
         have_crystal = 0;
-        offset += counts[k];
     }
 
 done:
@@ -248,8 +218,96 @@ done:
         bf_powder_sim_destroy(sim);
     if (have_crystal)
         bf_crystal_free(&crystal);
-    free(cells);
+    free(rows);
     if (st != BF_OK)
         bf_dataset_free(out);
     return st;
+}
+
+bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
+                              bf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    bf_status st = BF_OK;
+    bf_cell *cells = NULL;
+    int32_t *class_index = NULL;
+    long counts[BF_MAX_CLASSES] = {0};
+
+    if (cfg->n_classes < 1 || cfg->n_classes > BF_MAX_CLASSES)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: %d classes (expected 1..%d)", cfg->path,
+                            cfg->n_classes, BF_MAX_CLASSES);
+    /* Sizes first, so one allocation holds every cell. */
+    long total = 0;
+    for (int k = 0; k < cfg->n_classes; k++) {
+        counts[k] = class_count(cfg, &cfg->classes[k], err, &st);
+        if (st != BF_OK)
+            return st;
+        if (counts[k] < 0 || counts[k] > (1L << 31) - total)
+            return bf_error_set(err, BF_ERR_RANGE, "class %s: %ld samples is too many",
+                                cfg->classes[k].name, counts[k]);
+        total += counts[k];
+    }
+    if (total == 0)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: the configuration yields no samples "
+                            "(every grid point dropped or outside this phase)", cfg->path);
+    cells = malloc((size_t)total * sizeof *cells);
+    class_index = malloc((size_t)total * sizeof *class_index);
+    if (!cells || !class_index) {
+        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld samples", total);
+        goto done;
+    }
+
+    /* Cells of every class: random streams continue across classes (class k
+     * starts at the number of samples before it), so no two samples share one. */
+    long offset = 0;
+    for (int k = 0; k < cfg->n_classes && st == BF_OK; k++) {
+        const bf_class_spec *cls = &cfg->classes[k];
+        if (cfg->sampler == BF_SAMPLER_RANDOM) {
+            st = bf_sample_random(cls, counts[k], cfg->seed, (uint64_t)offset, cells + offset, err);
+        } else {
+            long n = counts[k];
+            int phased = cfg->sampler == BF_SAMPLER_PHASED;
+            st = bf_sample_grid(cls, phased ? cfg->phases : 1, phased ? cfg->phase : 1,
+                                cells + offset, &n, err);
+            if (st == BF_OK && n != counts[k])
+                st = bf_error_set(err, BF_ERR_RANGE, "class %s: grid changed size", cls->name);
+        }
+        for (long i = offset; i < offset + counts[k]; i++)
+            class_index[i] = k;
+        offset += counts[k];
+    }
+    if (st == BF_OK)
+        st = bf_dataset_simulate_cells(cfg, cells, class_index, total, threads, out, err);
+    if (st == BF_OK)
+        snprintf(out->sampler, sizeof out->sampler, "%s", bf_sampler_name(cfg->sampler));
+
+done:
+    free(cells);
+    free(class_index);
+    return st;
+}
+
+bf_status bf_dataset_append(bf_dataset *dst, const bf_dataset *src, bf_error *err)
+{
+    if (dst->length != src->length)
+        return bf_error_set(err, BF_ERR_INVALID, "datasets of %d and %d points cannot be joined",
+                            dst->length, src->length);
+    long n = dst->n + src->n;
+    float *patterns = realloc(dst->patterns, sizeof(float) * (size_t)n * (size_t)dst->length);
+    if (patterns)
+        dst->patterns = patterns;
+    double *cells = realloc(dst->cells, sizeof(double) * (size_t)n * 6);
+    if (cells)
+        dst->cells = cells;
+    int32_t *labels = realloc(dst->labels, sizeof(int32_t) * (size_t)n);
+    if (labels)
+        dst->labels = labels;
+    if (!patterns || !cells || !labels)
+        return bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld patterns", n);
+    memcpy(dst->patterns + (size_t)dst->n * dst->length, src->patterns,
+           sizeof(float) * (size_t)src->n * (size_t)src->length);
+    memcpy(dst->cells + (size_t)dst->n * 6, src->cells, sizeof(double) * (size_t)src->n * 6);
+    memcpy(dst->labels + dst->n, src->labels, sizeof(int32_t) * (size_t)src->n);
+    dst->n = n;
+    return BF_OK;
 }

@@ -440,3 +440,27 @@ done:
     bf_model_destroy(m);
     return st;
 }
+
+bf_status bf_checkpoint_evaluate(const char *path, const bf_dataset *d, const char *name,
+                                 int batch, bf_metrics *mt, bf_error *err)
+{
+    bf_model *m = NULL;
+    bf_checkpoint_info info;
+    float *x = NULL, *targets = NULL, *out = NULL;
+    int32_t *labels = NULL;
+    bf_status st = bf_checkpoint_load(path, bf_backend_cpu(), &m, &info, NULL, NULL, err);
+    if (st == BF_OK)
+        st = bf_structure_inputs(m, d, name, &info.scaling, &x, &labels, &targets, err);
+    if (st == BF_OK && !(out = malloc(sizeof(float) * (size_t)d->n * m->n_out)))
+        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    if (st == BF_OK)
+        st = bf_model_predict(m, x, d->n, batch, out, err);
+    if (st == BF_OK)
+        bf_structure_metrics(out, labels, targets, d->n, m->shape.n_classes, &info.scaling, mt);
+    free(x);
+    free(labels);
+    free(targets);
+    free(out);
+    bf_model_destroy(m);
+    return st;
+}

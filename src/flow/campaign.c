@@ -1,0 +1,782 @@
+/* flow/campaign.c — runs a campaign (DESIGN §6): the tasks of the chosen
+ * workflow, each timed, each leaving its outputs and a tasks/NAME.done record
+ * (written last, atomically) so that --resume skips exactly the finished ones.
+ *
+ * Determinism: every simulated set has its own seed (README "Campaigns"), AL
+ * proposals depend only on the previous phase's checkpoint and (seed, phase),
+ * and training is deterministic for a thread count; so a resumed campaign
+ * reproduces the uninterrupted one. */
+#include "braggflow/flow.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Seeds of the fixed sets, offset from the campaign seed so no two sets share
+ * random streams with the phase-0 training set. */
+#define SEED_VAL 0x56414cull
+#define SEED_TEST 0x54455354ull
+#define STREAM_AL 0x414c0000ull
+
+typedef struct {
+    const bf_campaign_config *cfg;
+    char dir[4096];
+    double t0;                          /* wall clock (s) when the campaign first started */
+    bf_campaign_result *res;
+    void (*on_line)(const char *line, void *user);
+    void *user;
+    bf_dataset val, test, study;
+    bf_study_set study_cells;
+    int n_train;                        /* training sets so far (data/train-*.h5) */
+    char train_files[2 * BF_MAX_PHASES + 2][4200];
+    pthread_mutex_t lock;               /* res->tasks and on_line: S'_k runs beside T_k */
+} campaign;
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void say(campaign *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(campaign *c, const char *fmt, ...)
+{
+    if (!c->on_line)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&c->lock);
+    c->on_line(line, c->user);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void path_in(const campaign *c, char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void path_in(const campaign *c, char *out, size_t n, const char *fmt, ...)
+{
+    char rel[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rel, sizeof rel, fmt, ap);
+    va_end(ap);
+    snprintf(out, n, "%s/%s", c->dir, rel);
+}
+
+/* ---- task records -------------------------------------------------------------------
+ * tasks/NAME.done: "start_s end_s samples" and, for training, the phase's test
+ * metrics. Written after the task's outputs, so its presence means they are complete. */
+
+static void done_path(const campaign *c, const char *name, char *out, size_t n)
+{
+    char safe[32];
+    snprintf(safe, sizeof safe, "%s", name);
+    for (char *p = safe; *p; p++)
+        if (*p == '\'')
+            *p = 'p'; /* S'_1 -> Sp_1 */
+    path_in(c, out, n, "tasks/%s.done", safe);
+}
+
+static int task_done(campaign *c, const char *name, int phase, bf_phase_metrics *pm)
+{
+    char path[4200];
+    done_path(c, name, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    bf_task_time t = {.phase = phase};
+    snprintf(t.name, sizeof t.name, "%s", name);
+    int ok = fscanf(f, "%lf %lf %ld", &t.start_s, &t.end_s, &t.samples) == 3;
+    if (ok && pm) {
+        bf_metrics *m = &pm->test;
+        ok = fscanf(f, "%ld %d %ld %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf", &pm->n_train,
+                    &pm->epochs, &m->n, &m->loss, &m->class_loss, &m->reg_loss, &m->accuracy,
+                    &m->mse, &m->mse_baseline, &m->mae[0], &m->mae[1], &m->mae[2],
+                    &m->mean_sigma2, &m->rmse[0]) == 14;
+        pm->phase = phase;
+    }
+    fclose(f);
+    if (!ok)
+        return 0; /* unreadable: redo the task */
+    pthread_mutex_lock(&c->lock);
+    c->res->tasks[c->res->n_tasks++] = t;
+    c->res->resumed_tasks++;
+    pthread_mutex_unlock(&c->lock);
+    say(c, "%-6s phase %d: done in an earlier run (%.1f s), skipped", name, phase,
+        t.end_s - t.start_s);
+    return 1;
+}
+
+static bf_status task_finish(campaign *c, const char *name, int phase, double start, long n,
+                             const bf_phase_metrics *pm, bf_error *err)
+{
+    bf_task_time t = {.phase = phase, .start_s = start - c->t0, .end_s = wall_now() - c->t0,
+                      .samples = n};
+    snprintf(t.name, sizeof t.name, "%s", name);
+    char path[4200];
+    done_path(c, name, path, sizeof path);
+    bf_atomic_file af;
+    bf_status st = bf_atomic_begin(&af, path, 1, err);
+    if (st != BF_OK)
+        return st;
+    fprintf(af.fp, "%.6f %.6f %ld\n", t.start_s, t.end_s, t.samples);
+    if (pm) {
+        const bf_metrics *m = &pm->test;
+        fprintf(af.fp, "%ld %d %ld %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g\n",
+                pm->n_train, pm->epochs, m->n, m->loss, m->class_loss, m->reg_loss, m->accuracy,
+                m->mse, m->mse_baseline, m->mae[0], m->mae[1], m->mae[2], m->mean_sigma2,
+                m->rmse[0]);
+    }
+    st = bf_atomic_commit(&af, err);
+    if (st == BF_OK) {
+        pthread_mutex_lock(&c->lock);
+        c->res->tasks[c->res->n_tasks++] = t;
+        pthread_mutex_unlock(&c->lock);
+        say(c, "%-6s phase %d: %ld patterns, %.1f s", name, phase, n, t.end_s - t.start_s);
+    }
+    return st;
+}
+
+/* ---- simulation -------------------------------------------------------------------- */
+
+/* n patterns split evenly over the classes (first classes take the remainder),
+ * uniform in each box, from seed. */
+static bf_status simulate_uniform(const campaign *c, long n, uint64_t seed, bf_dataset *out,
+                                  bf_error *err)
+{
+    bf_sample_config *sc = malloc(sizeof *sc);
+    if (!sc)
+        return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    *sc = c->cfg->sample;
+    sc->seed = seed;
+    int C = sc->n_classes;
+    for (int k = 0; k < C; k++)
+        sc->classes[k].count = n / C + (k < n % C);
+    bf_status st = bf_dataset_simulate(sc, c->cfg->sim_threads, out, err);
+    free(sc);
+    return st;
+}
+
+/* Simulates cells with labels (label -> class index) and writes file. */
+static bf_status simulate_cells(const campaign *c, const bf_cell *cells, const int32_t *labels,
+                                long n, bf_dataset *out, bf_error *err)
+{
+    int32_t *idx = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    if (!idx)
+        return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    const bf_sample_config *sc = &c->cfg->sample;
+    for (long i = 0; i < n; i++) {
+        idx[i] = -1;
+        for (int k = 0; k < sc->n_classes; k++)
+            if (sc->classes[k].label == labels[i])
+                idx[i] = k;
+    }
+    bf_status st = bf_dataset_simulate_cells(sc, cells, idx, n, c->cfg->sim_threads, out, err);
+    free(idx);
+    return st;
+}
+
+static bf_status save_set(campaign *c, const bf_dataset *d, const char *file, bf_error *err)
+{
+    char path[4200];
+    path_in(c, path, sizeof path, "data/%s", file);
+    return bf_dataset_write_h5(d, path, BF_LAYOUT_BRAGGFLOW, err);
+}
+
+static bf_status load_set(campaign *c, bf_dataset *d, const char *file, bf_error *err)
+{
+    char path[4200];
+    path_in(c, path, sizeof path, "data/%s", file);
+    return bf_dataset_read_h5(path, d, err);
+}
+
+static void add_train_file(campaign *c, const char *file)
+{
+    snprintf(c->train_files[c->n_train++], sizeof c->train_files[0], "%s", file);
+}
+
+/* ---- training ---------------------------------------------------------------------- */
+
+/* All training sets so far in one dataset (read back from data/). */
+static bf_status training_union(campaign *c, bf_dataset *all, bf_error *err)
+{
+    memset(all, 0, sizeof *all);
+    bf_status st = BF_OK;
+    for (int i = 0; i < c->n_train && st == BF_OK; i++) {
+        bf_dataset d;
+        st = load_set(c, &d, c->train_files[i], err);
+        if (st == BF_OK && i == 0) {
+            *all = d;
+            continue;
+        }
+        if (st == BF_OK)
+            st = bf_dataset_append(all, &d, err);
+        bf_dataset_free(&d);
+    }
+    if (st != BF_OK)
+        bf_dataset_free(all);
+    return st;
+}
+
+static int epochs_for(const bf_campaign_config *cfg, int phase, long n0, long n)
+{
+    if (cfg->n_epochs_given > 1)
+        return cfg->epochs[phase];
+    /* DESIGN §6: epochs ∝ 1/sqrt(N_train) (seed 001: 400/300/250/200) */
+    int e = (int)lround(cfg->epochs[0] * sqrt((double)n0 / (double)n));
+    return e < 1 ? 1 : e;
+}
+
+static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
+{
+    char name[16];
+    snprintf(name, sizeof name, "T_%d", phase);
+    bf_phase_metrics *pm = &c->res->phase[phase];
+    if (task_done(c, name, phase, pm)) {
+        c->res->n_phases = phase + 1;
+        return BF_OK;
+    }
+    double start = wall_now();
+    bf_dataset train;
+    bf_status st = training_union(c, &train, err);
+    if (st != BF_OK)
+        return st;
+    char out[4200], init[4200];
+    path_in(c, out, sizeof out, "models/phase-%d.safetensors", phase);
+    path_in(c, init, sizeof init, "models/phase-%d.safetensors", phase - 1);
+    bf_train_config tc;
+    bf_train_config_defaults(&tc);
+    tc.out_path = out;
+    tc.init_path = phase > 0 ? init : NULL;
+    tc.epochs = epochs_for(c->cfg, phase, n0, train.n);
+    tc.batch = c->cfg->batch;
+    tc.lr = c->cfg->lr;
+    tc.clip_norm = c->cfg->clip;
+    tc.patience = c->cfg->patience;
+    tc.hidden = c->cfg->hidden;
+    tc.seed = c->cfg->sample.seed + (uint64_t)phase;
+    tc.threads = c->cfg->train_threads;
+    tc.progress = 0;
+    tc.train_name = "training set";
+    tc.val_name = "data/val.h5";
+    bf_train_result tr;
+    st = bf_train(&tc, &train, &c->val, &tr, err);
+    if (st == BF_OK)
+        st = bf_checkpoint_evaluate(out, &c->test, "data/test.h5", c->cfg->batch, &pm->test, err);
+    *pm = (bf_phase_metrics){.phase = phase, .n_train = train.n, .epochs = tc.epochs,
+                             .test = pm->test};
+    long n = train.n;
+    bf_dataset_free(&train);
+    if (st != BF_OK) {
+        bf_error_prefix(err, "%s", name);
+        return st;
+    }
+    c->res->n_phases = phase + 1;
+    return task_finish(c, name, phase, start, n, pm, err);
+}
+
+/* ---- phase 0 ----------------------------------------------------------------------- */
+
+static bf_status simulate_study(campaign *c, bf_error *err)
+{
+    bf_status st = bf_study_set_make(c->cfg->sample.classes, c->cfg->sample.n_classes,
+                                     c->cfg->study_per_class, &c->study_cells, err);
+    if (st == BF_OK)
+        st = simulate_cells(c, c->study_cells.cells, c->study_cells.labels, c->study_cells.n,
+                            &c->study, err);
+    if (st == BF_OK)
+        st = save_set(c, &c->study, "study.h5", err);
+    return st;
+}
+
+typedef struct {
+    campaign *c;
+    const char *name;
+    int phase;
+    bf_status (*work)(campaign *c, void *arg, long *n, bf_error *err);
+    void *arg;
+    bf_status st;
+    bf_error err;
+} bg_task;
+
+/* Runs a simulation task (skipping it when done) and records it. */
+static bf_status run_task(campaign *c, const char *name, int phase,
+                          bf_status (*work)(campaign *, void *, long *, bf_error *), void *arg,
+                          bf_error *err)
+{
+    if (task_done(c, name, phase, NULL))
+        return BF_OK;
+    double start = wall_now();
+    long n = 0;
+    bf_status st = work(c, arg, &n, err);
+    if (st != BF_OK) {
+        bf_error_prefix(err, "%s", name);
+        return st;
+    }
+    return task_finish(c, name, phase, start, n, NULL, err);
+}
+
+static void *bg_main(void *p)
+{
+    bg_task *t = p;
+    t->st = run_task(t->c, t->name, t->phase, t->work, t->arg, &t->err);
+    return NULL;
+}
+
+/* S_0: training set, validation and test (and, serially, the study set). */
+static bf_status work_s0(campaign *c, void *arg, long *n, bf_error *err)
+{
+    int with_study = *(int *)arg;
+    const bf_campaign_config *cfg = c->cfg;
+    bf_dataset train;
+    long n_train = 0;
+    for (int k = 0; k < cfg->sample.n_classes; k++)
+        n_train += cfg->sample.classes[k].count;
+    if (cfg->workflow == BF_FLOW_BASELINE) /* every later phase's batch, uniform, up front */
+        n_train += (long)(cfg->phases - 1) * cfg->new_per_phase;
+    bf_status st = simulate_uniform(c, n_train, cfg->sample.seed, &train, err);
+    if (st == BF_OK)
+        st = save_set(c, &train, "train-0.h5", err);
+    bf_dataset_free(&train);
+    if (st == BF_OK)
+        st = simulate_uniform(c, cfg->val, cfg->sample.seed + SEED_VAL, &c->val, err);
+    if (st == BF_OK)
+        st = save_set(c, &c->val, "val.h5", err);
+    if (st == BF_OK)
+        st = simulate_uniform(c, cfg->test, cfg->sample.seed + SEED_TEST, &c->test, err);
+    if (st == BF_OK)
+        st = save_set(c, &c->test, "test.h5", err);
+    if (st == BF_OK && with_study)
+        st = simulate_study(c, err);
+    *n = n_train + cfg->val + cfg->test + (with_study ? c->study.n : 0);
+    return st;
+}
+
+static bf_status work_study(campaign *c, void *arg, long *n, bf_error *err)
+{
+    (void)arg;
+    bf_status st = simulate_study(c, err);
+    *n = c->study.n;
+    return st;
+}
+
+/* ---- later phases ------------------------------------------------------------------- */
+
+typedef struct {
+    int phase;
+    bf_cell *cells;
+    int32_t *labels;
+    long first, count;                  /* the slice of the proposal this task simulates */
+    char file[64];
+} sim_slice;
+
+static bf_status work_slice(campaign *c, void *arg, long *n, bf_error *err)
+{
+    sim_slice *s = arg;
+    bf_dataset d;
+    bf_status st = simulate_cells(c, s->cells + s->first, s->labels + s->first, s->count, &d, err);
+    if (st == BF_OK)
+        st = save_set(c, &d, s->file, err);
+    bf_dataset_free(&d);
+    *n = s->count;
+    return st;
+}
+
+/* AL_k: the phase's batch from M_{k-1} on the study set, saved as data/al-k.csv. */
+static bf_status work_al(campaign *c, void *arg, long *n, bf_error *err)
+{
+    sim_slice *s = arg;
+    const bf_campaign_config *cfg = c->cfg;
+    char model_path[4200], csv[4200];
+    path_in(c, model_path, sizeof model_path, "models/phase-%d.safetensors", s->phase - 1);
+    bf_model *m = NULL;
+    bf_checkpoint_info info;
+    float *x = NULL, *out = NULL;
+    double *w = NULL;
+    bf_status st = bf_checkpoint_load(model_path, bf_backend_cpu(), &m, &info, NULL, NULL, err);
+    if (st == BF_OK)
+        st = bf_structure_inputs(m, &c->study, "data/study.h5", &info.scaling, &x, NULL, NULL,
+                                 err);
+    if (st == BF_OK) {
+        out = malloc(sizeof(float) * (size_t)c->study.n * m->n_out);
+        w = malloc(sizeof(double) * (size_t)c->study.n);
+        if (!out || !w)
+            st = bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    }
+    if (st == BF_OK)
+        st = bf_model_predict(m, x, c->study.n, cfg->batch, out, err);
+    if (st == BF_OK)
+        st = bf_al_weights(&cfg->policy, out, c->study.n, m->shape.n_classes, w, err);
+    if (st == BF_OK)
+        st = bf_al_propose(&cfg->policy, cfg->sample.classes, cfg->sample.n_classes,
+                           &c->study_cells, w, cfg->new_per_phase, cfg->sample.seed,
+                           STREAM_AL + (uint64_t)s->phase, s->cells, s->labels, err);
+    path_in(c, csv, sizeof csv, "data/al-%d.csv", s->phase);
+    bf_atomic_file af;
+    if (st == BF_OK)
+        st = bf_atomic_begin(&af, csv, 1, err);
+    if (st == BF_OK) {
+        fprintf(af.fp, "label,a,b,c,alpha,beta,gamma\n");
+        for (long i = 0; i < cfg->new_per_phase; i++) {
+            const bf_cell *q = &s->cells[i];
+            fprintf(af.fp, "%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", (int)s->labels[i], q->a,
+                    q->b, q->c, q->alpha, q->beta, q->gamma);
+        }
+        st = bf_atomic_commit(&af, err);
+    }
+    *n = cfg->new_per_phase;
+    free(x);
+    free(out);
+    free(w);
+    bf_model_destroy(m);
+    return st;
+}
+
+/* Reads a finished AL task's proposal back (resume). */
+static bf_status read_proposal(campaign *c, sim_slice *s, bf_error *err)
+{
+    char csv[4200];
+    path_in(c, csv, sizeof csv, "data/al-%d.csv", s->phase);
+    FILE *f = fopen(csv, "r");
+    if (!f)
+        return bf_error_set(err, BF_ERR_IO, "%s: %s", csv, strerror(errno));
+    long i = 0;
+    int lab = 0;
+    bf_status st = fscanf(f, "%*[^\n]\n") == 0 ? BF_OK : BF_ERR_PARSE;
+    for (; st == BF_OK && i < c->cfg->new_per_phase; i++) {
+        bf_cell *q = &s->cells[i];
+        if (fscanf(f, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &lab, &q->a, &q->b, &q->c, &q->alpha,
+                   &q->beta, &q->gamma) != 7)
+            st = BF_ERR_PARSE;
+        s->labels[i] = lab;
+    }
+    fclose(f);
+    if (st != BF_OK)
+        return bf_error_set(err, BF_ERR_PARSE, "%s: line %ld: expected 7 values", csv, i + 1);
+    return BF_OK;
+}
+
+static bf_status later_phase(campaign *c, int k, long n0, bf_error *err)
+{
+    const bf_campaign_config *cfg = c->cfg;
+    long N = cfg->new_per_phase;
+    sim_slice s = {.phase = k, .cells = malloc(sizeof(bf_cell) * (size_t)N),
+                   .labels = malloc(sizeof(int32_t) * (size_t)N)};
+    char name[16];
+    bf_status st = s.cells && s.labels ? BF_OK : bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    snprintf(name, sizeof name, "AL_%d", k);
+    if (st == BF_OK)
+        st = task_done(c, name, k, NULL) ? read_proposal(c, &s, err)
+                                         : run_task(c, name, k, work_al, &s, err);
+    /* streaming: S_k takes stream_fraction of the batch, S'_k the rest during T_k;
+     * the last phase simulates the whole batch before training */
+    int stream = cfg->workflow == BF_FLOW_STREAMING && k < cfg->phases - 1;
+    long first = stream ? lround(cfg->stream_fraction * (double)N) : N;
+    s.first = 0, s.count = first;
+    snprintf(s.file, sizeof s.file, "train-%d.h5", k);
+    snprintf(name, sizeof name, "S_%d", k);
+    if (st == BF_OK && s.count > 0) {
+        st = run_task(c, name, k, work_slice, &s, err);
+        add_train_file(c, s.file);
+    }
+    sim_slice rest = s;
+    rest.first = first, rest.count = N - first;
+    snprintf(rest.file, sizeof rest.file, "train-%d-stream.h5", k);
+    bg_task bg = {.c = c, .name = "", .phase = k, .work = work_slice, .arg = &rest};
+    char bg_name[16];
+    snprintf(bg_name, sizeof bg_name, "S'_%d", k);
+    bg.name = bg_name;
+    pthread_t thread;
+    int started = 0;
+    double pg_start = wall_now();
+    if (st == BF_OK && stream && rest.count > 0)
+        started = pthread_create(&thread, NULL, bg_main, &bg) == 0;
+    if (st == BF_OK && stream && rest.count > 0 && !started)
+        st = bf_error_set(err, BF_ERR_NOMEM, "cannot start a simulation thread");
+    if (st == BF_OK)
+        st = train_phase(c, k, n0, err);
+    if (started) {
+        pthread_join(thread, NULL);
+        if (st == BF_OK && bg.st != BF_OK) {
+            *err = bg.err;
+            st = bg.st;
+        }
+        /* the parallel group: T_k and S'_k side by side */
+        bf_task_time pg = {.phase = k, .start_s = pg_start - c->t0, .end_s = wall_now() - c->t0};
+        snprintf(pg.name, sizeof pg.name, "PG_%d", k);
+        if (st == BF_OK)
+            c->res->tasks[c->res->n_tasks++] = pg;
+    }
+    if (stream && rest.count > 0)
+        add_train_file(c, rest.file); /* used from phase k+1 on */
+    free(s.cells);
+    free(s.labels);
+    return st;
+}
+
+/* ---- outputs ------------------------------------------------------------------------ */
+
+static bf_status write_tables(campaign *c, bf_error *err)
+{
+    char path[4200];
+    bf_atomic_file af;
+    path_in(c, path, sizeof path, "timeline.csv");
+    bf_status st = bf_atomic_begin(&af, path, 1, err);
+    if (st != BF_OK)
+        return st;
+    fprintf(af.fp, "task,phase,start_s,end_s,seconds,samples\n");
+    for (int i = 0; i < c->res->n_tasks; i++) {
+        const bf_task_time *t = &c->res->tasks[i];
+        fprintf(af.fp, "%s,%d,%.3f,%.3f,%.3f,%ld\n", t->name, t->phase, t->start_s, t->end_s,
+                t->end_s - t->start_s, t->samples);
+    }
+    st = bf_atomic_commit(&af, err);
+    path_in(c, path, sizeof path, "metrics.csv");
+    if (st == BF_OK)
+        st = bf_atomic_begin(&af, path, 1, err);
+    if (st != BF_OK)
+        return st;
+    fprintf(af.fp, "phase,n_train,epochs,test_n,test_loss,test_class_loss,test_reg_loss,"
+                   "test_accuracy,test_mse,test_mse_baseline,mae_a_A,mae_c_A,mae_alpha_deg,"
+                   "mean_sigma2\n");
+    for (int k = 0; k < c->res->n_phases; k++) {
+        const bf_phase_metrics *p = &c->res->phase[k];
+        const bf_metrics *m = &p->test;
+        fprintf(af.fp, "%d,%ld,%d,%ld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", k,
+                p->n_train, p->epochs, m->n, m->loss, m->class_loss, m->reg_loss, m->accuracy,
+                m->mse, m->mse_baseline, m->mae[0], m->mae[1], m->mae[2], m->mean_sigma2);
+    }
+    st = bf_atomic_commit(&af, err);
+    path_in(c, path, sizeof path, "summary.txt");
+    if (st == BF_OK)
+        st = bf_atomic_begin(&af, path, 1, err);
+    if (st == BF_OK) {
+        bf_campaign_print_summary(af.fp, c->cfg, c->res);
+        st = bf_atomic_commit(&af, err);
+    }
+    return st;
+}
+
+static bf_status write_text(const char *path, const char *text, bf_error *err)
+{
+    bf_atomic_file af;
+    bf_status st = bf_atomic_begin(&af, path, 1, err);
+    if (st == BF_OK) {
+        fputs(text, af.fp);
+        st = bf_atomic_commit(&af, err);
+    }
+    return st;
+}
+
+/* The folder, the config copy, provenance and the start time (kept on resume). */
+static bf_status prepare_dir(campaign *c, int resume, bf_error *err)
+{
+    char path[4200];
+    if (!resume && mkdir(c->dir, 0777) != 0)
+        return bf_error_set(err, BF_ERR_IO, "%s: %s%s", c->dir, strerror(errno),
+                            errno == EEXIST ? " (use --resume to continue it, or another --out)"
+                                            : "");
+    if (resume) {
+        path_in(c, path, sizeof path, "config.ini");
+        char *old = NULL;
+        if (bf_read_file(path, &old, NULL, err) != BF_OK)
+            return bf_error_set(err, BF_ERR_IO, "%s: not a campaign folder (no config.ini)",
+                                c->dir);
+        int same = !strcmp(old, c->cfg->sample.config_text);
+        free(old);
+        if (!same)
+            return bf_error_set(err, BF_ERR_INVALID,
+                                "%s: config.ini differs from %s; resume with the campaign's own "
+                                "config (braggflow campaign --resume DIR)", c->dir, c->cfg->path);
+    }
+    const char *sub[] = {"data", "models", "tasks"};
+    for (int i = 0; i < 3; i++) {
+        path_in(c, path, sizeof path, "%s", sub[i]);
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return bf_error_set(err, BF_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    bf_status st = BF_OK;
+    path_in(c, path, sizeof path, "config.ini");
+    if (!resume)
+        st = write_text(path, c->cfg->sample.config_text, err);
+    /* the effective workflow (the config's, or the command line's) for --resume */
+    path_in(c, path, sizeof path, "tasks/workflow");
+    if (!resume && st == BF_OK) {
+        char text[32];
+        snprintf(text, sizeof text, "%s\n", bf_workflow_name(c->cfg->workflow));
+        st = write_text(path, text, err);
+    }
+    path_in(c, path, sizeof path, "tasks/start");
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%lf", &c->t0) != 1)
+            c->t0 = wall_now();
+        fclose(f);
+    } else if (st == BF_OK) {
+        char text[64];
+        c->t0 = wall_now();
+        snprintf(text, sizeof text, "%.6f\n", c->t0);
+        st = write_text(path, text, err);
+    }
+    if (st == BF_OK) {
+        char prov[16384], sha[65];
+        bf_sha256_hex(c->cfg->sample.config_text, strlen(c->cfg->sample.config_text), sha);
+        int n = snprintf(prov, sizeof prov,
+                         "{\n  \"braggflow_version\": \"%s\",\n  \"workflow\": \"%s\",\n"
+                         "  \"seed\": %llu,\n  \"config_sha256\": \"%s\",\n  \"policy\": \"%s\",\n"
+                         "  \"sim_threads\": %d,\n  \"train_threads\": %d,\n  \"inputs\": {",
+                         BF_VERSION, bf_workflow_name(c->cfg->workflow),
+                         (unsigned long long)c->cfg->sample.seed, sha,
+                         bf_al_kind_name(c->cfg->policy.kind), c->cfg->sim_threads,
+                         c->cfg->train_threads);
+        if (bf_sha256_file_hex(c->cfg->sample.instprm_path, sha, err) == BF_OK)
+            n += snprintf(prov + n, sizeof prov - (size_t)n, "\n    \"%s\": \"%s\"",
+                          c->cfg->sample.instprm_path, sha);
+        for (int k = 0; k < c->cfg->sample.n_classes && n < (int)sizeof prov - 200; k++)
+            if (bf_sha256_file_hex(c->cfg->sample.classes[k].cif_path, sha, err) == BF_OK)
+                n += snprintf(prov + n, sizeof prov - (size_t)n, ",\n    \"%s\": \"%s\"",
+                              c->cfg->sample.classes[k].cif_path, sha);
+        snprintf(prov + n, sizeof prov - (size_t)n, "\n  }\n}\n");
+        err->code = BF_OK; /* a hash failure above only leaves that entry out */
+        path_in(c, path, sizeof path, "provenance.json");
+        st = write_text(path, prov, err);
+    }
+    return st;
+}
+
+bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int resume,
+                          void (*on_line)(const char *line, void *user), void *user,
+                          bf_campaign_result *res, bf_error *err)
+{
+    memset(res, 0, sizeof *res);
+    campaign *c = calloc(1, sizeof *c);
+    if (!c)
+        return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    *c = (campaign){.cfg = cfg, .res = res, .on_line = on_line, .user = user};
+    pthread_mutex_init(&c->lock, NULL);
+    snprintf(c->dir, sizeof c->dir, "%s", dir);
+    bf_status st = prepare_dir(c, resume, err);
+    int streaming = cfg->workflow == BF_FLOW_STREAMING;
+    int with_study = cfg->workflow == BF_FLOW_SERIAL && cfg->phases > 1;
+    long n0 = 0;
+    for (int k = 0; k < cfg->sample.n_classes; k++)
+        n0 += cfg->sample.classes[k].count;
+
+    /* phase 0 */
+    if (st == BF_OK)
+        st = run_task(c, "S_0", 0, work_s0, &with_study, err);
+    if (st == BF_OK && !c->val.n) /* S_0 was done earlier: read its sets back */
+        st = load_set(c, &c->val, "val.h5", err);
+    if (st == BF_OK && !c->test.n)
+        st = load_set(c, &c->test, "test.h5", err);
+    add_train_file(c, "train-0.h5");
+    bg_task bg = {.c = c, .name = "S'_0", .phase = 0, .work = work_study};
+    pthread_t thread;
+    int started = 0;
+    double pg_start = wall_now();
+    int al = cfg->workflow != BF_FLOW_BASELINE && cfg->phases > 1;
+    if (st == BF_OK && streaming && al)
+        started = pthread_create(&thread, NULL, bg_main, &bg) == 0;
+    if (st == BF_OK)
+        st = train_phase(c, 0, n0, err);
+    if (started) {
+        pthread_join(thread, NULL);
+        if (st == BF_OK && bg.st != BF_OK) {
+            *err = bg.err;
+            st = bg.st;
+        }
+        bf_task_time pg = {.phase = 0, .start_s = pg_start - c->t0, .end_s = wall_now() - c->t0};
+        snprintf(pg.name, sizeof pg.name, "PG_0");
+        if (st == BF_OK)
+            res->tasks[res->n_tasks++] = pg;
+    }
+    if (st == BF_OK && al && !c->study.n) {
+        st = load_set(c, &c->study, "study.h5", err);
+        if (st == BF_OK)
+            st = bf_study_set_make(cfg->sample.classes, cfg->sample.n_classes,
+                                   cfg->study_per_class, &c->study_cells, err);
+    }
+
+    /* baseline: one phase holding every phase's data (S_0 simulated it all) */
+    int phases = cfg->workflow == BF_FLOW_BASELINE ? 1 : cfg->phases;
+    for (int k = 1; st == BF_OK && k < phases; k++)
+        st = later_phase(c, k, n0, err);
+
+    if (st == BF_OK) {
+        double ts = 0, tt = 0;
+        int ns = 0, nt = 0;
+        for (int i = 0; i < res->n_tasks; i++) {
+            const bf_task_time *t = &res->tasks[i];
+            double dt = t->end_s - t->start_s;
+            if (t->name[0] == 'S')
+                ts += dt, ns++;
+            else if (t->name[0] == 'T')
+                tt += dt, nt++;
+            if (t->end_s > res->total_s)
+                res->total_s = t->end_s;
+        }
+        res->t_sim_s = ns ? ts / ns : 0;
+        res->t_train_s = nt ? tt / nt : 0;
+        st = write_tables(c, err);
+    }
+    bf_dataset_free(&c->val);
+    bf_dataset_free(&c->test);
+    bf_dataset_free(&c->study);
+    bf_study_set_free(&c->study_cells);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    return st;
+}
+
+/* ---- summary ------------------------------------------------------------------------- */
+
+double bf_flow_speedup_bound(int n, double t_s, double t_t)
+{
+    double mx = t_s > t_t ? t_s : t_t, den = t_s + t_t + (n - 1) * mx;
+    return den > 0 ? n * (t_s + t_t) / den : 1.0;
+}
+
+void bf_campaign_print_summary(FILE *f, const bf_campaign_config *cfg,
+                               const bf_campaign_result *res)
+{
+    fprintf(f, "campaign: %s workflow, %d phase(s)%s, policy %s, seed %llu\n\n",
+            bf_workflow_name(cfg->workflow), res->n_phases,
+            cfg->workflow == BF_FLOW_BASELINE ? " (holding the data of the AL phases)" : "",
+            bf_al_kind_name(cfg->policy.kind), (unsigned long long)cfg->sample.seed);
+    fprintf(f, "Task times (seed 001 Table III)\n  %-8s %7s %10s %10s %10s\n", "task", "phase",
+            "start s", "end s", "seconds");
+    for (int i = 0; i < res->n_tasks; i++) {
+        const bf_task_time *t = &res->tasks[i];
+        fprintf(f, "  %-8s %7d %10.2f %10.2f %10.2f\n", t->name, t->phase, t->start_s, t->end_s,
+                t->end_s - t->start_s);
+    }
+    fprintf(f, "  %-8s %7s %10s %10.2f %10.2f\n\n", "total", "", "", res->total_s, res->total_s);
+    fprintf(f, "Test metrics per phase (seed 001 Table IV)\n"
+               "  %5s %8s %6s %10s %9s %10s %9s %9s %9s\n",
+            "phase", "n_train", "epochs", "class loss", "accuracy", "mse", "MAE a A", "MAE c A",
+            "alpha deg");
+    for (int k = 0; k < res->n_phases; k++) {
+        const bf_phase_metrics *p = &res->phase[k];
+        fprintf(f, "  %5d %8ld %6d %10.4f %8.2f%% %10.3e %9.4f %9.4f %9.3f\n", k, p->n_train,
+                p->epochs, p->test.class_loss, 100 * p->test.accuracy, p->test.mse,
+                p->test.mae[0], p->test.mae[1], p->test.mae[2]);
+    }
+    if (res->n_phases > 1)
+        fprintf(f, "\nSeed 000 Eq. 1: with mean simulation task %.2f s and training task %.2f s, "
+                   "overlapping them over %d phases is at most %.3fx faster than running them "
+                   "one after the other.\n",
+                res->t_sim_s, res->t_train_s, cfg->phases,
+                bf_flow_speedup_bound(cfg->phases, res->t_sim_s, res->t_train_s));
+    if (res->resumed_tasks)
+        fprintf(f, "(%d task(s) finished in an earlier run and were not redone.)\n",
+                res->resumed_tasks);
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# tests/cli/test_campaign.sh — campaigns at tiny sizes: baseline, serial and
+# streaming end to end (folder contents, timeline, metrics), a campaign killed
+# with SIGKILL in the middle of a phase and resumed gives the same final
+# metrics as an uninterrupted run, and bad configs are rejected before any
+# work, naming the key.
+# usage: bash test_campaign.sh /path/to/braggflow   (env BF_SOURCE_DIR = repo root)
+set -u
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
+run_ok() {
+    run "$@"
+    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
+}
+run_fails() { # PATTERN CMD...
+    local pattern=$1
+    shift
+    run "$@"
+    [ "$RC" -ne 0 ] || fail "braggflow $*: succeeded, expected a failure"
+    grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
+}
+
+# tiny_ini NAME WORKFLOW EPOCHS [extra [al] lines]
+tiny_ini() {
+    write_seed_ini "$1" 5 20
+    cat >>"$1.ini" <<INI
+[campaign]
+workflow = $2
+phases = 3
+val = 30
+test = 30
+study_per_class = 10
+new_per_phase = 40
+sim_threads = 1
+train_threads = 1
+[train]
+epochs = $3
+batch = 16
+hidden = 16
+[al]
+${4:-policy = seed-mix}
+INI
+}
+
+check_folder() { # DIR PHASES
+    local d=$1 phases=$2
+    for f in config.ini provenance.json timeline.csv metrics.csv summary.txt data/train-0.h5 \
+             data/val.h5 data/test.h5; do
+        [ -s "$d/$f" ] || fail "$d/$f missing"
+    done
+    for ((k = 0; k < phases; k++)); do
+        [ -s "$d/models/phase-$k.safetensors" ] || fail "no checkpoint for phase $k"
+        grep -q "^T_$k,$k," "$d/timeline.csv" || fail "timeline lacks T_$k"
+    done
+    [ "$(($(wc -l <"$d/metrics.csv") - 1))" -eq "$phases" ] || fail "metrics.csv rows"
+    [ -z "$(find "$d" -name '*.tmp.*' -print -quit)" ] || fail "temporary files left"
+}
+
+CASE="baseline: one phase with every training pattern up front"
+tiny_ini base baseline 3
+run_ok campaign base.ini --out base
+check_folder base 1
+grep -q "^S_0,0,.*,200$" base/timeline.csv || fail "S_0 should simulate 60 + 2x40 + 30 + 30"
+ok
+
+CASE="serial: AL phases train on everything so far"
+tiny_ini ser serial 3
+run_ok campaign ser.ini --out ser
+check_folder ser 3
+for k in 1 2; do
+    grep -q "^AL_$k,$k," ser/timeline.csv || fail "timeline lacks AL_$k"
+    [ -s "ser/data/al-$k.csv" ] || fail "no AL proposal for phase $k"
+done
+awk -F, 'NR > 1 { n[NR - 1] = $2 } END { exit !(n[1] == 60 && n[2] == 100 && n[3] == 140) }' \
+    ser/metrics.csv || fail "training set sizes per phase: $(cut -d, -f2 ser/metrics.csv | tr '\n' ' ')"
+grep -q "Table III" "$TMP/stdout" && grep -q "Eq. 1" "$TMP/stdout" || fail "no summary"
+ok
+
+CASE="streaming: the study set and part of each batch are simulated during training"
+tiny_ini str streaming 3
+run_ok campaign str.ini --out str
+check_folder str 3
+for t in "S'_0" "S'_1" PG_0 PG_1; do
+    grep -q "^$t," str/timeline.csv || fail "timeline lacks $t"
+done
+grep -q "^S'_2," str/timeline.csv && fail "the last phase must simulate its whole batch first"
+awk -F, 'NR > 1 { n[NR - 1] = $2 } END { exit !(n[1] == 60 && n[2] == 84 && n[3] == 140) }' \
+    str/metrics.csv || fail "training set sizes: $(cut -d, -f2 str/metrics.csv | tr '\n' ' ')"
+ok
+
+CASE="--workflow overrides the config and is kept for --resume"
+run_ok campaign str.ini --workflow serial --out over
+grep -q "^serial" over/tasks/workflow || fail "tasks/workflow"
+run_ok campaign --resume over
+grep -q "3 task(s)\|task(s) finished in an earlier run" "$TMP/stdout" || fail "nothing skipped"
+ok
+
+CASE="a campaign killed with SIGKILL mid-phase resumes to the same final metrics"
+tiny_ini kill serial "3 150 3"
+run_ok campaign kill.ini --out whole
+"$BF" campaign kill.ini --out killed >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do # wait until phase 1's training has saved a first checkpoint
+    [ -e killed/models/phase-1.safetensors ] && break
+    sleep 0.05
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+[ -e killed/tasks/T_1.done ] && fail "T_1 finished before the kill: make it longer"
+[ -e killed/tasks/T_0.done ] || fail "T_0 did not finish before the kill"
+run_ok campaign --resume killed
+grep -q "skipped" "$TMP/stdout" || fail "resume redid finished tasks"
+cmp -s whole/metrics.csv killed/metrics.csv ||
+    fail "metrics differ: $(diff whole/metrics.csv killed/metrics.csv)"
+ok
+
+CASE="bad configs are rejected before any work, naming the key"
+tiny_ini bad serial 3 "policy = greedy"
+run_fails "\[al\] policy" campaign bad.ini --out nothing1
+[ ! -e nothing1 ] || fail "a folder was created for a bad config"
+tiny_ini neg serial 3
+sed -i 's/^val = 30/val = -5/' neg.ini
+run_fails "\[campaign\] val" campaign neg.ini --out nothing2
+tiny_ini nocif serial 3
+sed -i 's|^cif = .*NaCl.cif|cif = /nonexistent/x.cif|' nocif.ini
+run_fails "\[class.cubic\] cif" campaign nocif.ini --out nothing3
+tiny_ini box serial 3
+sed -i 's/^\[class.tetragonal\]/[class.tetragonal]\na = 4 4\nc = 4 4/' box.ini
+run_fails "class.tetragonal" campaign box.ini --out nothing4
+tiny_ini unk serial 3 "policy = uniform
+temperature = 3"
+run_fails "temperature: unknown key" campaign unk.ini --out nothing5
+[ ! -e nothing2 ] && [ ! -e nothing3 ] && [ ! -e nothing4 ] && [ ! -e nothing5 ] ||
+    fail "a folder was created for a bad config"
+run_fails "use --resume" campaign ser.ini --out ser
+ok
