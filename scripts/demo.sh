@@ -47,24 +47,15 @@ echo "-- 3. A labelled dataset: 100 cubic + 100 trigonal + 100 tetragonal patter
 "$bf" sample --config examples/sample-small.ini --out "$out/small.h5" --threads 0
 if command -v h5ls >/dev/null 2>&1; then h5ls "$out/small.h5" | sed 's/^/   /'; fi
 echo
-echo "-- 4. Train the structure model (seed 001) on 3,000 simulated patterns, then test it"
-for set in train:101:1000 val:102:200 test:103:200; do
-    IFS=: read -r name seed count <<<"$set"
-    sed -e "s/^seed = .*/seed = $seed/" -e "s/^count = .*/count = $count/" \
-        -e "s/^a = 4.5 5.5/a = 2.5 5.5/" -e "s|= cif/|= $PWD/examples/cif/|" \
-        -e "s|= instrument/|= $PWD/examples/instrument/|" examples/sample-small.ini >"$out/$name.ini"
-    "$bf" sample --config "$out/$name.ini" --out "$out/$name.h5" --threads 0
-done
-"$bf" train --train "$out/train.h5" --val "$out/val.h5" --out "$out/model.safetensors" \
-    --epochs 25 --batch 128 --lr 1e-3 --threads 0 | sed 's/^/   /'
+echo "-- 4. An active-learning campaign (seed 001's E1, small): simulate -> train -> AL,"
+echo "      streaming workflow, 3 phases (examples/campaigns/seed001-e1-small.ini)"
+rm -rf "$out/campaign"
+"$bf" campaign examples/campaigns/seed001-e1-small.ini --out "$out/campaign" | sed 's/^/   /'
 echo
-echo "-- 5. Evaluate on the independent test set"
-"$bf" evaluate --model "$out/model.safetensors" --data "$out/test.h5" | sed 's/^/   /'
-echo
-echo "-- 6. Predict a new pattern: NaCl-type, cubic, a = 4.2 A"
+echo "-- 5. The campaign's final model on a new pattern: NaCl-type, cubic, a = 4.2 A"
 "$bf" simulate --cif examples/cif/NaCl.cif --instprm "$inst" \
     --cell "4.2 4.2 4.2 90 90 90" --out "$out/NaCl-4.2.csv"
-"$bf" predict --model "$out/model.safetensors" --csv "$out/NaCl-4.2.csv" | column -s, -t |
-    sed 's/^/   /'
+"$bf" predict --model "$out/campaign/models/phase-2.safetensors" --csv "$out/NaCl-4.2.csv" |
+    column -s, -t | sed 's/^/   /'
 echo
 echo "Done. Next: braggflow --help; README.md documents every command and INI key."

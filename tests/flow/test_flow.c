@@ -129,3 +129,15 @@ BF_TEST(eq1_bound_is_n_over_n_minus_one_plus_one_when_balanced_and_one_when_one_
     /* very unbalanced: hardly any gain */
     CHECK(bf_flow_speedup_bound(4, 0.1, 10) < 1.01);
 }
+
+BF_TEST(the_example_campaigns_are_valid_configs)
+{
+    const char *names[] = {"seed001-e1-small.ini", "seed001-e1.ini", "seed000-e1.ini"};
+    for (int i = 0; i < 3; i++) {
+        static bf_campaign_config cfg;
+        char path[4096];
+        bf_error err = {0};
+        snprintf(path, sizeof path, "%s/examples/campaigns/%s", bf_test_source_dir(), names[i]);
+        CHECK_MSG(bf_campaign_config_read(path, &cfg, &err) == BF_OK, "%s", err.msg);
+    }
+}
