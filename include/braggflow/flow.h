@@ -13,6 +13,9 @@
  *   streaming  S_0 (train, val, test) -> T_0 || S'_0 (study); then per phase k:
  *              AL_k -> S_k (stream_fraction of the batch) -> T_k || S'_k (the rest,
  *              used from phase k+1 on); the last phase simulates its whole batch.
+ * With [run] sampler = grid (seed 000, no AL) the grid is split into bias-free
+ * phases: baseline trains once on all of it, serial runs S_k -> T_k on phase k's
+ * cells, parallel runs T_k || S_{k+1}.
  * The campaign directory holds the config, every dataset (data/), checkpoint
  * (models/), timeline.csv, metrics.csv, summary.txt and provenance.json; a
  * finished task leaves tasks/NAME.done, so --resume skips it. */
@@ -100,6 +103,13 @@ double bf_flow_speedup_bound(int n, double t_s, double t_t);
  * test metrics like Table IV, the Eq. 1 bound) to f. */
 void bf_campaign_print_summary(FILE *f, const bf_campaign_config *cfg,
                                const bf_campaign_result *res);
+
+/* Writes DIR/report.html (atomically): a self-contained page, inline SVG and CSS, no
+ * network: the task Gantt chart from timeline.csv (seed 001 Figs. 2-3), test class
+ * loss and MSE per phase from metrics.csv (Figs. 9-10), where each AL batch sampled
+ * (data/al-K.csv) against the study set (data/study.h5) in parameter space, and
+ * example patterns from data/test.h5. Missing optional parts are left out with a note. */
+bf_status bf_campaign_report(const char *dir, bf_error *err);
 
 #ifdef __cplusplus
 }

@@ -158,6 +158,7 @@ static bf_status simulate_uniform(const campaign *c, long n, uint64_t seed, bf_d
         return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
     *sc = c->cfg->sample;
     sc->seed = seed;
+    sc->sampler = BF_SAMPLER_RANDOM; /* also for grid campaigns' validation and test sets */
     int C = sc->n_classes;
     for (int k = 0; k < C; k++)
         sc->classes[k].count = n / C + (k < n % C);
@@ -181,6 +182,41 @@ static bf_status simulate_cells(const campaign *c, const bf_cell *cells, const i
                 idx[i] = k;
     }
     bf_status st = bf_dataset_simulate_cells(sc, cells, idx, n, c->cfg->sim_threads, out, err);
+    free(idx);
+    return st;
+}
+
+/* Seed 000's bias-free partition: phase k of n (1-based) of every class's grid;
+ * phase 0 of 0 means the whole grid. */
+static bf_status simulate_partition(const campaign *c, int n, int k, bf_dataset *out,
+                                    bf_error *err)
+{
+    const bf_sample_config *sc = &c->cfg->sample;
+    long counts[BF_MAX_CLASSES], total = 0;
+    for (int j = 0; j < sc->n_classes; j++) {
+        bf_status st = bf_sample_grid(&sc->classes[j], n ? n : 1, n ? k : 1, NULL, &counts[j],
+                                      err);
+        if (st != BF_OK)
+            return st;
+        total += counts[j];
+    }
+    if (total == 0)
+        return bf_error_set(err, BF_ERR_INVALID, "phase %d of %d of the grid holds no cells", k,
+                            n);
+    bf_cell *cells = malloc(sizeof(bf_cell) * (size_t)total);
+    int32_t *idx = malloc(sizeof(int32_t) * (size_t)total);
+    bf_status st = cells && idx ? BF_OK : bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    long off = 0;
+    for (int j = 0; j < sc->n_classes && st == BF_OK; j++) {
+        long m = counts[j];
+        st = bf_sample_grid(&sc->classes[j], n ? n : 1, n ? k : 1, cells + off, &m, err);
+        for (long i = off; i < off + m; i++)
+            idx[i] = j;
+        off += m;
+    }
+    if (st == BF_OK)
+        st = bf_dataset_simulate_cells(sc, cells, idx, total, c->cfg->sim_threads, out, err);
+    free(cells);
     free(idx);
     return st;
 }
@@ -231,6 +267,8 @@ static int epochs_for(const bf_campaign_config *cfg, int phase, long n0, long n)
 {
     if (cfg->n_epochs_given > 1)
         return cfg->epochs[phase];
+    if (n0 <= 0) /* seed 000's phased workflows: the same epochs every phase */
+        return cfg->epochs[0];
     /* DESIGN §6: epochs ∝ 1/sqrt(N_train) (seed 001: 400/300/250/200) */
     int e = (int)lround(cfg->epochs[0] * sqrt((double)n0 / (double)n));
     return e < 1 ? 1 : e;
@@ -338,12 +376,20 @@ static bf_status work_s0(campaign *c, void *arg, long *n, bf_error *err)
     int with_study = *(int *)arg;
     const bf_campaign_config *cfg = c->cfg;
     bf_dataset train;
+    bf_status st;
     long n_train = 0;
-    for (int k = 0; k < cfg->sample.n_classes; k++)
-        n_train += cfg->sample.classes[k].count;
-    if (cfg->workflow == BF_FLOW_BASELINE) /* every later phase's batch, uniform, up front */
-        n_train += (long)(cfg->phases - 1) * cfg->new_per_phase;
-    bf_status st = simulate_uniform(c, n_train, cfg->sample.seed, &train, err);
+    if (cfg->sample.sampler == BF_SAMPLER_GRID) {
+        /* seed 000: the whole grid (baseline) or the first bias-free phase */
+        st = simulate_partition(c, cfg->workflow == BF_FLOW_BASELINE ? 0 : cfg->phases, 1,
+                                &train, err);
+        n_train = st == BF_OK ? train.n : 0;
+    } else {
+        for (int k = 0; k < cfg->sample.n_classes; k++)
+            n_train += cfg->sample.classes[k].count;
+        if (cfg->workflow == BF_FLOW_BASELINE) /* every later phase's batch, uniform, up front */
+            n_train += (long)(cfg->phases - 1) * cfg->new_per_phase;
+        st = simulate_uniform(c, n_train, cfg->sample.seed, &train, err);
+    }
     if (st == BF_OK)
         st = save_set(c, &train, "train-0.h5", err);
     bf_dataset_free(&train);
@@ -523,6 +569,71 @@ static bf_status later_phase(campaign *c, int k, long n0, bf_error *err)
     return st;
 }
 
+/* ---- seed 000's phased workflows ----------------------------------------------------
+ * serial: S_k then T_k; parallel: S_{k+1} simulated while T_k trains. T_k continues
+ * from M_{k-1} on phase k's partition only (seed 000 Sec. IV: "training was
+ * continued with the data generated in phase 2"). */
+
+static bf_status work_partition(campaign *c, void *arg, long *n, bf_error *err)
+{
+    int k = *(int *)arg;
+    bf_dataset d;
+    char file[64];
+    snprintf(file, sizeof file, "train-%d.h5", k);
+    bf_status st = simulate_partition(c, c->cfg->phases, k + 1, &d, err);
+    if (st == BF_OK)
+        st = save_set(c, &d, file, err);
+    *n = st == BF_OK ? d.n : 0;
+    bf_dataset_free(&d);
+    return st;
+}
+
+static bf_status grid_phases(campaign *c, long n0, bf_error *err)
+{
+    const bf_campaign_config *cfg = c->cfg;
+    int parallel = cfg->workflow == BF_FLOW_PARALLEL;
+    bf_status st = BF_OK;
+    int next[BF_MAX_PHASES];
+    for (int k = 0; k < cfg->phases && st == BF_OK; k++) {
+        char name[16], file[64];
+        next[k] = k + 1;
+        bg_task bg = {.c = c, .name = name, .phase = k + 1, .work = work_partition,
+                      .arg = &next[k]};
+        snprintf(name, sizeof name, "S_%d", k + 1);
+        pthread_t thread;
+        int started = 0;
+        double pg_start = wall_now();
+        if (parallel && k + 1 < cfg->phases) {
+            started = pthread_create(&thread, NULL, bg_main, &bg) == 0;
+            if (!started)
+                st = bf_error_set(err, BF_ERR_NOMEM, "cannot start a simulation thread");
+        }
+        if (k > 0 && !parallel) {
+            int kk = k;
+            snprintf(name, sizeof name, "S_%d", k);
+            st = run_task(c, name, k, work_partition, &kk, err);
+        }
+        c->n_train = 0; /* phase k trains on its own partition */
+        snprintf(file, sizeof file, "train-%d.h5", k);
+        add_train_file(c, file);
+        if (st == BF_OK)
+            st = train_phase(c, k, n0, err);
+        if (started) {
+            pthread_join(thread, NULL);
+            if (st == BF_OK && bg.st != BF_OK) {
+                *err = bg.err;
+                st = bg.st;
+            }
+            bf_task_time pg = {.phase = k, .start_s = pg_start - c->t0,
+                               .end_s = wall_now() - c->t0};
+            snprintf(pg.name, sizeof pg.name, "PG_%d", k);
+            if (st == BF_OK)
+                c->res->tasks[c->res->n_tasks++] = pg;
+        }
+    }
+    return st;
+}
+
 /* ---- outputs ------------------------------------------------------------------------ */
 
 static bf_status write_tables(campaign *c, bf_error *err)
@@ -666,14 +777,29 @@ bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int re
     snprintf(c->dir, sizeof c->dir, "%s", dir);
     bf_status st = prepare_dir(c, resume, err);
     int streaming = cfg->workflow == BF_FLOW_STREAMING;
-    int with_study = cfg->workflow == BF_FLOW_SERIAL && cfg->phases > 1;
+    int with_study = cfg->workflow == BF_FLOW_SERIAL && cfg->phases > 1 &&
+                     cfg->sample.sampler == BF_SAMPLER_RANDOM;
     long n0 = 0;
     for (int k = 0; k < cfg->sample.n_classes; k++)
         n0 += cfg->sample.classes[k].count;
 
+    int grid = cfg->sample.sampler == BF_SAMPLER_GRID;
     /* phase 0 */
     if (st == BF_OK)
         st = run_task(c, "S_0", 0, work_s0, &with_study, err);
+    if (grid) {
+        if (st == BF_OK && !c->val.n)
+            st = load_set(c, &c->val, "val.h5", err);
+        if (st == BF_OK && !c->test.n)
+            st = load_set(c, &c->test, "test.h5", err);
+        if (st == BF_OK && cfg->workflow == BF_FLOW_BASELINE) {
+            add_train_file(c, "train-0.h5");
+            st = train_phase(c, 0, 0, err);
+        } else if (st == BF_OK) {
+            st = grid_phases(c, 0, err);
+        }
+        goto finish;
+    }
     if (st == BF_OK && !c->val.n) /* S_0 was done earlier: read its sets back */
         st = load_set(c, &c->val, "val.h5", err);
     if (st == BF_OK && !c->test.n)
@@ -711,6 +837,7 @@ bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int re
     for (int k = 1; st == BF_OK && k < phases; k++)
         st = later_phase(c, k, n0, err);
 
+finish:
     if (st == BF_OK) {
         double ts = 0, tt = 0;
         int ns = 0, nt = 0;

@@ -52,10 +52,6 @@ bf_status bf_workflow_parse(const char *name, bf_workflow *out, bf_error *err)
 {
     for (int w = 0; w < 4; w++)
         if (!strcmp(name, bf_workflow_name((bf_workflow)w))) {
-            if (w == BF_FLOW_PARALLEL)
-                return bf_error_set(err, BF_ERR_UNSUPPORTED,
-                                    "workflow 'parallel' is not implemented yet (baseline, "
-                                    "serial, streaming)");
             *out = (bf_workflow)w;
             return BF_OK;
         }
@@ -313,19 +309,29 @@ static bf_status finish(parse_ctx *c)
     bf_campaign_config *cfg = c->cfg;
     c->line = 0;
     c->section = "campaign";
+    /* seed 001's workflows draw random cells and use AL; seed 000's split a grid
+     * into bias-free phases (bf_sample_grid) and train on each in turn */
+    int grid = cfg->sample.sampler == BF_SAMPLER_GRID;
+    if (cfg->sample.sampler == BF_SAMPLER_PHASED)
+        return bf_error_set(c->err, BF_ERR_INVALID, "%s: [run] sampler: campaigns use random "
+                            "(AL workflows) or grid (seed 000's phased workflows); the phases "
+                            "come from [campaign] phases", c->path);
+    if (cfg->workflow == BF_FLOW_PARALLEL && !grid)
+        return bf_error_set(c->err, BF_ERR_INVALID, "%s: [run] sampler: the parallel workflow "
+                            "partitions a grid (sampler = grid, with a_step ...)", c->path);
+    if (cfg->workflow == BF_FLOW_STREAMING && grid)
+        return bf_error_set(c->err, BF_ERR_INVALID, "%s: [run] sampler: the streaming workflow "
+                            "draws random cells (sampler = random, with count)", c->path);
     const char *need[] = {"val", "test", "study_per_class", "new_per_phase"};
     long vals[] = {cfg->val, cfg->test, cfg->study_per_class, cfg->new_per_phase};
     for (int i = 0; i < 4; i++) {
         int only_al = i >= 2;
-        if (vals[i] == 0 && !(only_al && (cfg->workflow == BF_FLOW_BASELINE ||
-                                          cfg->phases == 1)))
+        int al = cfg->workflow != BF_FLOW_BASELINE && cfg->phases > 1 &&
+                 cfg->sample.sampler == BF_SAMPLER_RANDOM;
+        if (vals[i] == 0 && !(only_al && !al))
             return bf_error_set(c->err, BF_ERR_INVALID, "%s: [campaign] %s: missing", c->path,
                                 need[i]);
     }
-    if (cfg->sample.sampler != BF_SAMPLER_RANDOM)
-        return bf_error_set(c->err, BF_ERR_INVALID,
-                            "%s: [run] sampler: campaigns draw uniform random cells (random)",
-                            c->path);
     if (access(cfg->sample.instprm_path, R_OK) != 0)
         return bf_error_set(c->err, BF_ERR_IO, "%s: [instrument] instprm: cannot read %s",
                             c->path, cfg->sample.instprm_path);
