@@ -88,6 +88,10 @@ typedef struct {
     double total_s;
     double t_sim_s, t_train_s;        /* mean S and T task times (seed 000 Eq. 1) */
     int resumed_tasks;
+    /* a finished serial campaign of the same config next to this one (same parent
+     * folder, identical config.ini), for the speed-up; serial_total_s 0 if none */
+    char serial_dir[4096];
+    double serial_total_s;
 } bf_campaign_result;
 
 /* Runs (or, with resume, continues) the campaign in dir, which must not exist yet

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -764,6 +765,53 @@ static bf_status prepare_dir(campaign *c, int resume, bf_error *err)
     return st;
 }
 
+/* A finished serial campaign with the same config in dir's parent folder: its
+ * total time (the end of its last task in timeline.csv). */
+static void find_serial_twin(const campaign *c)
+{
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", c->dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = 0;
+    else
+        snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        char sub[4400], path[4600];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(sub, sizeof sub, "%s/%s", parent, e->d_name);
+        snprintf(path, sizeof path, "%s/tasks/workflow", sub);
+        char *text = NULL, *conf = NULL;
+        bf_error ignore = {0};
+        int match = bf_read_file(path, &text, NULL, &ignore) == BF_OK &&
+                    !strncmp(text, "serial\n", 7);
+        snprintf(path, sizeof path, "%s/config.ini", sub);
+        match = match && bf_read_file(path, &conf, NULL, &ignore) == BF_OK &&
+                !strcmp(conf, c->cfg->sample.config_text);
+        free(text);
+        free(conf);
+        snprintf(path, sizeof path, "%s/timeline.csv", sub);
+        FILE *f = match ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        char line[256], task[32];
+        double start, end, total = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "%31[^,],%*d,%lf,%lf", task, &start, &end) == 3 && end > total)
+                total = end;
+        fclose(f);
+        if (total > 0 && strcmp(sub, c->dir) != 0) {
+            snprintf(c->res->serial_dir, sizeof c->res->serial_dir, "%s", sub);
+            c->res->serial_total_s = total;
+        }
+    }
+    closedir(d);
+}
+
 bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int resume,
                           void (*on_line)(const char *line, void *user), void *user,
                           bf_campaign_result *res, bf_error *err)
@@ -853,6 +901,8 @@ finish:
         }
         res->t_sim_s = ns ? ts / ns : 0;
         res->t_train_s = nt ? tt / nt : 0;
+        if (cfg->workflow != BF_FLOW_SERIAL)
+            find_serial_twin(c);
         st = write_tables(c, err);
     }
     bf_dataset_free(&c->val);
@@ -903,6 +953,10 @@ void bf_campaign_print_summary(FILE *f, const bf_campaign_config *cfg,
                    "one after the other.\n",
                 res->t_sim_s, res->t_train_s, cfg->phases,
                 bf_flow_speedup_bound(cfg->phases, res->t_sim_s, res->t_train_s));
+    if (res->serial_total_s > 0)
+        fprintf(f, "Speed-up over the serial run of the same config (%s, %.2f s): %.3fx\n",
+                res->serial_dir, res->serial_total_s,
+                res->total_s > 0 ? res->serial_total_s / res->total_s : 0.0);
     if (res->resumed_tasks)
         fprintf(f, "(%d task(s) finished in an earlier run and were not redone.)\n",
                 res->resumed_tasks);

@@ -51,6 +51,8 @@ ok
 CASE="serial and parallel train on the two bias-free halves of that grid"
 run_ok campaign grid.ini --workflow serial --out ser
 run_ok campaign grid.ini --out par
+grep -q "Speed-up over the serial run of the same config" "$TMP/stdout" ||
+    fail "no speed-up over the serial campaign next to it"
 for d in ser par; do
     [ "$(($(wc -l <$d/metrics.csv) - 1))" -eq 2 ] || fail "$d: expected two phases"
     n0=$(awk -F, 'NR == 2 { print $2 }' $d/metrics.csv)
