@@ -113,6 +113,10 @@ int bf_path_has_suffix(const char *path, const char *suffix);
 int bf_parse_double(const char *s, double *out);
 int bf_parse_long(const char *s, long *out);
 
+/* Binds the calling thread (and OpenMP teams it starts later) to cores
+ * first..first+count-1 (hwloc). Returns 0, or -1 with the reason in why. */
+int bf_pin_thread_to_cores(int first, int count, char *why, size_t whysz);
+
 /* Number of worker threads to use when the user says 0 ("all cores"). */
 int bf_default_threads(void);
 

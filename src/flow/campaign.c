@@ -37,6 +37,7 @@ typedef struct {
     int n_train;                        /* training sets so far (data/train-*.h5) */
     char train_files[2 * BF_MAX_PHASES + 2][4200];
     pthread_mutex_t lock;               /* res->tasks and on_line: S'_k runs beside T_k */
+    int pinned;                         /* training on cores [0, T), simulation beside it */
 } campaign;
 
 static double wall_now(void)
@@ -367,6 +368,10 @@ static bf_status run_task(campaign *c, const char *name, int phase,
 static void *bg_main(void *p)
 {
     bg_task *t = p;
+    char why[128];
+    if (t->c->pinned) /* a fresh thread: its OpenMP team inherits this binding */
+        bf_pin_thread_to_cores(t->c->cfg->train_threads, t->c->cfg->sim_threads, why,
+                               sizeof why);
     t->st = run_task(t->c, t->name, t->phase, t->work, t->arg, &t->err);
     return NULL;
 }
@@ -824,6 +829,19 @@ bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int re
     pthread_mutex_init(&c->lock, NULL);
     snprintf(c->dir, sizeof c->dir, "%s", dir);
     bf_status st = prepare_dir(c, resume, err);
+    /* Training on the first train_threads cores, concurrent simulation tasks on the
+     * next sim_threads, when both are set and fit (hwloc); otherwise unpinned. */
+    char why[128] = "sim_threads or train_threads is 0 (all cores)";
+    if (st == BF_OK && cfg->sim_threads > 0 && cfg->train_threads > 0)
+        c->pinned = bf_pin_thread_to_cores(0, cfg->train_threads + cfg->sim_threads, why,
+                                           sizeof why) == 0 &&
+                    bf_pin_thread_to_cores(0, cfg->train_threads, why, sizeof why) == 0;
+    if (c->pinned)
+        say(c, "pinned: training on cores 0-%d, concurrent simulation on cores %d-%d",
+            cfg->train_threads - 1, cfg->train_threads,
+            cfg->train_threads + cfg->sim_threads - 1);
+    else
+        say(c, "threads not pinned: %s", why);
     int streaming = cfg->workflow == BF_FLOW_STREAMING;
     int with_study = cfg->workflow == BF_FLOW_SERIAL && cfg->phases > 1 &&
                      cfg->sample.sampler == BF_SAMPLER_RANDOM;
