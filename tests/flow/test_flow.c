@@ -132,8 +132,9 @@ BF_TEST(eq1_bound_is_n_over_n_minus_one_plus_one_when_balanced_and_one_when_one_
 
 BF_TEST(the_example_campaigns_are_valid_configs)
 {
-    const char *names[] = {"seed001-e1-small.ini", "seed001-e1.ini", "seed000-e1.ini"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"seed001-e1-small.ini", "seed001-e1.ini", "seed000-e1.ini",
+                           "seed000-e1-small.ini"};
+    for (int i = 0; i < 4; i++) {
         static bf_campaign_config cfg;
         char path[4096];
         bf_error err = {0};
