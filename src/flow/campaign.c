@@ -770,6 +770,40 @@ static bf_status prepare_dir(campaign *c, int resume, bf_error *err)
     return st;
 }
 
+/* SHA256SUMS (sha256sum's format) of every file in data/ and models/: the
+ * provenance of the campaign's outputs, checkable with `sha256sum -c`. */
+static bf_status write_checksums(const campaign *c, bf_error *err)
+{
+    char path[4200];
+    path_in(c, path, sizeof path, "SHA256SUMS");
+    bf_atomic_file af;
+    bf_status st = bf_atomic_begin(&af, path, 1, err);
+    const char *sub[] = {"data", "models"};
+    for (int i = 0; i < 2 && st == BF_OK; i++) {
+        char folder[4200];
+        path_in(c, folder, sizeof folder, "%s", sub[i]);
+        struct dirent **names = NULL;
+        int n = scandir(folder, &names, NULL, alphasort); /* sorted: a stable file */
+        for (int j = 0; j < n; j++) {
+            char file[4600], hex[65];
+            snprintf(file, sizeof file, "%s/%s", folder, names[j]->d_name);
+            struct stat sb;
+            if (st == BF_OK && names[j]->d_name[0] != '.' && !strstr(names[j]->d_name, ".tmp.") &&
+                stat(file, &sb) == 0 && S_ISREG(sb.st_mode)) {
+                st = bf_sha256_file_hex(file, hex, err);
+                if (st == BF_OK)
+                    fprintf(af.fp, "%s  %s/%s\n", hex, sub[i], names[j]->d_name);
+            }
+            free(names[j]);
+        }
+        free(names);
+    }
+    if (st == BF_OK)
+        return bf_atomic_commit(&af, err);
+    bf_atomic_abort(&af);
+    return st;
+}
+
 /* A finished serial campaign with the same config in dir's parent folder: its
  * total time (the end of its last task in timeline.csv). */
 static void find_serial_twin(const campaign *c)
@@ -922,6 +956,8 @@ finish:
         if (cfg->workflow != BF_FLOW_SERIAL)
             find_serial_twin(c);
         st = write_tables(c, err);
+        if (st == BF_OK)
+            st = write_checksums(c, err);
     }
     bf_dataset_free(&c->val);
     bf_dataset_free(&c->test);
