@@ -421,6 +421,33 @@ static bf_status work_study(campaign *c, void *arg, long *n, bf_error *err)
     return st;
 }
 
+/* T_k with a simulation task running beside it on another thread (none when
+ * bg is NULL); the pair is recorded as the parallel group PG_k. */
+static bf_status train_beside(campaign *c, int k, long n0, bg_task *bg, bf_error *err)
+{
+    pthread_t thread;
+    double start = wall_now();
+    int started = bg && pthread_create(&thread, NULL, bg_main, bg) == 0;
+    if (bg && !started)
+        return bf_error_set(err, BF_ERR_NOMEM, "cannot start a simulation thread");
+    bf_status st = train_phase(c, k, n0, err);
+    if (!started)
+        return st;
+    pthread_join(thread, NULL);
+    if (st == BF_OK && bg->st != BF_OK) {
+        *err = bg->err;
+        st = bg->st;
+    }
+    if (st == BF_OK) {
+        bf_task_time pg = {.phase = k, .start_s = start - c->t0, .end_s = wall_now() - c->t0};
+        snprintf(pg.name, sizeof pg.name, "PG_%d", k);
+        pthread_mutex_lock(&c->lock);
+        c->res->tasks[c->res->n_tasks++] = pg;
+        pthread_mutex_unlock(&c->lock);
+    }
+    return st;
+}
+
 /* ---- later phases ------------------------------------------------------------------- */
 
 typedef struct {
@@ -543,31 +570,11 @@ static bf_status later_phase(campaign *c, int k, long n0, bf_error *err)
     sim_slice rest = s;
     rest.first = first, rest.count = N - first;
     snprintf(rest.file, sizeof rest.file, "train-%d-stream.h5", k);
-    bg_task bg = {.c = c, .name = "", .phase = k, .work = work_slice, .arg = &rest};
     char bg_name[16];
     snprintf(bg_name, sizeof bg_name, "S'_%d", k);
-    bg.name = bg_name;
-    pthread_t thread;
-    int started = 0;
-    double pg_start = wall_now();
-    if (st == BF_OK && stream && rest.count > 0)
-        started = pthread_create(&thread, NULL, bg_main, &bg) == 0;
-    if (st == BF_OK && stream && rest.count > 0 && !started)
-        st = bf_error_set(err, BF_ERR_NOMEM, "cannot start a simulation thread");
+    bg_task bg = {.c = c, .name = bg_name, .phase = k, .work = work_slice, .arg = &rest};
     if (st == BF_OK)
-        st = train_phase(c, k, n0, err);
-    if (started) {
-        pthread_join(thread, NULL);
-        if (st == BF_OK && bg.st != BF_OK) {
-            *err = bg.err;
-            st = bg.st;
-        }
-        /* the parallel group: T_k and S'_k side by side */
-        bf_task_time pg = {.phase = k, .start_s = pg_start - c->t0, .end_s = wall_now() - c->t0};
-        snprintf(pg.name, sizeof pg.name, "PG_%d", k);
-        if (st == BF_OK)
-            c->res->tasks[c->res->n_tasks++] = pg;
-    }
+        st = train_beside(c, k, n0, stream && rest.count > 0 ? &bg : NULL, err);
     if (stream && rest.count > 0)
         add_train_file(c, rest.file); /* used from phase k+1 on */
     free(s.cells);
@@ -601,41 +608,22 @@ static bf_status grid_phases(campaign *c, long n0, bf_error *err)
     bf_status st = BF_OK;
     int next[BF_MAX_PHASES];
     for (int k = 0; k < cfg->phases && st == BF_OK; k++) {
-        char name[16], file[64];
-        next[k] = k + 1;
-        bg_task bg = {.c = c, .name = name, .phase = k + 1, .work = work_partition,
-                      .arg = &next[k]};
-        snprintf(name, sizeof name, "S_%d", k + 1);
-        pthread_t thread;
-        int started = 0;
-        double pg_start = wall_now();
-        if (parallel && k + 1 < cfg->phases) {
-            started = pthread_create(&thread, NULL, bg_main, &bg) == 0;
-            if (!started)
-                st = bf_error_set(err, BF_ERR_NOMEM, "cannot start a simulation thread");
-        }
-        if (k > 0 && !parallel) {
+        char name[16], next_name[16], file[64];
+        if (k > 0 && !parallel) { /* serial: this phase's cells now */
             int kk = k;
             snprintf(name, sizeof name, "S_%d", k);
             st = run_task(c, name, k, work_partition, &kk, err);
         }
+        /* parallel: the next phase's cells while this one trains */
+        next[k] = k + 1;
+        snprintf(next_name, sizeof next_name, "S_%d", k + 1);
+        bg_task bg = {.c = c, .name = next_name, .phase = k + 1, .work = work_partition,
+                      .arg = &next[k]};
         c->n_train = 0; /* phase k trains on its own partition */
         snprintf(file, sizeof file, "train-%d.h5", k);
         add_train_file(c, file);
         if (st == BF_OK)
-            st = train_phase(c, k, n0, err);
-        if (started) {
-            pthread_join(thread, NULL);
-            if (st == BF_OK && bg.st != BF_OK) {
-                *err = bg.err;
-                st = bg.st;
-            }
-            bf_task_time pg = {.phase = k, .start_s = pg_start - c->t0,
-                               .end_s = wall_now() - c->t0};
-            snprintf(pg.name, sizeof pg.name, "PG_%d", k);
-            if (st == BF_OK)
-                c->res->tasks[c->res->n_tasks++] = pg;
-        }
+            st = train_beside(c, k, n0, parallel && k + 1 < cfg->phases ? &bg : NULL, err);
     }
     return st;
 }
@@ -906,25 +894,9 @@ bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int re
         st = load_set(c, &c->test, "test.h5", err);
     add_train_file(c, "train-0.h5");
     bg_task bg = {.c = c, .name = "S'_0", .phase = 0, .work = work_study};
-    pthread_t thread;
-    int started = 0;
-    double pg_start = wall_now();
     int al = cfg->workflow != BF_FLOW_BASELINE && cfg->phases > 1;
-    if (st == BF_OK && streaming && al)
-        started = pthread_create(&thread, NULL, bg_main, &bg) == 0;
     if (st == BF_OK)
-        st = train_phase(c, 0, n0, err);
-    if (started) {
-        pthread_join(thread, NULL);
-        if (st == BF_OK && bg.st != BF_OK) {
-            *err = bg.err;
-            st = bg.st;
-        }
-        bf_task_time pg = {.phase = 0, .start_s = pg_start - c->t0, .end_s = wall_now() - c->t0};
-        snprintf(pg.name, sizeof pg.name, "PG_0");
-        if (st == BF_OK)
-            res->tasks[res->n_tasks++] = pg;
-    }
+        st = train_beside(c, 0, n0, streaming && al ? &bg : NULL, err);
     if (st == BF_OK && al && !c->study.n) {
         st = load_set(c, &c->study, "study.h5", err);
         if (st == BF_OK)
