@@ -52,7 +52,11 @@ echo "      streaming workflow, 3 phases (examples/campaigns/seed001-e1-small.in
 rm -rf "$out/campaign"
 "$bf" campaign examples/campaigns/seed001-e1-small.ini --out "$out/campaign" | sed 's/^/   /'
 echo
-echo "-- 5. The campaign's final model on a new pattern: NaCl-type, cubic, a = 4.2 A"
+echo "-- 5. Its report: task Gantt chart, test metrics per phase, where AL sampled, patterns"
+"$bf" report "$out/campaign" | sed 's/^/   /'
+echo "   (open out/demo/campaign/report.html in a browser; self-contained, no network)"
+echo
+echo "-- 6. The campaign's final model on a new pattern: NaCl-type, cubic, a = 4.2 A"
 "$bf" simulate --cif examples/cif/NaCl.cif --instprm "$inst" \
     --cell "4.2 4.2 4.2 90 90 90" --out "$out/NaCl-4.2.csv"
 "$bf" predict --model "$out/campaign/models/phase-2.safetensors" --csv "$out/NaCl-4.2.csv" |

@@ -16,6 +16,7 @@ static const struct {
     {"evaluate", cmd_evaluate, "metrics of a trained model on a dataset (table or JSON)"},
     {"predict", cmd_predict, "class and lattice parameters (with sigma) for patterns"},
     {"campaign", cmd_campaign, "simulate -> train -> active learning, as a resumable run"},
+    {"report", cmd_report, "self-contained HTML report of a campaign (inline SVG)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -54,6 +54,7 @@ check_folder() { # DIR PHASES
     done
     [ "$(($(wc -l <"$d/metrics.csv") - 1))" -eq "$phases" ] || fail "metrics.csv rows"
     [ -z "$(find "$d" -name '*.tmp.*' -print -quit)" ] || fail "temporary files left"
+    (cd "$d" && sha256sum --quiet -c SHA256SUMS) || fail "$d/SHA256SUMS does not match"
 }
 
 CASE="baseline: one phase with every training pattern up front"
@@ -72,7 +73,7 @@ for k in 1 2; do
     [ -s "ser/data/al-$k.csv" ] || fail "no AL proposal for phase $k"
 done
 awk -F, 'NR > 1 { n[NR - 1] = $2 } END { exit !(n[1] == 60 && n[2] == 100 && n[3] == 140) }' \
-    ser/metrics.csv || fail "training set sizes per phase: $(cut -d, -f2 ser/metrics.csv | tr '\n' ' ')"
+    ser/metrics.csv || fail "training set sizes: $(cut -d, -f2 ser/metrics.csv | tr '\n' ' ')"
 grep -q "Table III" "$TMP/stdout" && grep -q "Eq. 1" "$TMP/stdout" || fail "no summary"
 ok
 
@@ -133,4 +134,14 @@ run_fails "temperature: unknown key" campaign unk.ini --out nothing5
 [ ! -e nothing2 ] && [ ! -e nothing3 ] && [ ! -e nothing4 ] && [ ! -e nothing5 ] ||
     fail "a folder was created for a bad config"
 run_fails "use --resume" campaign ser.ini --out ser
+ok
+
+CASE="report: a self-contained HTML page of a campaign folder"
+run_ok report str
+grep -q "^report: str/report.html" "$TMP/stdout" || fail "stdout: $(cat "$TMP/stdout")"
+[ -s str/report.html ] || fail "no str/report.html"
+[ "$(head -c 15 str/report.html)" = "<!DOCTYPE html>" ] || fail "report.html is not HTML5"
+[ "$(grep -o "<svg" str/report.html | wc -l)" -ge 4 ] || fail "fewer than 4 charts"
+grep -q "<script" str/report.html && fail "report.html has a script"
+run_fails "timeline.csv" report /nonexistent-dir-xyz
 ok
