@@ -39,6 +39,7 @@ fuzz: deps
 bench: build
 	./$(BUILD)/bench/bench_simulate
 	./$(BUILD)/bench/train_throughput --threads 2
+	./$(BUILD)/bench/workflow_speedup
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
