@@ -57,6 +57,28 @@ static bf_status read_workflow(const char *dir, bf_workflow *w, bf_error *err)
     return st;
 }
 
+/* DIR/config.ini, parsed as if it still stood where it came from (tasks/config_path),
+ * so relative instprm and cif paths resolve as in the original run. */
+static bf_status read_saved_config(const char *dir, bf_campaign_config *cfg, bf_error *err)
+{
+    char path[4200], *text = NULL, *origin = NULL;
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    bf_status st = bf_read_file(path, &text, NULL, err);
+    if (st != BF_OK) {
+        bf_error_prefix(err, "%s is not a campaign folder", dir);
+        return st;
+    }
+    char origin_path[4200];
+    snprintf(origin_path, sizeof origin_path, "%s/tasks/config_path", dir);
+    bf_error ignore = {0};
+    if (bf_read_file(origin_path, &origin, NULL, &ignore) == BF_OK)
+        origin[strcspn(origin, "\n")] = 0;
+    st = bf_campaign_config_parse(text, origin && origin[0] ? origin : path, cfg, err);
+    free(text);
+    free(origin);
+    return st;
+}
+
 int cmd_campaign(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -95,7 +117,9 @@ int cmd_campaign(int argc, char **argv)
         snprintf(config_path, sizeof config_path, "%s/config.ini", resume);
     else
         snprintf(config_path, sizeof config_path, "%s", config);
-    if (st == BF_OK)
+    if (st == BF_OK && resume)
+        st = read_saved_config(resume, cfg, &err);
+    else if (st == BF_OK)
         st = bf_campaign_config_read(config_path, cfg, &err);
     if (st == BF_OK && workflow) {
         st = bf_workflow_parse(workflow, &cfg->workflow, &err);

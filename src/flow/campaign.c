@@ -8,6 +8,7 @@
  * reproduces the uninterrupted one. */
 #include "braggflow/flow.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -713,6 +713,16 @@ static bf_status prepare_dir(campaign *c, int resume, bf_error *err)
     path_in(c, path, sizeof path, "config.ini");
     if (!resume)
         st = write_text(path, c->cfg->sample.config_text, err);
+    /* where the config came from: --resume parses config.ini's text against it, so
+     * its relative paths (instprm, cif) keep meaning what they meant */
+    path_in(c, path, sizeof path, "tasks/config_path");
+    if (!resume && st == BF_OK) {
+        char *abs = realpath(c->cfg->path, NULL);
+        char text[4200];
+        snprintf(text, sizeof text, "%s\n", abs ? abs : c->cfg->path);
+        free(abs);
+        st = write_text(path, text, err);
+    }
     /* the effective workflow (the config's, or the command line's) for --resume */
     path_in(c, path, sizeof path, "tasks/workflow");
     if (!resume && st == BF_OK) {

@@ -358,6 +358,10 @@ bf_status bf_campaign_config_parse(const char *text, const char *path, bf_campai
     snprintf(out->path, sizeof out->path, "%s", path);
     defaults(out);
     size_t len = strlen(text);
+    /* the text is the campaign's record (config.ini) and --resume compares it whole */
+    if (len >= sizeof out->sample.config_text)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: %zu bytes; a campaign config may have at "
+                            "most %zu", path, len, sizeof out->sample.config_text - 1);
     char *sample_part = calloc(1, len + 2), *flow_part = calloc(1, len + 2);
     bf_status st = sample_part && flow_part
                        ? BF_OK

@@ -145,3 +145,28 @@ grep -q "^report: str/report.html" "$TMP/stdout" || fail "stdout: $(cat "$TMP/st
 grep -q "<script" str/report.html && fail "report.html has a script"
 run_fails "timeline.csv" report /nonexistent-dir-xyz
 ok
+
+CASE="--resume resolves the config's relative paths as the original run did"
+mkdir -p rel/inputs rel/cfg
+cp "$NACL" "$INST" rel/inputs/
+cat >rel/cfg/rel.ini <<INI
+[run]
+seed = 3
+[instrument]
+instprm = ../inputs/$(basename "$INST")
+[class.cubic]
+cif = ../inputs/$(basename "$NACL")
+count = 10
+[campaign]
+workflow = baseline
+val = 10
+test = 10
+[train]
+epochs = 1
+batch = 16
+hidden = 8
+INI
+run_ok campaign rel/cfg/rel.ini --out rel-run
+run_ok campaign --resume rel-run
+grep -q "not redone" "$TMP/stdout" || fail "resume did not skip the finished tasks"
+ok
