@@ -55,6 +55,8 @@ typedef struct {
  * seed's published ranges. BF_ERR_INVALID for another name. */
 bf_status bf_class_builtin(const char *name, bf_class_spec *out, bf_error *err);
 int bf_class_n_free(const bf_class_spec *cls);
+/* "trigonal", "tetragonal" or "cubic" for the seed's labels 0, 1, 2; NULL otherwise. */
+const char *bf_class_builtin_name(int label);
 /* free values in parameter order (a before c before alpha ...) -> full cell. */
 void bf_class_make_cell(const bf_class_spec *cls, const double *free_values, bf_cell *cell);
 /* 1 if cell lies in the box (free parameters), matches the fixed and tied

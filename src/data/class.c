@@ -86,6 +86,16 @@ bf_status bf_class_builtin(const char *name, bf_class_spec *out, bf_error *err)
     return BF_OK;
 }
 
+const char *bf_class_builtin_name(int label)
+{
+    switch (label) {
+    case BF_CLASS_TRIGONAL: return "trigonal";
+    case BF_CLASS_TETRAGONAL: return "tetragonal";
+    case BF_CLASS_CUBIC: return "cubic";
+    }
+    return NULL;
+}
+
 int bf_class_n_free(const bf_class_spec *cls)
 {
     int n = 0;

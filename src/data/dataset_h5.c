@@ -522,16 +522,6 @@ done:
     return st;
 }
 
-static const char *builtin_name(int label)
-{
-    switch (label) {
-    case BF_CLASS_TRIGONAL: return "trigonal";
-    case BF_CLASS_TETRAGONAL: return "tetragonal";
-    case BF_CLASS_CUBIC: return "cubic";
-    }
-    return NULL;
-}
-
 static bf_status read_attrs(hid_t file, const char *path, bf_dataset *out, bf_error *err)
 {
     int n = 0, n_names = 0, n_labels = 0, n_cifs = 0;
@@ -598,7 +588,7 @@ static bf_status read_attrs(hid_t file, const char *path, bf_dataset *out, bf_er
         }
     out->n_classes = nl;
     for (int k = 0; k < nl; k++) {
-        const char *bn = builtin_name(labels[k]);
+        const char *bn = bf_class_builtin_name(labels[k]);
         if (bn)
             snprintf(out->class_names[k], sizeof out->class_names[k], "%s", bn);
         else

@@ -467,9 +467,9 @@ static void class_name(const bf_dataset *d, int label, char *out, size_t n)
             snprintf(out, n, "%s", d->class_names[k]);
             return;
         }
-    static const char *const builtin[] = {"trigonal", "tetragonal", "cubic"};
-    if (label >= 0 && label < 3)
-        snprintf(out, n, "%s", builtin[label]);
+    const char *builtin = bf_class_builtin_name(label);
+    if (builtin)
+        snprintf(out, n, "%s", builtin);
     else
         snprintf(out, n, "class %d", label);
 }

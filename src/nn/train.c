@@ -234,10 +234,11 @@ static void config_json(const bf_train_config *cfg, const bf_model *m, char *out
 /* Class names by label, from the training set (its config order + labels). */
 static void class_names_by_label(const bf_dataset *d, int C, bf_checkpoint_info *info)
 {
-    static const char *const builtin[] = {"trigonal", "tetragonal", "cubic"};
-    for (int c = 0; c < C && c < BF_MAX_MODEL_CLASSES; c++)
+    for (int c = 0; c < C && c < BF_MAX_MODEL_CLASSES; c++) {
+        const char *builtin = bf_class_builtin_name(c);
         snprintf(info->class_names[c], sizeof info->class_names[c], "%s",
-                 c < 3 ? builtin[c] : "class");
+                 builtin ? builtin : "class");
+    }
     for (int k = 0; k < d->n_classes; k++) {
         int lab = d->class_labels[k];
         if (lab >= 0 && lab < C && d->class_names[k][0])
