@@ -85,6 +85,12 @@ void bf_sha256_final(bf_sha256 *ctx, uint8_t digest[32]);
 void bf_sha256_hex(const void *data, size_t n, char hex[65]);
 bf_status bf_sha256_file_hex(const char *path, char hex[65], bf_error *err);
 
+/* ---- JSON ------------------------------------------------------------- */
+/* s as a JSON string literal in out (quotes, backslash and control characters
+ * escaped, RFC 8259); returns out. When it does not fit, it is cut before a
+ * character and stays a valid literal. outsz >= 3. */
+const char *bf_json_quote(const char *s, char *out, size_t outsz);
+
 /* ---- Files ------------------------------------------------------------ */
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). */
 bf_status bf_read_file(const char *path, char **text, size_t *len, bf_error *err);

@@ -47,29 +47,12 @@ static void print_table(const bf_metrics *mt, const bf_checkpoint_info *info, co
     }
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
-static void put_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 static void print_json(const bf_metrics *mt, const bf_checkpoint_info *info, const char *model,
                        const char *data)
 {
-    printf("{\"model\":");
-    put_json_string(model);
-    printf(",\"data\":");
-    put_json_string(data);
+    char q[8192];
+    printf("{\"model\":%s", bf_json_quote(model, q, sizeof q));
+    printf(",\"data\":%s", bf_json_quote(data, q, sizeof q));
     printf(",\"n\":%ld,\"accuracy\":%.9g,\"class_loss\":%.9g,"
            "\"reg_loss\":%.9g,\"loss\":%.9g,\"mse\":%.9g,\"mse_baseline\":%.9g,"
            "\"mean_sigma2\":%.9g,\"mae\":{",
@@ -84,7 +67,7 @@ static void print_json(const bf_metrics *mt, const bf_checkpoint_info *info, con
                mt->rmse[k]);
     printf("},\"classes\":[");
     for (int c = 0; c < mt->n_classes; c++)
-        printf("%s", c ? "," : ""), put_json_string(info->class_names[c]);
+        printf("%s%s", c ? "," : "", bf_json_quote(info->class_names[c], q, sizeof q));
     printf("],\"confusion\":[");
     for (int r = 0; r < mt->n_classes; r++) {
         printf("%s[", r ? "," : "");

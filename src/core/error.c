@@ -1,4 +1,5 @@
-/* core/error.c — the one error struct every layer fills. */
+/* core/error.c — the one error struct every layer fills; JSON string quoting for
+ * the machine-readable records (checkpoint metadata, provenance, --json). */
 #include "braggflow/core.h"
 
 #include <stdio.h>
@@ -28,6 +29,26 @@ void bf_error_prefix(bf_error *err, const char *fmt, ...)
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+}
+
+const char *bf_json_quote(const char *s, char *out, size_t outsz)
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        int k = c == '"' || c == '\\' ? snprintf(esc, sizeof esc, "\\%c", c)
+                : c < 0x20           ? snprintf(esc, sizeof esc, "\\u%04x", c)
+                                     : snprintf(esc, sizeof esc, "%c", c);
+        if (n + (size_t)k + 2 > outsz)
+            break; /* room for the closing quote and the NUL */
+        memcpy(out + n, esc, (size_t)k);
+        n += (size_t)k;
+    }
+    out[n++] = '"';
+    out[n] = 0;
+    return out;
 }
 
 const char *bf_status_name(bf_status st)

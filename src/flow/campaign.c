@@ -682,6 +682,37 @@ static bf_status write_text(const char *path, const char *text, bf_error *err)
     return st;
 }
 
+/* provenance.json: version, workflow, seed, policy, threads, the config's SHA-256
+ * and those of its input files (a file that cannot be hashed is left out). */
+static bf_status write_provenance(const campaign *c, bf_error *err)
+{
+    const bf_campaign_config *cfg = c->cfg;
+    char path[4200], sha[65], q[8192];
+    path_in(c, path, sizeof path, "provenance.json");
+    bf_atomic_file af;
+    bf_status st = bf_atomic_begin(&af, path, 1, err);
+    if (st != BF_OK)
+        return st;
+    bf_sha256_hex(cfg->sample.config_text, strlen(cfg->sample.config_text), sha);
+    fprintf(af.fp,
+            "{\n  \"braggflow_version\": \"%s\",\n  \"workflow\": \"%s\",\n  \"seed\": %llu,\n"
+            "  \"config_sha256\": \"%s\",\n  \"policy\": \"%s\",\n  \"sim_threads\": %d,\n"
+            "  \"train_threads\": %d,\n  \"inputs\": {",
+            BF_VERSION, bf_workflow_name(cfg->workflow), (unsigned long long)cfg->sample.seed,
+            sha, bf_al_kind_name(cfg->policy.kind), cfg->sim_threads, cfg->train_threads);
+    const char *sep = "";
+    for (int k = -1; k < cfg->sample.n_classes; k++) {
+        const char *file = k < 0 ? cfg->sample.instprm_path : cfg->sample.classes[k].cif_path;
+        bf_error ignore = {0};
+        if (bf_sha256_file_hex(file, sha, &ignore) != BF_OK)
+            continue;
+        fprintf(af.fp, "%s\n    %s: \"%s\"", sep, bf_json_quote(file, q, sizeof q), sha);
+        sep = ",";
+    }
+    fprintf(af.fp, "\n  }\n}\n");
+    return bf_atomic_commit(&af, err);
+}
+
 /* The folder, the config copy, provenance and the start time (kept on resume). */
 static bf_status prepare_dir(campaign *c, int resume, bf_error *err)
 {
@@ -742,29 +773,8 @@ static bf_status prepare_dir(campaign *c, int resume, bf_error *err)
         snprintf(text, sizeof text, "%.6f\n", c->t0);
         st = write_text(path, text, err);
     }
-    if (st == BF_OK) {
-        char prov[16384], sha[65];
-        bf_sha256_hex(c->cfg->sample.config_text, strlen(c->cfg->sample.config_text), sha);
-        int n = snprintf(prov, sizeof prov,
-                         "{\n  \"braggflow_version\": \"%s\",\n  \"workflow\": \"%s\",\n"
-                         "  \"seed\": %llu,\n  \"config_sha256\": \"%s\",\n  \"policy\": \"%s\",\n"
-                         "  \"sim_threads\": %d,\n  \"train_threads\": %d,\n  \"inputs\": {",
-                         BF_VERSION, bf_workflow_name(c->cfg->workflow),
-                         (unsigned long long)c->cfg->sample.seed, sha,
-                         bf_al_kind_name(c->cfg->policy.kind), c->cfg->sim_threads,
-                         c->cfg->train_threads);
-        if (bf_sha256_file_hex(c->cfg->sample.instprm_path, sha, err) == BF_OK)
-            n += snprintf(prov + n, sizeof prov - (size_t)n, "\n    \"%s\": \"%s\"",
-                          c->cfg->sample.instprm_path, sha);
-        for (int k = 0; k < c->cfg->sample.n_classes && n < (int)sizeof prov - 200; k++)
-            if (bf_sha256_file_hex(c->cfg->sample.classes[k].cif_path, sha, err) == BF_OK)
-                n += snprintf(prov + n, sizeof prov - (size_t)n, ",\n    \"%s\": \"%s\"",
-                              c->cfg->sample.classes[k].cif_path, sha);
-        snprintf(prov + n, sizeof prov - (size_t)n, "\n  }\n}\n");
-        err->code = BF_OK; /* a hash failure above only leaves that entry out */
-        path_in(c, path, sizeof path, "provenance.json");
-        st = write_text(path, prov, err);
-    }
+    if (st == BF_OK)
+        st = write_provenance(c, err);
     return st;
 }
 

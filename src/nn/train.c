@@ -220,15 +220,18 @@ static void shuffle(long *idx, long n, uint64_t seed, int epoch)
 
 static void config_json(const bf_train_config *cfg, const bf_model *m, char *out, size_t n)
 {
+    char init[600], train[600], val[600];
     snprintf(out, n,
              "{\"model\":\"%s\",\"input_len\":%d,\"hidden\":%d,\"epochs\":%d,\"batch\":%d,"
              "\"lr\":%.9g,\"seed\":%llu,\"threads\":%d,\"patience\":%d,\"min_delta\":%.9g,"
              "\"clip_norm\":%.9g,\"optimizer\":\"adam\",\"loss\":\"cross_entropy+hetero_eq6\","
-             "\"init\":\"%s\",\"train\":\"%s\",\"val\":\"%s\"}",
+             "\"init\":%s,\"train\":%s,\"val\":%s}",
              m->kind->name, m->shape.input_len, m->shape.hidden, cfg->epochs, cfg->batch,
              cfg->lr, (unsigned long long)cfg->seed, cfg->threads, cfg->patience,
-             cfg->min_delta, cfg->clip_norm, cfg->init_path ? cfg->init_path : "",
-             cfg->train_name ? cfg->train_name : "", cfg->val_name ? cfg->val_name : "");
+             cfg->min_delta, cfg->clip_norm,
+             bf_json_quote(cfg->init_path ? cfg->init_path : "", init, sizeof init),
+             bf_json_quote(cfg->train_name ? cfg->train_name : "", train, sizeof train),
+             bf_json_quote(cfg->val_name ? cfg->val_name : "", val, sizeof val));
 }
 
 /* Class names by label, from the training set (its config order + labels). */

@@ -116,3 +116,13 @@ BF_TEST(test_error_keeps_first_message)
     CHECK(err.code == BF_ERR_PARSE);
     CHECK(strstr(err.msg, "f.cif:3") != NULL);
 }
+
+BF_TEST(json_quote_escapes_quotes_backslashes_and_control_characters)
+{
+    char q[64];
+    CHECK(strcmp(bf_json_quote("a\"b\\c\n\x01", q, sizeof q), "\"a\\\"b\\\\c\\u000a\\u0001\"") == 0);
+    CHECK(strcmp(bf_json_quote("", q, sizeof q), "\"\"") == 0);
+    /* too long: cut before a character, never inside an escape, still a literal */
+    CHECK(strcmp(bf_json_quote("abc\"def", q, 7), "\"abc\"") == 0);
+    CHECK(strcmp(bf_json_quote("abcdef", q, 3), "\"\"") == 0);
+}
