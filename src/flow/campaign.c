@@ -36,6 +36,8 @@ typedef struct {
     bf_study_set study_cells;
     int n_train;                        /* training sets so far (data/train-*.h5) */
     char train_files[2 * BF_MAX_PHASES + 2][4200];
+    bf_dataset train;                   /* the first n_merged of them, joined */
+    int n_merged;
     pthread_mutex_t lock;               /* res->tasks and on_line: S'_k runs beside T_k */
     int pinned;                         /* training on cores [0, T), simulation beside it */
 } campaign;
@@ -244,24 +246,30 @@ static void add_train_file(campaign *c, const char *file)
 
 /* ---- training ---------------------------------------------------------------------- */
 
-/* All training sets so far in one dataset (read back from data/). */
-static bf_status training_union(campaign *c, bf_dataset *all, bf_error *err)
+/* Starts the training set afresh (seed 000's phases each train on their own cells). */
+static void reset_training(campaign *c)
 {
-    memset(all, 0, sizeof *all);
+    bf_dataset_free(&c->train);
+    c->n_train = c->n_merged = 0;
+}
+
+/* Joins the training sets added since the last call to c->train, read back from
+ * data/ (as --resume must), so each file is read once per run. */
+static bf_status merge_training(campaign *c, bf_error *err)
+{
     bf_status st = BF_OK;
-    for (int i = 0; i < c->n_train && st == BF_OK; i++) {
+    for (; c->n_merged < c->n_train && st == BF_OK; c->n_merged++) {
         bf_dataset d;
-        st = load_set(c, &d, c->train_files[i], err);
-        if (st == BF_OK && i == 0) {
-            *all = d;
+        st = load_set(c, &d, c->train_files[c->n_merged], err);
+        if (st == BF_OK && c->train.n == 0) {
+            bf_dataset_free(&c->train);
+            c->train = d;
             continue;
         }
         if (st == BF_OK)
-            st = bf_dataset_append(all, &d, err);
+            st = bf_dataset_append(&c->train, &d, err);
         bf_dataset_free(&d);
     }
-    if (st != BF_OK)
-        bf_dataset_free(all);
     return st;
 }
 
@@ -286,10 +294,10 @@ static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
         return BF_OK;
     }
     double start = wall_now();
-    bf_dataset train;
-    bf_status st = training_union(c, &train, err);
+    bf_status st = merge_training(c, err);
     if (st != BF_OK)
         return st;
+    const bf_dataset *train = &c->train;
     char out[4200], init[4200];
     path_in(c, out, sizeof out, "models/phase-%d.safetensors", phase);
     path_in(c, init, sizeof init, "models/phase-%d.safetensors", phase - 1);
@@ -297,7 +305,7 @@ static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
     bf_train_config_defaults(&tc);
     tc.out_path = out;
     tc.init_path = phase > 0 ? init : NULL;
-    tc.epochs = epochs_for(c->cfg, phase, n0, train.n);
+    tc.epochs = epochs_for(c->cfg, phase, n0, train->n);
     tc.batch = c->cfg->batch;
     tc.lr = c->cfg->lr;
     tc.clip_norm = c->cfg->clip;
@@ -309,19 +317,17 @@ static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
     tc.train_name = "training set";
     tc.val_name = "data/val.h5";
     bf_train_result tr;
-    st = bf_train(&tc, &train, &c->val, &tr, err);
+    st = bf_train(&tc, train, &c->val, &tr, err);
     if (st == BF_OK)
         st = bf_checkpoint_evaluate(out, &c->test, "data/test.h5", c->cfg->batch, &pm->test, err);
-    *pm = (bf_phase_metrics){.phase = phase, .n_train = train.n, .epochs = tc.epochs,
+    *pm = (bf_phase_metrics){.phase = phase, .n_train = train->n, .epochs = tc.epochs,
                              .test = pm->test};
-    long n = train.n;
-    bf_dataset_free(&train);
     if (st != BF_OK) {
         bf_error_prefix(err, "%s", name);
         return st;
     }
     c->res->n_phases = phase + 1;
-    return task_finish(c, name, phase, start, n, pm, err);
+    return task_finish(c, name, phase, start, train->n, pm, err);
 }
 
 /* ---- phase 0 ----------------------------------------------------------------------- */
@@ -619,7 +625,7 @@ static bf_status grid_phases(campaign *c, long n0, bf_error *err)
         snprintf(next_name, sizeof next_name, "S_%d", k + 1);
         bg_task bg = {.c = c, .name = next_name, .phase = k + 1, .work = work_partition,
                       .arg = &next[k]};
-        c->n_train = 0; /* phase k trains on its own partition */
+        reset_training(c); /* phase k trains on its own partition */
         snprintf(file, sizeof file, "train-%d.h5", k);
         add_train_file(c, file);
         if (st == BF_OK)
@@ -951,6 +957,7 @@ finish:
         if (st == BF_OK)
             st = write_checksums(c, err);
     }
+    bf_dataset_free(&c->train);
     bf_dataset_free(&c->val);
     bf_dataset_free(&c->test);
     bf_dataset_free(&c->study);
