@@ -162,6 +162,14 @@ bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout l
  * then default to the built-ins' names by label). */
 bf_status bf_dataset_read_h5(const char *path, bf_dataset *out, bf_error *err);
 
+/* One pattern (n = 1, patterns only) from CSV text: a column of intensities, or
+ * tof,intensity as `simulate --out x.csv` writes (the last column is read). Header
+ * lines before the data, blank lines and '#' comments are skipped; errors name
+ * name:line (non-numeric line, changing column count, NaN/inf intensity). */
+bf_status bf_pattern_csv_parse(const char *text, const char *name, bf_dataset *out,
+                               bf_error *err);
+bf_status bf_pattern_csv_read(const char *path, bf_dataset *out, bf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,6 @@
  * (--model, --data or --csv, --batch, --threads) and running a checkpoint over
  * the patterns. */
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,76 +53,6 @@ int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **
     return -1;
 }
 
-/* Reads the last numeric column of each data line into a new pattern. */
-static bf_status read_csv_pattern(const char *path, bf_dataset *d, bf_error *err)
-{
-    char *text = NULL;
-    size_t len = 0;
-    bf_status st = bf_read_file(path, &text, &len, err);
-    if (st != BF_OK)
-        return st;
-    size_t cap = 4096;
-    float *v = malloc(sizeof(float) * cap);
-    int n = 0, line = 0, columns = 0;
-    if (!v) {
-        free(text);
-        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (char *save = NULL, *ln = strtok_r(text, "\n", &save); st == BF_OK && ln;
-         ln = strtok_r(NULL, "\n", &save)) {
-        line++;
-        ln[strcspn(ln, "\r#")] = 0;
-        if (!ln[strspn(ln, " \t,")])
-            continue;
-        double x[2];
-        int k = 0;
-        char *end = ln;
-        for (char *p = ln; k < 2; p = end) {
-            p += strspn(p, " \t,");
-            if (!*p)
-                break;
-            x[k] = strtod(p, &end);
-            if (end == p)
-                break;
-            k++;
-        }
-        end += strspn(end, " \t,");
-        if (k == 0 && n == 0)
-            continue; /* header lines before the data */
-        if (k == 0 || *end)
-            st = bf_error_set(err, BF_ERR_PARSE, "%s:%d: expected 1 or 2 numbers per line",
-                              path, line);
-        else if (columns && k != columns)
-            st = bf_error_set(err, BF_ERR_PARSE, "%s:%d: %d columns, earlier lines have %d",
-                              path, line, k, columns);
-        else if (!isfinite(x[k - 1]))
-            st = bf_error_set(err, BF_ERR_INVALID, "%s:%d: intensity is not finite", path, line);
-        else {
-            columns = k;
-            if ((size_t)n == cap) {
-                float *nv = realloc(v, sizeof(float) * (cap *= 2));
-                if (!nv) {
-                    st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", path);
-                    break;
-                }
-                v = nv;
-            }
-            v[n++] = (float)x[k - 1];
-        }
-    }
-    free(text);
-    if (st == BF_OK && n == 0)
-        st = bf_error_set(err, BF_ERR_PARSE, "%s: no data lines", path);
-    if (st != BF_OK) {
-        free(v);
-        return st;
-    }
-    d->n = 1;
-    d->length = n;
-    d->patterns = v;
-    return BF_OK;
-}
-
 bf_status bf_cli_inference_run(bf_cli_inference *a, int with_labels, bf_error *err)
 {
     const char *name = a->data_path ? a->data_path : a->csv_path;
@@ -132,7 +61,7 @@ bf_status bf_cli_inference_run(bf_cli_inference *a, int with_labels, bf_error *e
                                       NULL, err);
     if (st == BF_OK)
         st = a->data_path ? bf_dataset_read_h5(a->data_path, &a->d, err)
-                          : read_csv_pattern(a->csv_path, &a->d, err);
+                          : bf_pattern_csv_read(a->csv_path, &a->d, err);
     if (st == BF_OK)
         st = bf_structure_inputs(a->m, &a->d, name, &a->info.scaling, &a->x,
                                  with_labels ? &a->labels : NULL,
