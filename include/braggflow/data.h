@@ -170,6 +170,94 @@ bf_status bf_pattern_csv_parse(const char *text, const char *name, bf_dataset *o
                                bf_error *err);
 bf_status bf_pattern_csv_read(const char *path, bf_dataset *out, bf_error *err);
 
+
+/* ---- Peak patches (BraggNN, DESIGN §7; sim.h has the coordinate convention) ----
+ * One file layout for simulated, imported and fitted patches (docs/peaks.md):
+ *   patches (N, S, S) float32          raw counts, not scaled
+ *   centre  (N, 2) float64             true (row, col), patch pixel coordinates;
+ *                                      absent when unknown
+ *   simulated files: peak (N, 9) float64 and background (N, 3) float64 (bf_peak2d
+ *     and bf_background2d fields in order), read_sigma (N) float64, neighbour (N)
+ *     uint8 (1: a second peak reaches into the patch), neighbour_peak (N, 9)
+ *     float64 (zeros where neighbour = 0)
+ *   imported files: frame_index (N) uint32, origin (N, 2) int32 (frame row and
+ *     column of patch pixel (0, 0)), npeaks (N) uint16, deviation (N) float32
+ *   root attributes: version, kind ("simulated" | "imported"), patch_size, seed,
+ *     config (the INI text) or the source files' names and SHA-256. */
+typedef struct {
+    long n;
+    int size;                         /* S */
+    float *patches;                   /* [n * S * S] */
+    double *centre;                   /* [n * 2] (row, col), or NULL when unknown */
+    /* simulated only (NULL otherwise) */
+    bf_peak2d *peak;                  /* [n] */
+    bf_background2d *background;      /* [n] */
+    double *read_sigma;               /* [n] Gaussian read noise (counts) */
+    uint8_t *neighbour;               /* [n] */
+    bf_peak2d *neighbour_peak;        /* [n] */
+    /* imported only (NULL otherwise) */
+    uint32_t *frame_index;            /* [n] */
+    int32_t *origin;                  /* [n * 2] frame (row, col) of pixel (0, 0) */
+    uint16_t *npeaks;                 /* [n] */
+    float *deviation;                 /* [n] */
+    /* provenance */
+    char kind[16];                    /* "simulated" | "imported" */
+    uint64_t seed;
+    char source[8192];                /* INI text, or "frames=... sha256=..." */
+} bf_patches;
+
+void bf_patches_free(bf_patches *p);
+/* Writes atomically (temp file + fsync + rename); only the arrays present are written. */
+bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *err);
+/* Reads the layout above; checks shapes, finiteness of every patch value
+ * ("FILE: patches: patch 17 pixel (3, 4) is NaN") and of the centres. */
+bf_status bf_patches_read_h5(const char *path, bf_patches *out, bf_error *err);
+
+/* `sample-peaks` configuration: [run] seed, count, patch_size; [peak], [noise],
+ * [neighbour] ranges (every key and default in README.md, docs/peaks.md). */
+typedef struct {
+    double lo, hi;
+    int log;                          /* 1: log-uniform between lo and hi */
+} bf_range;
+
+typedef struct {
+    char path[4096];
+    uint64_t seed;
+    long count;
+    int size;                         /* S, odd, 5..63; default 11 */
+    bf_range height;                  /* amplitude, counts (log-uniform 50..5000) */
+    bf_range sigma;                   /* Gaussian sigma per axis, px (0.5..2) */
+    bf_range gamma;                   /* Lorentzian HWHM per axis, px */
+    bf_range eta;                     /* [0, 1] */
+    bf_range theta_deg;               /* rotation (0..180) */
+    bf_range centre_offset;           /* px from the central pixel's centre, per axis (-1..1) */
+    bf_range bg_level;                /* counts (1..50) */
+    bf_range bg_slope;                /* counts per px */
+    bf_range read_sigma;              /* Gaussian read noise sigma, counts (1..3) */
+    int poisson;                      /* 1: Poisson counting noise */
+    double neighbour_fraction;        /* share of patches with a neighbour (0.1) */
+    bf_range neighbour_distance;      /* centre distance from the main peak, px */
+    bf_range neighbour_height_ratio;  /* neighbour height / main height */
+    char config_text[8192];
+} bf_peaks_config;
+
+void bf_peaks_config_defaults(bf_peaks_config *cfg);
+bf_status bf_peaks_config_read(const char *path, bf_peaks_config *out, bf_error *err);
+bf_status bf_peaks_config_parse(const char *text, const char *name, bf_peaks_config *out,
+                                bf_error *err);
+/* Simulates cfg->count patches on `threads` threads (0 = all cores); patch i uses RNG
+ * stream (seed, i), so the result does not depend on the thread count. */
+bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patches *out,
+                              bf_error *err);
+
+/* BraggNN's own files (DESIGN §7): frames (n_frames, H, W) float32 and peak_fidx,
+ * peak_row, peak_col, npeaks, deviations. Keeps the rows BraggNN trains on
+ * (npeaks == 1 and 0 <= deviations < 1), crops S x S around (int(row), int(col))
+ * as its dataset.py (zeros where the crop leaves the frame) and records the frame
+ * index and crop origin; centre = (peak_row, peak_col) - origin. */
+bf_status bf_patches_import_braggnn(const char *frames_path, const char *peaks_path, int size,
+                                    bf_patches *out, bf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

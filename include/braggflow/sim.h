@@ -107,6 +107,50 @@ bf_status bf_powder_sim_pattern(const bf_powder_sim *sim, const bf_cell *cell, d
 bf_status bf_powder_sim_reflections(const bf_powder_sim *sim, const bf_cell *cell,
                                     bf_reflection **out, int *n, bf_error *err);
 
+
+/* ---- Bragg-peak detector patches (BraggNN, DESIGN §7) ----------------------
+ * A patch is S x S pixels, row-major. Coordinates are BraggNN's: pixel (i, j)
+ * spans rows [i, i+1) and columns [j, j+1), so its centre is (i + 0.5, j + 0.5)
+ * and a peak centred on pixel k sits at k + 0.5. The model is evaluated at
+ * pixel centres (no integration over the pixel; the fit uses the same form).
+ *
+ * 2-D pseudo-Voigt (DESIGN §7, docs/peaks.md): with dr = r - row, dc = c - col,
+ *   u =  dc cos(theta) + dr sin(theta),   v = -dc sin(theta) + dr cos(theta)
+ *   G = exp(-(u^2 / sigma_u^2 + v^2 / sigma_v^2) / 2)
+ *   L = 1 / (1 + u^2 / gamma_u^2 + v^2 / gamma_v^2)
+ *   I = bg + amplitude (eta L + (1 - eta) G),
+ *   bg = level + slope_row (r - S/2) + slope_col (c - S/2)
+ * so amplitude is the peak height above background (counts) and sigma, gamma
+ * are the Gaussian standard deviation and Lorentzian half width at half
+ * maximum along the rotated axes u, v (pixels). */
+typedef struct {
+    double row, col;                  /* centre (patch pixel coordinates, see above) */
+    double sigma_u, sigma_v;          /* Gaussian standard deviations (px), > 0 */
+    double gamma_u, gamma_v;          /* Lorentzian HWHM (px), > 0 */
+    double theta;                     /* rotation of u from the column axis towards rows (rad) */
+    double eta;                       /* Lorentzian fraction, [0, 1] */
+    double amplitude;                 /* height above background (counts) */
+} bf_peak2d;
+
+typedef struct {
+    double level;                     /* counts at the patch centre (S/2, S/2) */
+    double slope_row, slope_col;      /* counts per pixel along rows, columns */
+} bf_background2d;
+
+/* Number of parameters of bf_peak2d (row, col, sigma_u, sigma_v, gamma_u, gamma_v,
+ * theta, eta, amplitude: that order) and of bf_background2d (level, slope_row, slope_col). */
+enum { BF_PEAK2D_NPARAM = 9, BF_BG2D_NPARAM = 3 };
+
+/* Adds the peak (no background) to img (S x S) at pixel centres. */
+void bf_peak2d_add(const bf_peak2d *p, int S, double *img);
+/* Adds the background plane to img (S x S). */
+void bf_background2d_add(const bf_background2d *bg, int S, double *img);
+/* Value of peak + background at one point (r, c) and, when grad != NULL, its
+ * derivatives with respect to the 9 peak parameters then the 3 background
+ * parameters (12 values, order above): the fit's analytic Jacobian. */
+double bf_peak2d_eval(const bf_peak2d *p, const bf_background2d *bg, int S, double r, double c,
+                      double *grad);
+
 #ifdef __cplusplus
 }
 #endif

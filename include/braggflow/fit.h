@@ -1,0 +1,55 @@
+/* braggflow/fit.h — conventional Bragg-peak fitting (DESIGN §7): a 2-D pseudo-Voigt
+ * (sim.h's bf_peak2d + bf_background2d) least-squares fit per patch with GSL's
+ * nonlinear least squares (trust region, Levenberg-Marquardt) and an analytic
+ * Jacobian, threaded over patches. It labels real patches and is the baseline
+ * BraggNN is measured against. Coordinates as sim.h (pixel k spans [k, k+1)). */
+#ifndef BRAGGFLOW_FIT_H
+#define BRAGGFLOW_FIT_H
+
+#include "braggflow/core.h"
+#include "braggflow/data.h"
+#include "braggflow/sim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    bf_peak2d peak;                   /* fitted centre, widths, rotation, eta, height */
+    bf_background2d background;
+    double chi2;                      /* sum of weighted squared residuals */
+    double chi2_per_dof;
+    int iterations;
+    int converged;                    /* 1: GSL's tests met within max_iter; 0: flagged */
+    int status;                       /* GSL status of the last call (0 = success) */
+} bf_peak_fit;
+
+typedef struct {
+    int max_iter;                     /* 100 */
+    double xtol, gtol, ftol;          /* GSL's convergence tests */
+    int sloped_background;            /* 1: fit level + two slopes; 0: level only */
+    double read_sigma;                /* weights 1 / (max(model, 0) + read_sigma^2) */
+} bf_fit_options;
+
+void bf_fit_options_defaults(bf_fit_options *o);
+
+/* Fits one S x S patch. A patch the fit cannot handle (no signal, non-finite
+ * values) is an error; a fit that does not converge is not (converged = 0). */
+bf_status bf_fit_patch(const float *patch, int S, const bf_fit_options *o, bf_peak_fit *out,
+                       bf_error *err);
+/* Fits every patch of p on `threads` threads (0 = all cores); out[p->n]. */
+bf_status bf_fit_patches(const bf_patches *p, const bf_fit_options *o, int threads,
+                         bf_peak_fit *out, bf_error *err);
+
+/* fits.h5: centre (N, 2) float64 (row, col), peak (N, 9), background (N, 3),
+ * chi2 (N), iterations (N) int32, converged (N) uint8; attributes version, patch_size,
+ * source (the patches file and its SHA-256). Written atomically. */
+bf_status bf_fits_write_h5(const bf_peak_fit *fits, long n, int S, const char *source,
+                           const char *path, bf_error *err);
+/* Reads fits.h5 back: *out (caller frees) holds n fits. */
+bf_status bf_fits_read_h5(const char *path, bf_peak_fit **out, long *n, int *S, bf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
