@@ -26,6 +26,7 @@
 #include "braggflow/core.h"
 #include "braggflow/data.h"
 #include "braggflow/nn.h"
+#include "braggflow/task.h"
 
 #ifdef __cplusplus
 extern "C" {

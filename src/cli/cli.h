@@ -7,6 +7,7 @@
 #include "braggflow/core.h"
 #include "braggflow/crystal.h"
 #include "braggflow/nn.h"
+#include "braggflow/task.h"
 #include "braggflow/sim.h"
 
 /* Exit status for bad input or any failure; 0 on success. */
@@ -22,6 +23,7 @@ int cmd_evaluate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_campaign(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_peaks(int argc, char **argv);
 
 /* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
 int bf_cli_fail(const bf_error *err);
@@ -93,6 +95,7 @@ typedef struct {
     int json;                                         /* --json: evaluate only */
     bf_model *m;
     bf_checkpoint_info info;
+    bf_structure_meta meta;                           /* scaling, class names */
     bf_dataset d;
     float *x, *targets, *out;                         /* scaled inputs, targets, outputs */
     int32_t *labels;

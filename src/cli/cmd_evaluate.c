@@ -23,7 +23,7 @@ static const char *usage =
     "example:\n"
     "  braggflow evaluate --model model.safetensors --data test.h5 --json\n";
 
-static void print_table(const bf_metrics *mt, const bf_checkpoint_info *info, const char *data)
+static void print_table(const bf_metrics *mt, const bf_structure_meta *info, const char *data)
 {
     printf("%s: %ld patterns\n", data, mt->n);
     printf("  class loss      %.5f\n  accuracy        %.2f %%\n", mt->class_loss,
@@ -47,7 +47,7 @@ static void print_table(const bf_metrics *mt, const bf_checkpoint_info *info, co
     }
 }
 
-static void print_json(const bf_metrics *mt, const bf_checkpoint_info *info, const char *model,
+static void print_json(const bf_metrics *mt, const bf_structure_meta *info, const char *model,
                        const char *data)
 {
     char q[8192];
@@ -88,12 +88,12 @@ int cmd_evaluate(int argc, char **argv)
     bf_status st = bf_cli_inference_run(&a, 1, &err);
     if (st == BF_OK) {
         bf_metrics mt;
-        bf_structure_metrics(a.out, a.labels, a.targets, a.d.n, a.m->shape.n_classes,
-                             &a.info.scaling, &mt);
+        bf_structure_metrics(a.out, a.labels, a.targets, a.d.n, a.meta.n_classes,
+                             &a.meta.scaling, &mt);
         if (a.json)
-            print_json(&mt, &a.info, a.model_path, a.data_path);
+            print_json(&mt, &a.meta, a.model_path, a.data_path);
         else
-            print_table(&mt, &a.info, a.data_path);
+            print_table(&mt, &a.meta, a.data_path);
     }
     bf_cli_inference_free(&a);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);

@@ -30,10 +30,10 @@ static const char *usage =
     "      --cell \"4.2 4.2 4.2 90 90 90\" --out p.csv\n"
     "  braggflow predict --model model.safetensors --csv p.csv\n";
 
-static void print_predictions(const bf_model *m, const bf_checkpoint_info *info,
+static void print_predictions(const bf_model *m, const bf_structure_meta *info,
                               const float *out, long n)
 {
-    int C = m->shape.n_classes;
+    int C = info->n_classes;
     printf("index,class");
     for (int c = 0; c < C; c++)
         printf(",p_%s", info->class_names[c]);
@@ -72,7 +72,7 @@ int cmd_predict(int argc, char **argv)
     bf_error err = {0};
     bf_status st = bf_cli_inference_run(&a, 0, &err);
     if (st == BF_OK)
-        print_predictions(a.m, &a.info, a.out, a.d.n);
+        print_predictions(a.m, &a.meta, a.out, a.d.n);
     bf_cli_inference_free(&a);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);
 }

@@ -1,53 +1,129 @@
-/* cli/cmd_train.c — `braggflow train`: the structure model on HDF5 datasets. */
+/* cli/cmd_train.c — `braggflow train`: any registered model on its task's HDF5 files
+ * (structure_net on `sample` datasets, braggnn on peak patch files). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "braggflow/nn.h"
+#include "braggflow/task.h"
 #include "cli/cli.h"
 
+enum { OPT_AUGMENT = 4000 };
+
 static const char *usage =
-    "usage: braggflow train --train A.h5 --val B.h5 --out model.safetensors [options]\n\n"
-    "Trains the multitask structure model (seed 001, DESIGN §4: crystal class by\n"
-    "cross-entropy, a, c, alpha with a predicted uncertainty by Eq. 6) on datasets\n"
-    "written by `braggflow sample` (either HDF5 layout). Patterns are min-max scaled\n"
-    "per pattern; labels are a-3.5, c-3.5, (alpha-30)/90. Adam with gradient-norm\n"
-    "clipping; validation after every epoch; the checkpoint with the best validation\n"
-    "loss is kept (safetensors with PyTorch state_dict names, loadable by the seed's\n"
+    "usage: braggflow train --train A.h5 --val B.h5 --out model.safetensors [options]\n"
+    "       braggflow train --model braggnn --train P.h5 --val Q.h5 --out m.safetensors\n\n"
+    "structure_net (default): the multitask structure model (seed 001, DESIGN §4:\n"
+    "crystal class by cross-entropy, a, c, alpha with a predicted uncertainty by\n"
+    "Eq. 6) on datasets written by `braggflow sample` (either HDF5 layout).\n"
+    "Patterns are min-max scaled per pattern; labels are a-3.5, c-3.5,\n"
+    "(alpha-30)/90. Adam with gradient-norm clipping; validation after every epoch;\n"
+    "the checkpoint with the best validation loss is kept (safetensors with PyTorch state_dict names, loadable by the seed's\n"
     "FullModel), the optimiser state next to it (*.optim.safetensors). One line per\n"
     "epoch on stdout. A loss that becomes NaN stops training (exit 2), keeping the\n"
     "best checkpoint.\n\n"
+    "braggnn: trains BraggNN (DESIGN §7) on peak patch files (`sample-peaks`,\n"
+    "`import-peaks`: the patch layout, with true centres): patches min-max scaled\n"
+    "per patch, MSE on the centre scaled as (col, row) / S; Adam lr 3e-4 and no clipping\n"
+    "by default; each epoch prints the validation error in pixels (mean, 50/75/95/\n"
+    "99.5th percentiles). The model's patch size is the files' (S x S), or S - 2 with\n"
+    "--augment, which moves each training crop by a uniform integer in [-1, 1] per\n"
+    "axis as BraggNN does (the files then need that 1-pixel margin).\n\n"
     "options:\n"
     "  --train FILE.h5     training set\n"
     "  --val FILE.h5       validation set\n"
     "  --out FILE          best-validation checkpoint (*.safetensors)\n"
-    "  --model NAME        network (default structure_net)\n"
+    "  --model NAME        structure_net (default) or braggnn\n"
     "  --epochs N          epochs (default 30)\n"
     "  --batch N           batch size (default 512)\n"
-    "  --lr X              Adam learning rate (default 5e-4)\n"
+    "  --lr X              Adam learning rate (default 5e-4; braggnn 3e-4)\n"
     "  --seed N            initialisation and shuffling seed (default 1)\n"
     "  --threads N         threads (0 or absent: all cores)\n"
     "  --patience N        stop after N epochs without improvement (default 10, 0 = never)\n"
     "  --min-delta X       improvement that resets the patience (default 0)\n"
-    "  --clip X            gradient-norm clipping threshold (default 50)\n"
-    "  --hidden N          width of fc1 (default 256)\n"
+    "  --clip X            gradient-norm clipping threshold (default 50; braggnn none)\n"
+    "  --hidden N          structure_net: width of fc1 (default 256)\n"
+    "  --augment           braggnn: +-1 pixel crop shifts (patches with a 1-pixel margin)\n"
     "  --init FILE         warm start: weights (and optimiser state, if its sidecar\n"
     "                      exists) from a checkpoint; epochs continue its count\n\n"
     "Same data, seed and --threads give identical checkpoints; another thread count\n"
     "changes only the rounding of summed gradients.\n\n"
     "example:\n"
     "  braggflow sample --config examples/sample-small.ini --out train.h5\n"
-    "  braggflow train --train train.h5 --val val.h5 --epochs 20 --out model.safetensors\n";
+    "  braggflow train --train train.h5 --val val.h5 --epochs 20 --out model.safetensors\n"
+    "  braggflow sample-peaks --out ptrain.h5 && braggflow sample-peaks --seed 2 --out pval.h5\n"
+    "  braggflow train --model braggnn --train ptrain.h5 --val pval.h5 --out peaks.safetensors\n";
 
-static void print_epoch(const bf_epoch_log *e, void *user)
+static void print_structure_epoch(const bf_epoch_log *e, void *user)
 {
-    (void)user;
+    const bf_metrics *v = e->task_metrics;
     printf("epoch %3d/%-3d train %.4f | val loss %.4f class %.4f acc %5.1f%% mse %.2e | "
            "MAE a %.3f A c %.3f A alpha %.2f deg | sigma2 %.2e | %5.0f samples/s %5.1f s%s\n",
-           e->epoch, e->epochs, e->train_loss, e->val.loss, e->val.class_loss,
-           100 * e->val.accuracy, e->val.mse, e->val.mae[0], e->val.mae[1], e->val.mae[2],
-           e->val.mean_sigma2, e->samples_per_s, e->seconds, e->improved ? "  *saved" : "");
+           e->epoch, e->epochs, e->train_loss, v->loss, v->class_loss, 100 * v->accuracy,
+           v->mse, v->mae[0], v->mae[1], v->mae[2], v->mean_sigma2, e->samples_per_s,
+           e->seconds, e->improved ? "  *saved" : "");
     fflush(stdout);
+}
+
+static void print_peaks_epoch(const bf_epoch_log *e, void *user)
+{
+    const bf_peak_errors *v = e->task_metrics;
+    printf("epoch %3d/%-3d train %.4e | val mse %.4e | error px mean %.3f p50 %.3f p75 %.3f "
+           "p95 %.3f p99.5 %.3f | %6.0f samples/s %5.1f s%s\n",
+           e->epoch, e->epochs, e->train_loss, e->val_score, v->mean, v->p50, v->p75, v->p95,
+           v->p995, e->samples_per_s, e->seconds, e->improved ? "  *saved" : "");
+    fflush(stdout);
+}
+
+/* The task of --init's checkpoint, or of --model. */
+static bf_status task_of(const bf_train_config *cfg, const char **task, bf_error *err)
+{
+    *task = bf_task_of_model(cfg->model);
+    if (!cfg->init_path)
+        return BF_OK;
+    bf_model *m = NULL;
+    bf_status st = bf_checkpoint_load(cfg->init_path, bf_backend_cpu(), &m, NULL, NULL, NULL,
+                                      err);
+    if (st == BF_OK)
+        *task = bf_task_of_model(m->kind->name);
+    bf_model_destroy(m);
+    return st;
+}
+
+static bf_status read_patches(const char *path, bf_patches *p, char sha[65], bf_error *err)
+{
+    bf_status st = bf_patches_read_h5(path, p, err);
+    if (st == BF_OK)
+        st = bf_sha256_file_hex(path, sha, err);
+    return st;
+}
+
+static int train_peaks(bf_train_config *cfg, const bf_peaks_options *po, const char *train_path,
+                       const char *val_path)
+{
+    bf_error err = {0};
+    bf_patches train = {0}, val = {0};
+    bf_peaks_result res;
+    cfg->on_epoch = print_peaks_epoch;
+    bf_status st = read_patches(train_path, &train, cfg->train_sha256, &err);
+    if (st == BF_OK)
+        st = read_patches(val_path, &val, cfg->val_sha256, &err);
+    if (st == BF_OK) {
+        printf("braggflow train: %ld training, %ld validation patches of %d x %d; batch %d, "
+               "lr %g, seed %llu%s\n", train.n, val.n, train.size, train.size, cfg->batch,
+               cfg->lr, (unsigned long long)cfg->seed, po->augment ? ", +-1 px crop shifts" : "");
+        st = bf_peaks_train(cfg, po, &train, &val, &res, &err);
+    }
+    if (st == BF_OK)
+        printf("best epoch %d: val mse %.4e, error px mean %.3f p50 %.3f p75 %.3f p95 %.3f "
+               "p99.5 %.3f%s\ncheckpoint %s; %.1f s\n", res.train.best_epoch,
+               res.train.best_val_score, res.best_val.mean, res.best_val.p50, res.best_val.p75,
+               res.best_val.p95, res.best_val.p995, res.train.stopped_early ? "; stopped early" : "",
+               cfg->out_path, res.train.train_seconds);
+    bf_patches_free(&train);
+    bf_patches_free(&val);
+    return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);
 }
 
 static bf_status read_set(const char *path, bf_dataset *d, char sha[65], bf_error *err)
@@ -70,12 +146,13 @@ int cmd_train(int argc, char **argv)
         {"min-delta", required_argument, 0, OPT_MIN_DELTA},
         {"clip", required_argument, 0, OPT_CLIP},       {"hidden", required_argument, 0, OPT_HIDDEN},
         {"init", required_argument, 0, OPT_INIT},       {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0}};
+        {"augment", no_argument, 0, OPT_AUGMENT},       {0, 0, 0, 0}};
     bf_train_config cfg;
     bf_train_config_defaults(&cfg);
     const char *train_path = NULL, *val_path = NULL;
-    long v = 0;
-    int opt, rc = 0;
+    long v = 0, hidden = 0;
+    int opt, rc = 0, lr_given = 0, clip_given = 0;
+    bf_peaks_options po = {0};
     optind = 1;
     opterr = 0;
     while (rc == 0 && (opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
@@ -108,13 +185,17 @@ int cmd_train(int argc, char **argv)
             cfg.patience = (int)v;
             break;
         case OPT_HIDDEN:
-            rc = bf_cli_parse_count("train", "--hidden", optarg, 1, 65536, &v);
-            cfg.hidden = (int)v;
+            rc = bf_cli_parse_count("train", "--hidden", optarg, 1, 65536, &hidden);
             break;
-        case OPT_LR: rc = bf_cli_parse_positive("train", "--lr", optarg, 10, &cfg.lr); break;
+        case OPT_LR:
+            rc = bf_cli_parse_positive("train", "--lr", optarg, 10, &cfg.lr);
+            lr_given = 1;
+            break;
         case OPT_CLIP:
             rc = bf_cli_parse_positive("train", "--clip", optarg, 1e30, &cfg.clip_norm);
+            clip_given = 1;
             break;
+        case OPT_AUGMENT: po.augment = 1; break;
         case OPT_MIN_DELTA:
             if (bf_parse_double(optarg, &cfg.min_delta) != 0 || !(cfg.min_delta >= 0))
                 rc = bf_cli_usage_error("train", "--min-delta: '%s' is not a number >= 0", optarg);
@@ -130,39 +211,52 @@ int cmd_train(int argc, char **argv)
         return bf_cli_usage_error("train", "--train, --val and --out are required");
     if (!bf_path_has_suffix(cfg.out_path, ".safetensors"))
         return bf_cli_usage_error("train", "--out must end in .safetensors");
-    if (!bf_model_kind_find(cfg.model))
-        return bf_cli_usage_error("train", "--model: '%s' is not a known model (structure_net)",
-                                  cfg.model);
+    if (!bf_model_kind_find(cfg.model) || !bf_task_of_model(cfg.model))
+        return bf_cli_usage_error("train", "--model: '%s' is not a known model (%s)", cfg.model,
+                                  bf_model_kind_list());
 
     bf_error err = {0};
-    bf_dataset train = {0}, val = {0};
-    bf_train_result res;
+    const char *task = NULL;
     cfg.train_name = train_path;
     cfg.val_name = val_path;
-    cfg.on_epoch = print_epoch;
-    bf_status st = read_set(train_path, &train, cfg.train_sha256, &err);
-    if (st == BF_OK)
-        st = read_set(val_path, &val, cfg.val_sha256, &err);
+    bf_status st = task_of(&cfg, &task, &err);
     if (st == BF_OK) {
         /* fail now, not after an epoch, when --out cannot be written */
         bf_atomic_file probe = {0};
         st = bf_atomic_begin(&probe, cfg.out_path, 1, &err);
         bf_atomic_abort(&probe);
     }
+    if (st != BF_OK)
+        return bf_cli_fail(&err);
+    if (!strcmp(task, "peaks")) {
+        if (hidden)
+            return bf_cli_usage_error("train", "--hidden is structure_net's (fc1 width)");
+        cfg.lr = lr_given ? cfg.lr : 3e-4; /* BraggNN's main.py */
+        cfg.clip_norm = clip_given ? cfg.clip_norm : 0;
+        return train_peaks(&cfg, &po, train_path, val_path);
+    }
+    if (po.augment)
+        return bf_cli_usage_error("train", "--augment is braggnn's (crop shifts of patches)");
+    bf_dataset train = {0}, val = {0};
+    bf_structure_result res;
+    cfg.on_epoch = print_structure_epoch;
+    st = read_set(train_path, &train, cfg.train_sha256, &err);
+    if (st == BF_OK)
+        st = read_set(val_path, &val, cfg.val_sha256, &err);
     if (st == BF_OK) {
         printf("braggflow train: %ld training, %ld validation patterns of %d points; "
                "batch %d, lr %g, seed %llu\n", train.n, val.n, train.length, cfg.batch, cfg.lr,
                (unsigned long long)cfg.seed);
-        st = bf_train(&cfg, &train, &val, &res, &err);
+        st = bf_structure_train(&cfg, (int)hidden, &train, &val, &res, &err);
     }
     if (st == BF_OK) {
         char optim[4200];
         bf_checkpoint_optim_path(cfg.out_path, optim, sizeof optim);
         printf("best epoch %d: val loss %.4f, accuracy %.2f%%, mse %.3e (predicting the mean: "
-               "%.3e)%s\ncheckpoint %s (optimiser state %s); %.1f s\n", res.best_epoch,
-               res.best_val_loss, 100 * res.best_val.accuracy, res.best_val.mse,
-               res.best_val.mse_baseline, res.stopped_early ? "; stopped early" : "",
-               cfg.out_path, optim, res.train_seconds);
+               "%.3e)%s\ncheckpoint %s (optimiser state %s); %.1f s\n", res.train.best_epoch,
+               res.train.best_val_score, 100 * res.best_val.accuracy, res.best_val.mse,
+               res.best_val.mse_baseline, res.train.stopped_early ? "; stopped early" : "",
+               cfg.out_path, optim, res.train.train_seconds);
     }
     bf_dataset_free(&train);
     bf_dataset_free(&val);

@@ -57,13 +57,13 @@ bf_status bf_cli_inference_run(bf_cli_inference *a, int with_labels, bf_error *e
 {
     const char *name = a->data_path ? a->data_path : a->csv_path;
     bf_backend_cpu()->set_threads((int)a->threads);
-    bf_status st = bf_checkpoint_load(a->model_path, bf_backend_cpu(), &a->m, &a->info, NULL,
-                                      NULL, err);
+    bf_status st = bf_structure_load(a->model_path, bf_backend_cpu(), &a->m, &a->info,
+                                     &a->meta, err);
     if (st == BF_OK)
         st = a->data_path ? bf_dataset_read_h5(a->data_path, &a->d, err)
                           : bf_pattern_csv_read(a->csv_path, &a->d, err);
     if (st == BF_OK)
-        st = bf_structure_inputs(a->m, &a->d, name, &a->info.scaling, &a->x,
+        st = bf_structure_inputs(a->m, &a->d, name, &a->meta.scaling, &a->x,
                                  with_labels ? &a->labels : NULL,
                                  with_labels ? &a->targets : NULL, err);
     if (st == BF_OK && !(a->out = malloc(sizeof(float) * (size_t)a->d.n * a->m->n_out)))

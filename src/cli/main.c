@@ -12,10 +12,11 @@ static const struct {
     {"simulate", cmd_simulate, "simulate one TOF powder pattern (CSV or HDF5)"},
     {"reflections", cmd_reflections, "list the reflections of a cell with their peak parameters (CSV)"},
     {"sample", cmd_sample, "simulate a labelled dataset from an INI config (HDF5)"},
-    {"train", cmd_train, "train a structure model on datasets (safetensors checkpoint)"},
+    {"train", cmd_train, "train a model (structure_net, braggnn) on its datasets (safetensors)"},
     {"evaluate", cmd_evaluate, "metrics of a trained model on a dataset (table or JSON)"},
     {"predict", cmd_predict, "class and lattice parameters (with sigma) for patterns"},
     {"campaign", cmd_campaign, "simulate -> train -> active learning, as a resumable run"},
+    {"peaks", cmd_peaks, "Bragg-peak centres of detector patches with a BraggNN model (CSV)"},
     {"report", cmd_report, "self-contained HTML report of a campaign (inline SVG)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -310,16 +310,15 @@ static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
     tc.lr = c->cfg->lr;
     tc.clip_norm = c->cfg->clip;
     tc.patience = c->cfg->patience;
-    tc.hidden = c->cfg->hidden;
     tc.seed = c->cfg->sample.seed + (uint64_t)phase;
     tc.threads = c->cfg->train_threads;
     tc.progress = 0;
     tc.train_name = "training set";
     tc.val_name = "data/val.h5";
-    bf_train_result tr;
-    st = bf_train(&tc, train, &c->val, &tr, err);
+    bf_structure_result tr;
+    st = bf_structure_train(&tc, c->cfg->hidden, train, &c->val, &tr, err);
     if (st == BF_OK)
-        st = bf_checkpoint_evaluate(out, &c->test, "data/test.h5", c->cfg->batch, &pm->test, err);
+        st = bf_structure_evaluate(out, &c->test, "data/test.h5", c->cfg->batch, &pm->test, err);
     *pm = (bf_phase_metrics){.phase = phase, .n_train = train->n, .epochs = tc.epochs,
                              .test = pm->test};
     if (st != BF_OK) {
@@ -485,11 +484,12 @@ static bf_status work_al(campaign *c, void *arg, long *n, bf_error *err)
     path_in(c, model_path, sizeof model_path, "models/phase-%d.safetensors", s->phase - 1);
     bf_model *m = NULL;
     bf_checkpoint_info info;
+    bf_structure_meta meta;
     float *x = NULL, *out = NULL;
     double *w = NULL;
-    bf_status st = bf_checkpoint_load(model_path, bf_backend_cpu(), &m, &info, NULL, NULL, err);
+    bf_status st = bf_structure_load(model_path, bf_backend_cpu(), &m, &info, &meta, err);
     if (st == BF_OK)
-        st = bf_structure_inputs(m, &c->study, "data/study.h5", &info.scaling, &x, NULL, NULL,
+        st = bf_structure_inputs(m, &c->study, "data/study.h5", &meta.scaling, &x, NULL, NULL,
                                  err);
     if (st == BF_OK) {
         out = malloc(sizeof(float) * (size_t)c->study.n * m->n_out);
@@ -500,7 +500,7 @@ static bf_status work_al(campaign *c, void *arg, long *n, bf_error *err)
     if (st == BF_OK)
         st = bf_model_predict(m, x, c->study.n, cfg->batch, out, err);
     if (st == BF_OK)
-        st = bf_al_weights(&cfg->policy, out, c->study.n, m->shape.n_classes, w, err);
+        st = bf_al_weights(&cfg->policy, out, c->study.n, meta.n_classes, w, err);
     if (st == BF_OK)
         st = bf_al_propose(&cfg->policy, cfg->sample.classes, cfg->sample.n_classes,
                            &c->study_cells, w, cfg->new_per_phase, cfg->sample.seed,

@@ -1,6 +1,7 @@
 /* nn/backend_cpu.c — the CPU backend: OpenBLAS sgemm for the dense products,
- * OpenMP + the fused kernels of cpu_kernels.c for the rest. Memory is host
- * memory (64-byte aligned, zeroed). */
+ * OpenMP + the fused kernels of cpu_kernels.c / cpu_kernels2d.c for the rest.
+ * Memory is host memory (64-byte aligned, zeroed), but models never touch it
+ * directly: they go through this table like any other backend's. */
 #include "nn/nn_internal.h"
 
 #include <cblas.h>
@@ -8,20 +9,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *cpu_alloc(size_t nbytes)
+static bf_status cpu_alloc(size_t nbytes, void **out, bf_error *err)
 {
     size_t n = (nbytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, n ? n : 64);
-    if (p)
-        memset(p, 0, n ? n : 64);
-    return p;
+    *out = aligned_alloc(64, n ? n : 64);
+    if (!*out)
+        return bf_error_set(err, BF_ERR_NOMEM, "cpu backend: cannot allocate %zu bytes", nbytes);
+    memset(*out, 0, n ? n : 64);
+    return BF_OK;
 }
 
 static void cpu_free(void *p) { free(p); }
 
-static void cpu_copy(void *dst, const void *src, size_t nbytes) { memcpy(dst, src, nbytes); }
+static bf_status cpu_copy_bytes(void *dst, const void *src, size_t nbytes, bf_error *err)
+{
+    memmove(dst, src, nbytes);
+    return BF_OK;
+}
 
-static void cpu_zero(void *p, size_t nbytes) { memset(p, 0, nbytes); }
+static bf_status cpu_zero(void *p, size_t nbytes, bf_error *err)
+{
+    memset(p, 0, nbytes);
+    return BF_OK;
+}
+
+static bf_status cpu_copy(float *dst, const float *src, size_t n, bf_error *err)
+{
+    memmove(dst, src, n * sizeof *dst);
+    return BF_OK;
+}
 
 static void cpu_set_threads(int threads)
 {
@@ -30,56 +46,90 @@ static void cpu_set_threads(int threads)
     openblas_set_num_threads(t); /* the OpenMP build follows omp anyway; the pthread one needs it */
 }
 
-/* out (B, n_out) = inp (B, n_in) w^T + b, then LeakyReLU when slope >= 0. */
-static void cpu_linear_forward(float *out, const float *inp, const float *w, const float *b,
-                               int B, int n_in, int n_out, float slope)
+/* out rows (ldo apart) = inp (B, n_in) w^T + b, then LeakyReLU when slope >= 0. */
+static bf_status cpu_linear_forward(float *out, int ldo, const float *inp, const float *w,
+                                    const float *b, int B, int n_in, int n_out, float slope,
+                                    bf_error *err)
 {
-    float beta = 0;
-    if (b) {
-        for (int n = 0; n < B; n++)
-            memcpy(out + (size_t)n * n_out, b, sizeof(float) * (size_t)n_out);
-        beta = 1;
+    for (int n = 0; n < B; n++) {
+        float *o = out + (size_t)n * ldo;
+        if (b)
+            memcpy(o, b, sizeof(float) * (size_t)n_out);
+        else
+            memset(o, 0, sizeof(float) * (size_t)n_out);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n_out, n_in, 1.0f, inp, n_in, w, n_in,
-                beta, out, n_out);
-    if (slope >= 0)
-        cpu_leaky_relu_inplace(out, (size_t)B * n_out, slope);
+                1.0f, out, ldo);
+    if (slope >= 0) {
+        if (ldo == n_out)
+            cpu_leaky_relu_inplace(out, (size_t)B * n_out, slope);
+        else
+            for (int n = 0; n < B; n++)
+                cpu_leaky_relu_inplace(out + (size_t)n * ldo, (size_t)n_out, slope);
+    }
+    return BF_OK;
 }
 
 /* With an activation, dout is first masked in place by the LeakyReLU derivative. */
-static void cpu_linear_backward(float *dinp, float *dw, float *db, float *dout, const float *out,
-                                const float *inp, const float *w, int B, int n_in, int n_out,
-                                float slope)
+static bf_status cpu_linear_backward(float *dinp, float *dw, float *db, float *dout, int ldo,
+                                     const float *out, const float *inp, const float *w, int B,
+                                     int n_in, int n_out, float slope, bf_error *err)
 {
-    if (slope >= 0)
-        cpu_leaky_relu_mask(dout, out, (size_t)B * n_out, slope);
+    if (slope >= 0) {
+        if (ldo == n_out)
+            cpu_leaky_relu_mask(dout, out, (size_t)B * n_out, slope);
+        else
+            for (int n = 0; n < B; n++)
+                cpu_leaky_relu_mask(dout + (size_t)n * ldo, out + (size_t)n * ldo,
+                                    (size_t)n_out, slope);
+    }
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, dout, n_out, w,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, dout, ldo, w,
                     n_in, 1.0f, dinp, n_in);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, B, 1.0f, dout, n_out, inp,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, B, 1.0f, dout, ldo, inp,
                     n_in, 1.0f, dw, n_in);
     if (db)
         for (int n = 0; n < B; n++)
             for (int o = 0; o < n_out; o++)
-                db[o] += dout[(size_t)n * n_out + o];
+                db[o] += dout[(size_t)n * ldo + o];
+    return BF_OK;
+}
+
+static bf_status cpu_grad_norm_clip(float *grad, size_t n, double max_norm, double *norm,
+                                    bf_error *err)
+{
+    double v = bf_clip_grad_norm(grad, n, max_norm);
+    if (norm)
+        *norm = v;
+    return BF_OK;
+}
+
+static bf_status cpu_adam_step(bf_adam *opt, float *value, const float *grad, bf_error *err)
+{
+    bf_adam_step(opt, value, grad);
+    return BF_OK;
 }
 
 static const bf_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
     .free = cpu_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
+    .upload = cpu_copy_bytes,
+    .download = cpu_copy_bytes,
     .zero = cpu_zero,
+    .copy = cpu_copy,
     .set_threads = cpu_set_threads,
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
     .conv1d_pool_lrelu_forward = cpu_conv1d_pool_lrelu_forward,
     .conv1d_pool_lrelu_backward = cpu_conv1d_pool_lrelu_backward,
-    .minmax_scale = cpu_minmax_scale,
-    .grad_norm_clip = bf_clip_grad_norm,
-    .adam_step = bf_adam_step,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward = cpu_conv2d_backward,
+    .nonlocal_forward = cpu_nonlocal_forward,
+    .nonlocal_backward = cpu_nonlocal_backward,
+    .grad_norm_clip = cpu_grad_norm_clip,
+    .adam_step = cpu_adam_step,
 };
 
 const bf_backend *bf_backend_cpu(void) { return &cpu_backend; }
@@ -90,8 +140,13 @@ bf_status bf_backend_get(const char *name, const bf_backend **out, bf_error *err
         *out = &cpu_backend;
         return BF_OK;
     }
+    if (!strcmp(name, "reference")) {
+        *out = bf_backend_reference();
+        return BF_OK;
+    }
     if (!strcmp(name, "cuda"))
         return bf_error_set(err, BF_ERR_UNSUPPORTED,
                             "backend 'cuda': this build has no CUDA backend (CPU only)");
-    return bf_error_set(err, BF_ERR_INVALID, "backend '%s': unknown (known: cpu)", name);
+    return bf_error_set(err, BF_ERR_INVALID, "backend '%s': unknown (known: cpu, reference)",
+                        name);
 }

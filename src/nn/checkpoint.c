@@ -13,9 +13,44 @@
 
 #define FORMAT "braggflow.checkpoint.v1"
 
-const bf_label_scaling bf_label_scaling_seed = {{3.5, 3.5, 30.0}, {1.0, 1.0, 90.0}};
-const char *const bf_target_names[BF_N_TARGETS] = {"a", "c", "alpha"};
-const char *const bf_target_units[BF_N_TARGETS] = {"A", "A", "deg"};
+/* Metadata keys the engine owns; every other key belongs to the task (info->extra). */
+static const char *const engine_keys[] = {"format",          "braggflow_version", "model",
+                                          "shape",           "epoch",             "val_loss",
+                                          "training_config", "train_sha256",      "val_sha256"};
+
+static int is_engine_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof engine_keys / sizeof engine_keys[0]; i++)
+        if (!strcmp(key, engine_keys[i]))
+            return 1;
+    return 0;
+}
+
+bf_status bf_checkpoint_info_set(bf_checkpoint_info *info, const char *key, const char *value,
+                                 bf_error *err)
+{
+    if (strlen(key) >= sizeof info->extra[0].key || strlen(value) >= sizeof info->extra[0].value)
+        return bf_error_set(err, BF_ERR_RANGE, "checkpoint metadata '%s': too long", key);
+    int k = 0;
+    while (k < info->n_extra && strcmp(info->extra[k].key, key))
+        k++;
+    if (k == BF_CKPT_MAX_EXTRA)
+        return bf_error_set(err, BF_ERR_RANGE, "checkpoint metadata '%s': more than %d task keys",
+                            key, BF_CKPT_MAX_EXTRA);
+    snprintf(info->extra[k].key, sizeof info->extra[k].key, "%s", key);
+    snprintf(info->extra[k].value, sizeof info->extra[k].value, "%s", value);
+    if (k == info->n_extra)
+        info->n_extra++;
+    return BF_OK;
+}
+
+const char *bf_checkpoint_info_get(const bf_checkpoint_info *info, const char *key)
+{
+    for (int k = 0; k < info->n_extra; k++)
+        if (!strcmp(info->extra[k].key, key))
+            return info->extra[k].value;
+    return NULL;
+}
 
 void bf_checkpoint_optim_path(const char *path, char *out, size_t outsz)
 {
@@ -45,52 +80,42 @@ static bf_status save_model(const char *path, const bf_model *m, const bf_checkp
     bf_st_tensor t[BF_MAX_PARAMS];
     for (int i = 0; i < m->params.n; i++)
         t[i] = param_tensor(&m->params.info[i], m->params.value, "");
-
-    char shape[64], offset[96], scale[96], classes[BF_MAX_MODEL_CLASSES * 33] = "";
-    char epoch[32], val_loss[32];
-    snprintf(shape, sizeof shape, "%d %d %d", m->shape.input_len, m->shape.hidden,
-             m->shape.n_classes);
-    snprintf(offset, sizeof offset, "%.17g %.17g %.17g", info->scaling.offset[0],
-             info->scaling.offset[1], info->scaling.offset[2]);
-    snprintf(scale, sizeof scale, "%.17g %.17g %.17g", info->scaling.scale[0],
-             info->scaling.scale[1], info->scaling.scale[2]);
-    for (int c = 0; c < m->shape.n_classes && c < BF_MAX_MODEL_CLASSES; c++) {
-        if (strchr(info->class_names[c], ','))
-            return bf_error_set(err, BF_ERR_INVALID, "%s: class name '%s' contains a comma",
-                                path, info->class_names[c]);
-        strcat(classes, c ? "," : "");
-        strcat(classes, info->class_names[c]);
-    }
+    char shape[128] = "", epoch[32], val_loss[32];
+    for (int d = 0; d < m->kind->n_dims; d++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%d", d ? " " : "",
+                 m->shape.dim[d]);
     snprintf(epoch, sizeof epoch, "%d", info->epoch);
     snprintf(val_loss, sizeof val_loss, "%.9g", info->val_loss);
-    bf_st_meta meta[] = {
+    bf_st_meta meta[9 + BF_CKPT_MAX_EXTRA] = {
         {"format", FORMAT},
         {"braggflow_version", BF_VERSION},
         {"model", (char *)m->kind->name},
-        {"shape", shape},   /* input_len hidden n_classes */
-        {"input_scaling", "minmax_per_pattern"},
-        {"targets", "a c alpha"},
-        {"target_units", "A A deg"},
-        {"label_offset", offset},
-        {"label_scale", scale},
-        {"class_names", classes},
+        {"shape", shape}, /* the kind's dim_names, in order */
         {"epoch", epoch},
         {"val_loss", val_loss},
         {"training_config", (char *)info->training_config},
         {"train_sha256", (char *)info->train_sha256},
         {"val_sha256", (char *)info->val_sha256},
     };
-    return bf_safetensors_write(path, t, m->params.n, meta, (int)(sizeof meta / sizeof meta[0]),
-                                err);
+    int n = 9;
+    for (int k = 0; k < info->n_extra; k++) {
+        if (is_engine_key(info->extra[k].key))
+            return bf_error_set(err, BF_ERR_INVALID, "%s: task metadata key '%s' is the engine's",
+                                path, info->extra[k].key);
+        snprintf(meta[n].key, sizeof meta[n].key, "%s", info->extra[k].key);
+        meta[n++].value = (char *)info->extra[k].value;
+    }
+    return bf_safetensors_write(path, t, m->params.n, meta, n, err);
 }
 
+/* moments (host copies of opt->m, opt->v) */
 static bf_status save_optim(const char *path, const bf_model *m, const bf_adam *opt,
-                            bf_error *err)
+                            const float *mom1, const float *mom2, bf_error *err)
 {
     bf_st_tensor t[2 * BF_MAX_PARAMS];
     for (int i = 0; i < m->params.n; i++) {
-        t[2 * i] = param_tensor(&m->params.info[i], opt->m, "exp_avg.");
-        t[2 * i + 1] = param_tensor(&m->params.info[i], opt->v, "exp_avg_sq.");
+        t[2 * i] = param_tensor(&m->params.info[i], mom1, "exp_avg.");
+        t[2 * i + 1] = param_tensor(&m->params.info[i], mom2, "exp_avg_sq.");
     }
     char step[32], lr[32], b1[32], b2[32], eps[32];
     snprintf(step, sizeof step, "%ld", opt->step);
@@ -103,19 +128,42 @@ static bf_status save_optim(const char *path, const bf_model *m, const bf_adam *
     return bf_safetensors_write(path, t, 2 * m->params.n, meta, 6, err);
 }
 
-bf_status bf_checkpoint_save(const char *path, const bf_model *m, const bf_checkpoint_info *info,
+/* Host copies of the moments (the backend's, downloaded; host ones as they are). */
+static bf_status moments_to_host(const bf_adam *opt, float **mom1, float **mom2, bf_error *err)
+{
+    *mom1 = opt->m, *mom2 = opt->v;
+    if (!opt->be)
+        return BF_OK;
+    size_t nbytes = sizeof(float) * (opt->n ? opt->n : 1);
+    *mom1 = malloc(nbytes), *mom2 = malloc(nbytes);
+    bf_status st = *mom1 && *mom2 ? BF_OK
+                                  : bf_error_set(err, BF_ERR_NOMEM, "optimiser state: out of memory");
+    if (st == BF_OK)
+        st = opt->be->download(*mom1, opt->m, sizeof(float) * opt->n, err);
+    if (st == BF_OK)
+        st = opt->be->download(*mom2, opt->v, sizeof(float) * opt->n, err);
+    return st;
+}
+
+bf_status bf_checkpoint_save(const char *path, bf_model *m, const bf_checkpoint_info *info,
                              const bf_adam *opt, bf_error *err)
 {
+    bf_status st = bf_model_params_download(m, 0, err);
     /* sidecar first: a crash in between leaves a model with a newer optimiser
      * state at worst, never a model without one */
-    if (opt) {
+    if (st == BF_OK && opt) {
         char optim[4200];
         bf_checkpoint_optim_path(path, optim, sizeof optim);
-        bf_status st = save_optim(optim, m, opt, err);
-        if (st != BF_OK)
-            return st;
+        float *mom1 = NULL, *mom2 = NULL;
+        st = moments_to_host(opt, &mom1, &mom2, err);
+        if (st == BF_OK)
+            st = save_optim(optim, m, opt, mom1, mom2, err);
+        if (opt->be) {
+            free(mom1);
+            free(mom2);
+        }
     }
-    return save_model(path, m, info, err);
+    return st == BF_OK ? save_model(path, m, info, err) : st;
 }
 
 /* ---- load ---------------------------------------------------------------------- */
@@ -167,45 +215,30 @@ static bf_status load_tensor(const bf_safetensors *st, const char *path, const c
 }
 
 static bf_status read_info(const bf_safetensors *st, const char *path, bf_checkpoint_info *info,
-                           bf_error *err)
+                           const bf_model_kind **kind, bf_error *err)
 {
-    const char *fmt = bf_safetensors_meta(st, "format");
-    if (!fmt || strcmp(fmt, FORMAT))
-        return bf_error_set(err, BF_ERR_INVALID,
-                            "%s: __metadata__ format is '%s', expected '%s' (not a braggflow "
-                            "checkpoint?)", path, fmt ? fmt : "(missing)", FORMAT);
-    const char *need[] = {"model", "shape", "label_offset", "label_scale", "class_names"};
+    memset(info, 0, sizeof *info);
+    const char *need[] = {"model", "shape"};
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
         if (!bf_safetensors_meta(st, need[i]))
             return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ lacks '%s'", path,
                                 need[i]);
-    memset(info, 0, sizeof *info);
     snprintf(info->model, sizeof info->model, "%s", bf_safetensors_meta(st, "model"));
-    double shape[3];
-    if (parse_numbers(bf_safetensors_meta(st, "shape"), shape, 3) || shape[0] < 1 ||
-        shape[0] > 1e7 || shape[1] < 1 || shape[1] > 1e5 || shape[2] < 2 ||
-        shape[2] > BF_MAX_MODEL_CLASSES)
-        return bf_error_set(err, BF_ERR_INVALID,
-                            "%s: __metadata__ shape '%s': expected 'input_len hidden n_classes'",
-                            path, bf_safetensors_meta(st, "shape"));
-    info->shape = (bf_model_shape){(int)shape[0], (int)shape[1], (int)shape[2]};
-    if (parse_numbers(bf_safetensors_meta(st, "label_offset"), info->scaling.offset, 3) ||
-        parse_numbers(bf_safetensors_meta(st, "label_scale"), info->scaling.scale, 3))
-        return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ label_offset/label_scale: "
-                            "expected three numbers each", path);
-    for (int i = 0; i < 3; i++)
-        if (info->scaling.scale[i] == 0)
-            return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ label_scale has a zero",
-                                path);
-    const char *names = bf_safetensors_meta(st, "class_names");
-    for (int c = 0; c < info->shape.n_classes; c++) {
-        size_t len = strcspn(names, ",");
-        if (len == 0 || len >= sizeof info->class_names[c])
-            return bf_error_set(err, BF_ERR_INVALID,
-                                "%s: __metadata__ class_names: expected %d comma-separated names",
-                                path, info->shape.n_classes);
-        memcpy(info->class_names[c], names, len);
-        names += len + (names[len] == ',');
+    *kind = bf_model_kind_find(info->model);
+    if (!*kind)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: model '%s': unknown (known: %s)", path,
+                            info->model, bf_model_kind_list());
+    double shape[BF_MODEL_DIMS];
+    int nd = (*kind)->n_dims;
+    if (parse_numbers(bf_safetensors_meta(st, "shape"), shape, nd))
+        return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ shape '%s': expected %d "
+                            "numbers for %s", path, bf_safetensors_meta(st, "shape"), nd,
+                            info->model);
+    for (int d = 0; d < nd; d++) {
+        if (shape[d] < 1 || shape[d] > 1e7 || shape[d] != (int)shape[d])
+            return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ shape: %s = %g is not a "
+                                "size", path, (*kind)->dim_names[d], shape[d]);
+        info->shape.dim[d] = (int)shape[d];
     }
     const char *s;
     if ((s = bf_safetensors_meta(st, "epoch")))
@@ -219,11 +252,43 @@ static bf_status read_info(const bf_safetensors *st, const char *path, bf_checkp
         snprintf(info->val_sha256, sizeof info->val_sha256, "%s", s);
     if ((s = bf_safetensors_meta(st, "braggflow_version")))
         snprintf(info->version, sizeof info->version, "%s", s);
+    for (int k = 0; k < st->n_meta; k++) {
+        if (is_engine_key(st->meta[k].key))
+            continue;
+        bf_status rc = bf_checkpoint_info_set(info, st->meta[k].key, st->meta[k].value, err);
+        if (rc != BF_OK) {
+            bf_error_prefix(err, "%s", path);
+            return rc;
+        }
+    }
     return BF_OK;
 }
 
-static bf_status load_optim(const char *optim, const bf_model *m, bf_adam *opt, int *have,
-                            bf_error *err)
+/* A file without braggflow metadata: the one model kind whose state_dict it is. */
+static bf_status identify_bare(const bf_safetensors *st, const char *path,
+                               bf_checkpoint_info *info, const bf_model_kind **kind,
+                               bf_error *err)
+{
+    memset(info, 0, sizeof *info);
+    for (int i = 0; i < bf_model_kind_count(); i++) {
+        const bf_model_kind *k = bf_model_kind_at(i);
+        bf_error why = {0};
+        if (k->shape_from_tensors && k->shape_from_tensors(st, &info->shape, &why) == BF_OK) {
+            *kind = k;
+            snprintf(info->model, sizeof info->model, "%s", k->name);
+            info->bare = 1;
+            info->val_loss = NAN;
+            return BF_OK;
+        }
+    }
+    return bf_error_set(err, BF_ERR_INVALID,
+                        "%s: no braggflow __metadata__ (format) and the tensors are not a "
+                        "state_dict of a known model (%s)", path, bf_model_kind_list());
+}
+
+/* Reads the sidecar's moments into host buffers mom1, mom2 (params.total floats). */
+static bf_status load_optim(const char *optim, const bf_model *m, bf_adam *opt, float *mom1,
+                            float *mom2, int *have, bf_error *err)
 {
     FILE *f = fopen(optim, "rb");
     if (!f)
@@ -240,16 +305,40 @@ static bf_status load_optim(const char *optim, const bf_model *m, bf_adam *opt, 
         const bf_param_info *p = &m->params.info[i];
         char name[160];
         snprintf(name, sizeof name, "exp_avg.%s", p->name);
-        rc = load_tensor(&st, optim, name, p, opt->m + p->offset, err);
+        rc = load_tensor(&st, optim, name, p, mom1 + p->offset, err);
         snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
         if (rc == BF_OK)
-            rc = load_tensor(&st, optim, name, p, opt->v + p->offset, err);
+            rc = load_tensor(&st, optim, name, p, mom2 + p->offset, err);
     }
     if (rc == BF_OK) {
         opt->step = atol(step);
         *have = 1;
     }
     bf_safetensors_free(&st);
+    return rc;
+}
+
+/* Initialises opt on the model's backend and restores the sidecar's state if any. */
+static bf_status restore_optim(const char *path, const bf_model *m, bf_adam *opt, int *have,
+                               bf_error *err)
+{
+    bf_status rc = bf_adam_init(opt, m->be, m->params.total, 5e-4f, err);
+    size_t nbytes = sizeof(float) * (m->params.total ? m->params.total : 1);
+    float *mom1 = rc == BF_OK ? calloc(1, nbytes) : NULL, *mom2 = mom1 ? calloc(1, nbytes) : NULL;
+    if (rc == BF_OK && !mom2)
+        rc = bf_error_set(err, BF_ERR_NOMEM, "%s: optimiser state: out of memory", path);
+    char optim[4200];
+    bf_checkpoint_optim_path(path, optim, sizeof optim);
+    if (rc == BF_OK)
+        rc = load_optim(optim, m, opt, mom1, mom2, have, err);
+    if (rc == BF_OK && *have)
+        rc = m->be->upload(opt->m, mom1, sizeof(float) * m->params.total, err);
+    if (rc == BF_OK && *have)
+        rc = m->be->upload(opt->v, mom2, sizeof(float) * m->params.total, err);
+    free(mom1);
+    free(mom2);
+    if (rc != BF_OK)
+        bf_adam_free(opt);
     return rc;
 }
 
@@ -261,13 +350,24 @@ bf_status bf_checkpoint_load(const char *path, const bf_backend *be, bf_model **
     if (have_opt)
         *have_opt = 0;
     bf_safetensors st = {0};
-    bf_checkpoint_info info;
+    bf_checkpoint_info *info = calloc(1, sizeof *info);
+    const bf_model_kind *kind = NULL;
     bf_model *m = NULL;
-    bf_status rc = bf_safetensors_read(path, &st, err);
-    if (rc == BF_OK)
-        rc = read_info(&st, path, &info, err);
+    bf_status rc = info ? bf_safetensors_read(path, &st, err)
+                        : bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", path);
     if (rc == BF_OK) {
-        rc = bf_model_create(info.model, &info.shape, be, 0, &m, err);
+        const char *fmt = bf_safetensors_meta(&st, "format");
+        if (!fmt)
+            rc = identify_bare(&st, path, info, &kind, err);
+        else if (strcmp(fmt, FORMAT))
+            rc = bf_error_set(err, BF_ERR_INVALID,
+                              "%s: __metadata__ format is '%s', expected '%s' (not a braggflow "
+                              "checkpoint?)", path, fmt, FORMAT);
+        else
+            rc = read_info(&st, path, info, &kind, err);
+    }
+    if (rc == BF_OK) {
+        rc = bf_model_create(kind->name, &info->shape, be, 0, &m, err);
         if (rc != BF_OK)
             bf_error_prefix(err, "%s", path);
     }
@@ -277,26 +377,23 @@ bf_status bf_checkpoint_load(const char *path, const bf_backend *be, bf_model **
     }
     if (rc == BF_OK && st.n_tensors != m->params.n)
         rc = bf_error_set(err, BF_ERR_INVALID, "%s: %d tensors, model '%s' has %d", path,
-                          st.n_tensors, info.model, m->params.n);
+                          st.n_tensors, info->model, m->params.n);
+    if (rc == BF_OK)
+        rc = bf_model_params_upload(m, err);
     if (rc == BF_OK && opt) {
-        rc = bf_adam_init(opt, m->params.total, 5e-4f, err);
-        char optim[4200];
-        bf_checkpoint_optim_path(path, optim, sizeof optim);
         int have = 0;
-        if (rc == BF_OK)
-            rc = load_optim(optim, m, opt, &have, err);
+        rc = restore_optim(path, m, opt, &have, err);
         if (have_opt)
             *have_opt = have;
-        if (rc != BF_OK)
-            bf_adam_free(opt);
     }
     bf_safetensors_free(&st);
+    if (rc == BF_OK && info_out)
+        *info_out = *info;
+    free(info);
     if (rc != BF_OK) {
         bf_model_destroy(m);
         return rc;
     }
-    if (info_out)
-        *info_out = info;
     *out = m;
     return BF_OK;
 }

@@ -301,24 +301,30 @@ BF_CLONES static void conv_dx(float *restrict dph, const float *restrict drows,
         }
 }
 
-void cpu_conv1d_pool_lrelu_forward(float *out, uint8_t *argmax, const float *inp, const float *w,
-                                   const float *b, int B, int C_in, int L_in, int C_out, int K,
-                                   int stride, float slope)
+bf_status cpu_conv1d_pool_lrelu_forward(float *out, uint8_t *argmax, const float *inp,
+                                        const float *w, const float *b, int B, int C_in,
+                                        int L_in, int C_out, int K, int stride, float slope,
+                                        bf_error *err)
 {
     conv_geom *g = conv_geom_new(C_in, L_in, C_out, K, stride);
     float *wp = g ? padded_weights(g, w, b) : NULL;
     if (!wp) {
         free(g);
-        return; /* out of memory: callers size their buffers first; nothing else to do */
+        return bf_error_set(err, BF_ERR_NOMEM, "conv1d_pool: out of memory for the weights");
     }
     const float *bp = wp + (size_t)g->C4 * g->T;
+    int failed = 0;
 #pragma omp parallel
     {
         float *ph = malloc(sizeof(float) * phases_size(g));
+        if (!ph) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(static)
         for (int n = 0; n < B; n++) {
             if (!ph)
-                continue;
+                continue; /* reported below: the whole call fails */
             to_phases(ph, inp + (size_t)n * C_in * L_in, g);
             for (int co = 0; co < C_out; co += 4) {
                 size_t o = ((size_t)n * C_out + co) * g->P;
@@ -329,14 +335,20 @@ void cpu_conv1d_pool_lrelu_forward(float *out, uint8_t *argmax, const float *inp
         }
         free(ph);
     }
+    size_t scratch = sizeof(float) * phases_size(g);
     free(wp);
     free(g);
+    if (failed)
+        return bf_error_set(err, BF_ERR_NOMEM, "conv1d_pool: %zu bytes of scratch per thread",
+                            scratch);
+    return BF_OK;
 }
 
-void cpu_conv1d_pool_lrelu_backward(float *dinp, float *dw, float *db, const float *dout,
-                                    const float *out, const uint8_t *argmax, const float *inp,
-                                    const float *w, int B, int C_in, int L_in, int C_out, int K,
-                                    int stride, float slope)
+bf_status cpu_conv1d_pool_lrelu_backward(float *dinp, float *dw, float *db, const float *dout,
+                                         const float *out, const uint8_t *argmax,
+                                         const float *inp, const float *w, int B, int C_in,
+                                         int L_in, int C_out, int K, int stride, float slope,
+                                         bf_error *err)
 {
     conv_geom *g = conv_geom_new(C_in, L_in, C_out, K, stride);
     float *wp = g ? padded_weights(g, w, NULL) : NULL;
@@ -346,8 +358,9 @@ void cpu_conv1d_pool_lrelu_backward(float *dinp, float *dw, float *db, const flo
     if (!acc) {
         free(wp);
         free(g);
-        return;
+        return bf_error_set(err, BF_ERR_NOMEM, "conv1d_pool backward: out of memory");
     }
+    int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
         float *tdw = acc + (size_t)omp_get_thread_num() * nw, *tdb = tdw + (size_t)g->C4 * g->T;
@@ -355,10 +368,14 @@ void cpu_conv1d_pool_lrelu_backward(float *dinp, float *dw, float *db, const flo
         /* per 4 channels: 4 even rows then 4 odd rows of [pad zeros | gradient | zeros] */
         float *ph = calloc(2 * nph + (size_t)(g->C4 / 4) * blk, sizeof(float));
         float *dph = ph ? ph + nph : NULL, *drows = ph ? dph + nph : NULL;
+        if (!ph) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(static)
         for (int n = 0; n < B; n++) {
             if (!ph)
-                continue;
+                continue; /* reported below: the whole call fails */
             to_phases(ph, inp + (size_t)n * C_in * L_in, g);
             for (int co = 0; co < C_out; co++) {
                 size_t o = ((size_t)n * C_out + co) * g->P;
@@ -376,7 +393,7 @@ void cpu_conv1d_pool_lrelu_backward(float *dinp, float *dw, float *db, const flo
         free(ph);
     }
     /* per-thread sums added in thread order: the same bits for the same thread count */
-    for (int t = 0; t < threads; t++) {
+    for (int t = 0; t < threads && !failed; t++) {
         const float *tdw = acc + (size_t)t * nw;
         if (dw)
             for (size_t i = 0; i < (size_t)C_out * g->T; i++)
@@ -388,6 +405,9 @@ void cpu_conv1d_pool_lrelu_backward(float *dinp, float *dw, float *db, const flo
     free(acc);
     free(wp);
     free(g);
+    if (failed)
+        return bf_error_set(err, BF_ERR_NOMEM, "conv1d_pool backward: scratch per thread");
+    return BF_OK;
 }
 
 BF_CLONES void cpu_leaky_relu_inplace(float *x, size_t n, float slope)
@@ -403,20 +423,4 @@ BF_CLONES void cpu_leaky_relu_mask(float *dout, const float *out, size_t n, floa
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         dout[i] = out[i] > 0 ? dout[i] : slope * dout[i];
-}
-
-BF_CLONES void cpu_minmax_scale(float *x, int B, int L)
-{
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < B; n++) {
-        float *r = x + (size_t)n * L;
-        float lo = r[0], hi = r[0];
-        for (int i = 1; i < L; i++) {
-            lo = r[i] < lo ? r[i] : lo;
-            hi = r[i] > hi ? r[i] : hi;
-        }
-        float span = hi - lo, inv = span > 0 ? 1.0f / span : 0.0f;
-        for (int i = 0; i < L; i++)
-            r[i] = (r[i] - lo) * inv;
-    }
 }

@@ -1,14 +1,12 @@
 /* nn/layers.c — reference 1-D layers (Conv1d, MaxPool1d, LeakyReLU, Linear).
  *
  * These are the specification the CPU and CUDA backends are tested against, so
- * they favour obviously-correct loops over speed (Linear uses sgemm because the
- * models' fully connected layers are too large for a triple loop in tests).
+ * they are obviously-correct plain loops (no BLAS), sums in double.
  * Semantics follow PyTorch (torch.nn.Conv1d without padding, MaxPool1d,
  * LeakyReLU, Linear). Backward passes ACCUMULATE into dinp, dw, db (any may be
  * NULL), so a layer whose input feeds several consumers needs no extra buffer. */
 #include "braggflow/nn.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -150,47 +148,44 @@ void bf_leaky_relu_backward(float *dinp, const float *dout, const float *inp, si
 
 /* ---- Linear ------------------------------------------------------------------------ */
 
-/* nn.h's I and O are n_in and n_out here: cblas.h includes <complex.h>, which defines I. */
+/* out[n][o] = b[o] + sum_k inp[n][k] w[o][k], summed in double. */
 void bf_linear_forward(float *out, const float *inp, const float *w, const float *b, int B,
                        int n_in, int n_out)
 {
-    if (B <= 0 || n_out <= 0)
-        return;
-    /* Start from the bias (or 0) and let sgemm add inp w^T (beta = 1). */
-    for (int n = 0; n < B; n++) {
-        float *o = out + (size_t)n * n_out;
-        if (b)
-            memcpy(o, b, (size_t)n_out * sizeof *o);
-        else
-            memset(o, 0, (size_t)n_out * sizeof *o);
-    }
-    if (n_in <= 0)
-        return; /* BLAS rejects leading dimensions < 1 */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n_out, n_in, 1.0f, inp, n_in, w, n_in,
-                1.0f, out, n_out);
+    for (int n = 0; n < B; n++)
+        for (int o = 0; o < n_out; o++) {
+            const float *x = inp + (size_t)n * n_in, *wo = w + (size_t)o * n_in;
+            double s = b ? b[o] : 0.0;
+            for (int k = 0; k < n_in; k++)
+                s += (double)x[k] * wo[k];
+            out[(size_t)n * n_out + o] = (float)s;
+        }
 }
 
 void bf_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, int B, int n_in, int n_out)
 {
-    if (B <= 0 || n_out <= 0)
-        return;
-    if (db) {
-        for (int o = 0; o < n_out; o++) {
+    for (int o = 0; o < n_out; o++) {
+        if (db) {
             double s = 0.0;
             for (int n = 0; n < B; n++)
                 s += dout[(size_t)n * n_out + o];
             db[o] += (float)s;
         }
+        if (dw) /* dw (n_out, n_in) += dout^T (n_out, B) inp (B, n_in) */
+            for (int k = 0; k < n_in; k++) {
+                double s = 0.0;
+                for (int n = 0; n < B; n++)
+                    s += (double)dout[(size_t)n * n_out + o] * inp[(size_t)n * n_in + k];
+                dw[(size_t)o * n_in + k] += (float)s;
+            }
     }
-    if (n_in <= 0)
-        return;
-    /* dinp (B, n_in) += dout (B, n_out) w (n_out, n_in) */
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, dout, n_out,
-                    w, n_in, 1.0f, dinp, n_in);
-    /* dw (n_out, n_in) += dout^T (n_out, B) inp (B, n_in) */
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, B, 1.0f, dout, n_out,
-                    inp, n_in, 1.0f, dw, n_in);
+    if (dinp) /* dinp (B, n_in) += dout (B, n_out) w (n_out, n_in) */
+        for (int n = 0; n < B; n++)
+            for (int k = 0; k < n_in; k++) {
+                double s = 0.0;
+                for (int o = 0; o < n_out; o++)
+                    s += (double)dout[(size_t)n * n_out + o] * w[(size_t)o * n_in + k];
+                dinp[(size_t)n * n_in + k] += (float)s;
+            }
 }

@@ -1,10 +1,9 @@
 /* nn/layers2d.c — reference 2-D layers (Conv2d, MaxPool2d), batched matmul and softmax,
- * for BraggNN-style models. Plain loops (bmm uses sgemm per batch), PyTorch semantics
+ * for BraggNN-style models. Plain loops, no BLAS, PyTorch semantics
  * (torch.nn.Conv2d with zero padding, MaxPool2d without padding, torch.bmm,
  * torch.softmax(dim=-1)). Backward passes ACCUMULATE into their outputs; any may be NULL. */
 #include "braggflow/nn.h"
 
-#include <cblas.h>
 #include <math.h>
 
 /* ---- Conv2d ------------------------------------------------------------------------ */
@@ -148,52 +147,53 @@ void bf_maxpool2d_backward(float *dinp, const float *dout, const float *inp, int
 
 /* ---- Batched matmul ------------------------------------------------------------------ */
 
+/* Element (i, k) of op(a) for a stored (M, K), or (K, M) when transposed. */
+static float op_at(const float *a, int trans, int rows, int cols, int i, int k)
+{
+    return trans ? a[(size_t)k * rows + i] : a[(size_t)i * cols + k];
+}
+
 /* c (M, P) = op(a) op(b) per batch; a (M, K) or (K, M) when trans_a, b (K, P) or (P, K). */
 void bf_bmm_forward(float *c, const float *a, const float *b, int N, int M, int K, int P,
                     int trans_a, int trans_b)
 {
-    if (M <= 0 || P <= 0)
-        return;
     size_t sa = (size_t)M * K, sb = (size_t)K * P, sc = (size_t)M * P;
-    for (int n = 0; n < N; n++) {
-        if (K <= 0) { /* empty sum; BLAS rejects leading dimensions < 1 */
-            for (size_t i = 0; i < sc; i++)
-                c[n * sc + i] = 0.0f;
-            continue;
-        }
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                    trans_b ? CblasTrans : CblasNoTrans, M, P, K, 1.0f, a + n * sa,
-                    trans_a ? M : K, b + n * sb, trans_b ? K : P, 0.0f, c + n * sc, P);
-    }
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < P; j++) {
+                double s = 0.0;
+                for (int k = 0; k < K; k++)
+                    s += (double)op_at(a + n * sa, trans_a, M, K, i, k) *
+                         op_at(b + n * sb, trans_b, K, P, k, j);
+                c[n * sc + (size_t)i * P + j] = (float)s;
+            }
 }
 
-/* With C = op(A) op(B): dop(A) = dC op(B)^T and dop(B) = op(A)^T dC; a transposed operand's
- * gradient is stored transposed: dA = (dC op(B)^T)^T = op(B) dC^T, dB = dC^T op(A). */
+/* With C = op(A) op(B): d op(A)[i][k] = sum_j dC[i][j] op(B)[k][j] and
+ * d op(B)[k][j] = sum_i op(A)[i][k] dC[i][j]; a transposed operand's gradient is
+ * stored transposed, like the operand. */
 void bf_bmm_backward(float *da, float *db, const float *dc, const float *a, const float *b, int N,
                      int M, int K, int P, int trans_a, int trans_b)
 {
-    if (M <= 0 || P <= 0 || K <= 0)
-        return;
     size_t sa = (size_t)M * K, sb = (size_t)K * P, sc = (size_t)M * P;
-    int lda = trans_a ? M : K, ldb = trans_b ? K : P;
     for (int n = 0; n < N; n++) {
         const float *an = a + n * sa, *bn = b + n * sb, *gn = dc + n * sc;
-        if (da) {
-            if (!trans_a) /* da (M, K) += dC (M, P) op(B)^T (P, K) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasNoTrans : CblasTrans, M,
-                            K, P, 1.0f, gn, P, bn, ldb, 1.0f, da + n * sa, K);
-            else /* da (K, M) += op(B) (K, P) dC^T (P, M) */
-                cblas_sgemm(CblasRowMajor, trans_b ? CblasTrans : CblasNoTrans, CblasTrans, K,
-                            M, P, 1.0f, bn, ldb, gn, P, 1.0f, da + n * sa, M);
-        }
-        if (db) {
-            if (!trans_b) /* db (K, P) += op(A)^T (K, M) dC (M, P) */
-                cblas_sgemm(CblasRowMajor, trans_a ? CblasNoTrans : CblasTrans, CblasNoTrans, K,
-                            P, M, 1.0f, an, lda, gn, P, 1.0f, db + n * sb, P);
-            else /* db (P, K) += dC^T (P, M) op(A) (M, K) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, trans_a ? CblasTrans : CblasNoTrans, P,
-                            K, M, 1.0f, gn, P, an, lda, 1.0f, db + n * sb, K);
-        }
+        if (da)
+            for (int i = 0; i < M; i++)
+                for (int k = 0; k < K; k++) {
+                    double s = 0.0;
+                    for (int j = 0; j < P; j++)
+                        s += (double)gn[(size_t)i * P + j] * op_at(bn, trans_b, K, P, k, j);
+                    da[n * sa + (trans_a ? (size_t)k * M + i : (size_t)i * K + k)] += (float)s;
+                }
+        if (db)
+            for (int k = 0; k < K; k++)
+                for (int j = 0; j < P; j++) {
+                    double s = 0.0;
+                    for (int i = 0; i < M; i++)
+                        s += (double)op_at(an, trans_a, M, K, i, k) * gn[(size_t)i * P + j];
+                    db[n * sb + (trans_b ? (size_t)j * K + k : (size_t)k * P + j)] += (float)s;
+                }
     }
 }
 

@@ -1,14 +1,17 @@
-/* nn/model.c — the model registry and the parts every model shares:
- * creation (parameters registered by the kind, allocated on the backend and
- * initialised as PyTorch does), activation reservation, destruction. */
-#include "braggflow/nn.h"
+/* nn/model.c — the model registry and the parts every model shares: creation
+ * (parameters registered by the kind, initialised on the host as PyTorch does and
+ * uploaded to the backend), activation reservation, host <-> backend parameter
+ * syncs, batched prediction, destruction. */
+#include "nn/nn_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 extern const bf_model_kind bf_structure_net_kind;
+extern const bf_model_kind bf_braggnn_kind;
 
-static const bf_model_kind *const kinds[] = {&bf_structure_net_kind};
+static const bf_model_kind *const kinds[] = {&bf_structure_net_kind, &bf_braggnn_kind};
 
 int bf_model_kind_count(void) { return (int)(sizeof kinds / sizeof kinds[0]); }
 
@@ -19,10 +22,48 @@ const bf_model_kind *bf_model_kind_at(int i)
 
 const bf_model_kind *bf_model_kind_find(const char *name)
 {
-    for (int i = 0; i < bf_model_kind_count(); i++)
+    for (int i = 0; name && i < bf_model_kind_count(); i++)
         if (!strcmp(kinds[i]->name, name))
             return kinds[i];
     return NULL;
+}
+
+const char *bf_model_kind_list(void)
+{
+    static char list[256];
+    if (!list[0])
+        for (int i = 0; i < bf_model_kind_count(); i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     kinds[i]->name);
+    return list;
+}
+
+int bf_model_dim(const bf_model_kind *kind, const bf_model_shape *shape, const char *name)
+{
+    for (int d = 0; d < kind->n_dims; d++)
+        if (!strcmp(kind->dim_names[d], name))
+            return shape->dim[d];
+    return -1;
+}
+
+bf_status bf_model_dim_set(const bf_model_kind *kind, bf_model_shape *shape, const char *name,
+                           int value, bf_error *err)
+{
+    for (int d = 0; d < kind->n_dims; d++)
+        if (!strcmp(kind->dim_names[d], name)) {
+            shape->dim[d] = value;
+            return BF_OK;
+        }
+    return bf_error_set(err, BF_ERR_INVALID, "model '%s' has no size '%s'", kind->name, name);
+}
+
+void bf_model_shape_format(const bf_model_kind *kind, const bf_model_shape *shape, char *out,
+                           size_t outsz)
+{
+    out[0] = 0;
+    for (int d = 0; d < kind->n_dims; d++)
+        snprintf(out + strlen(out), outsz - strlen(out), "%s%s=%d", d ? " " : "",
+                 kind->dim_names[d], shape->dim[d]);
 }
 
 bf_status bf_model_create(const char *kind_name, const bf_model_shape *shape,
@@ -32,7 +73,7 @@ bf_status bf_model_create(const char *kind_name, const bf_model_shape *shape,
     const bf_model_kind *kind = bf_model_kind_find(kind_name);
     if (!kind)
         return bf_error_set(err, BF_ERR_INVALID, "model '%s': unknown (known: %s)", kind_name,
-                            kinds[0]->name);
+                            bf_model_kind_list());
     bf_model *m = calloc(1, sizeof *m);
     if (!m)
         return bf_error_set(err, BF_ERR_NOMEM, "model '%s': out of memory", kind_name);
@@ -42,13 +83,20 @@ bf_status bf_model_create(const char *kind_name, const bf_model_shape *shape,
     bf_status st = kind->create(m, err);
     if (st == BF_OK)
         st = bf_params_alloc(&m->params, err);
+    size_t nbytes = sizeof(float) * m->params.total;
+    if (st == BF_OK)
+        st = m->be->alloc(nbytes, (void **)&m->w, err);
+    if (st == BF_OK)
+        st = m->be->alloc(nbytes, (void **)&m->g, err);
+    if (st == BF_OK) {
+        bf_params_init(&m->params, seed);
+        st = bf_model_params_upload(m, err);
+    }
     if (st != BF_OK) {
+        bf_error_prefix(err, "model '%s'", kind_name);
         bf_model_destroy(m);
         return st;
     }
-    /* Parameters live in host memory (the master copy, what checkpoints hold); a
-     * device backend mirrors them in its model state. */
-    bf_params_init(&m->params, seed);
     *out = m;
     return BF_OK;
 }
@@ -59,9 +107,63 @@ bf_status bf_model_reserve(bf_model *m, int B, bf_error *err)
         return BF_OK;
     if (B <= 0)
         return bf_error_set(err, BF_ERR_INVALID, "batch size %d: must be positive", B);
-    bf_status st = m->kind->reserve(m, B, err);
+    m->be->free(m->out);
+    m->out = NULL;
+    m->batch_capacity = 0;
+    bf_status st = m->be->alloc(sizeof(float) * (size_t)B * m->n_out, (void **)&m->out, err);
     if (st == BF_OK)
-        m->batch_capacity = B;
+        st = m->kind->reserve(m, B, err);
+    if (st != BF_OK) {
+        bf_error_prefix(err, "%s: activations for batch %d", m->kind->name, B);
+        return st;
+    }
+    m->batch_capacity = B;
+    return BF_OK;
+}
+
+bf_status bf_model_params_download(bf_model *m, int grads, bf_error *err)
+{
+    size_t nbytes = sizeof(float) * m->params.total;
+    bf_status st = m->be->download(m->params.value, m->w, nbytes, err);
+    if (st == BF_OK && grads)
+        st = m->be->download(m->params.grad, m->g, nbytes, err);
+    return st;
+}
+
+bf_status bf_model_params_upload(bf_model *m, bf_error *err)
+{
+    return m->be->upload(m->w, m->params.value, sizeof(float) * m->params.total, err);
+}
+
+bf_status bf_model_zero_grad(bf_model *m, bf_error *err)
+{
+    return m->be->zero(m->g, sizeof(float) * m->params.total, err);
+}
+
+bf_status bf_model_predict(bf_model *m, const float *x, long n, int batch, float *out,
+                           bf_error *err)
+{
+    if (batch < 1)
+        return bf_error_set(err, BF_ERR_INVALID, "batch size %d: must be positive", batch);
+    int cap = (int)(n < batch ? (n > 0 ? n : 1) : batch);
+    bf_status st = bf_model_reserve(m, cap, err);
+    float *bx = NULL;
+    size_t row = sizeof(float) * (size_t)m->input_len;
+    if (st == BF_OK)
+        st = m->be->alloc(row * (size_t)cap, (void **)&bx, err);
+    int was = m->inference;
+    m->inference = 1;
+    for (long i = 0; st == BF_OK && i < n; i += cap) {
+        int B = (int)(n - i < cap ? n - i : cap);
+        st = m->be->upload(bx, x + (size_t)i * m->input_len, row * (size_t)B, err);
+        if (st == BF_OK)
+            st = m->kind->forward(m, bx, B, err);
+        if (st == BF_OK)
+            st = m->be->download(out + (size_t)i * m->n_out, m->out,
+                                 sizeof(float) * (size_t)B * m->n_out, err);
+    }
+    m->inference = was;
+    m->be->free(bx);
     return st;
 }
 
@@ -71,6 +173,32 @@ void bf_model_destroy(bf_model *m)
         return;
     if (m->kind && m->kind->destroy)
         m->kind->destroy(m);
+    if (m->be) {
+        m->be->free(m->w);
+        m->be->free(m->g);
+        m->be->free(m->out);
+    }
     bf_params_free(&m->params);
     free(m);
+}
+
+void bf_model_free_buffers(bf_model *m, void **const *bufs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        m->be->free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+}
+
+bf_status bf_model_alloc_buffers(bf_model *m, void **const *bufs, const size_t *sizes, int n,
+                                 bf_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        bf_status st = m->be->alloc(sizes[i], bufs[i], err);
+        if (st != BF_OK) {
+            bf_model_free_buffers(m, bufs, i);
+            return st;
+        }
+    }
+    return BF_OK;
 }

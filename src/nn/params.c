@@ -15,6 +15,12 @@
 bf_status bf_params_add(bf_params *p, const char *name, int ndim, const int *shape, int fan_in,
                         bf_error *err)
 {
+    return bf_params_add_init(p, name, ndim, shape, fan_in, 0, BF_INIT_TORCH_DEFAULT, err);
+}
+
+bf_status bf_params_add_init(bf_params *p, const char *name, int ndim, const int *shape,
+                             int fan_in, int fan_out, bf_init init, bf_error *err)
+{
     if (name == NULL || name[0] == '\0')
         return bf_error_set(err, BF_ERR_INVALID, "parameter: empty name");
     if (strlen(name) >= BF_PARAM_NAME)
@@ -29,9 +35,9 @@ bf_status bf_params_add(bf_params *p, const char *name, int ndim, const int *sha
     if (ndim < 1 || ndim > 4 || shape == NULL)
         return bf_error_set(err, BF_ERR_INVALID, "parameter %s: ndim %d is not in 1..4", name,
                             ndim);
-    if (fan_in < 0)
-        return bf_error_set(err, BF_ERR_INVALID, "parameter %s: fan_in %d is negative", name,
-                            fan_in);
+    if (fan_in < 0 || fan_out < 0)
+        return bf_error_set(err, BF_ERR_INVALID, "parameter %s: fan_in %d / fan_out %d negative",
+                            name, fan_in, fan_out);
     for (int i = 0; i < p->n; i++)
         if (strcmp(p->info[i].name, name) == 0)
             return bf_error_set(err, BF_ERR_INVALID, "parameter %s: duplicate name", name);
@@ -56,6 +62,8 @@ bf_status bf_params_add(bf_params *p, const char *name, int ndim, const int *sha
     info->offset = p->total; /* contiguous, in add (state_dict) order */
     info->count = count;
     info->fan_in = fan_in;
+    info->fan_out = fan_out;
+    info->init = init;
     p->total += count;
     p->n++;
     return BF_OK;
@@ -108,7 +116,9 @@ const bf_param_info *bf_params_find(const bf_params *p, const char *name)
 
 /* PyTorch's Linear/Conv reset_parameters: kaiming_uniform_(a = sqrt(5)) gives
  * bound = gain sqrt(3 / fan_in) with gain = sqrt(2 / (1 + 5)), i.e. 1 / sqrt(fan_in),
- * and the bias uses the same bound (0 when fan_in is 0). One stream, state_dict order. */
+ * and the bias uses the same bound (0 when fan_in is 0). xavier_uniform_: bound =
+ * sqrt(6 / (fan_in + fan_out)). One stream, state_dict order; zero-initialised tensors
+ * draw nothing. */
 void bf_params_init(bf_params *p, uint64_t seed)
 {
     if (p->value == NULL)
@@ -118,7 +128,14 @@ void bf_params_init(bf_params *p, uint64_t seed)
     for (int i = 0; i < p->n; i++) {
         const bf_param_info *info = &p->info[i];
         double bound = info->fan_in > 0 ? 1.0 / sqrt((double)info->fan_in) : 0.0;
+        if (info->init == BF_INIT_XAVIER_UNIFORM)
+            bound = sqrt(6.0 / (info->fan_in + info->fan_out > 0 ? info->fan_in + info->fan_out
+                                                                 : 1));
         float *v = p->value + info->offset;
+        if (info->init == BF_INIT_ZERO) {
+            memset(v, 0, info->count * sizeof *v);
+            continue;
+        }
         for (size_t j = 0; j < info->count; j++)
             v[j] = (float)bf_rng_uniform_range(&r, -bound, bound);
     }
@@ -132,7 +149,7 @@ void bf_params_zero_grad(bf_params *p)
 
 /* ---- Adam -------------------------------------------------------------------------- */
 
-bf_status bf_adam_init(bf_adam *opt, size_t n, float lr, bf_error *err)
+bf_status bf_adam_init(bf_adam *opt, const bf_backend *be, size_t n, float lr, bf_error *err)
 {
     memset(opt, 0, sizeof *opt);
     if (!(lr >= 0.0f) || !isfinite(lr))
@@ -142,6 +159,18 @@ bf_status bf_adam_init(bf_adam *opt, size_t n, float lr, bf_error *err)
     opt->beta2 = 0.999f;
     opt->eps = 1e-8f;
     opt->n = n;
+    opt->be = be;
+    size_t nbytes = (n ? n : 1) * sizeof(float);
+    if (be) {
+        bf_status st = be->alloc(nbytes, (void **)&opt->m, err);
+        if (st == BF_OK)
+            st = be->alloc(nbytes, (void **)&opt->v, err);
+        if (st != BF_OK) {
+            bf_adam_free(opt);
+            bf_error_prefix(err, "adam moments for %zu values", n);
+        }
+        return st;
+    }
     opt->m = alloc_floats(n);
     opt->v = alloc_floats(n);
     if (opt->m == NULL || opt->v == NULL) {
@@ -156,8 +185,13 @@ void bf_adam_free(bf_adam *opt)
 {
     if (opt == NULL)
         return;
-    free(opt->m);
-    free(opt->v);
+    if (opt->be) {
+        opt->be->free(opt->m);
+        opt->be->free(opt->v);
+    } else {
+        free(opt->m);
+        free(opt->v);
+    }
     opt->m = opt->v = NULL;
     opt->n = 0;
 }

@@ -7,9 +7,10 @@
  *            -> fc2 Linear(H -> 3) class logits
  *            -> regression_layer Linear(H -> 4): 3 scaled lattice values, log sigma^2
  *
- * out (B, 7) = [logits (3), regression (4)]. Pool-then-activate is used in the
+ * out (B, C + 4) = [logits (C), regression (4)], the two heads written side by side
+ * into the model's output buffer. shape.dim = {input_len, hidden, n_classes}. Pool-then-activate is used in the
  * fused kernels (equal to activate-then-pool: LeakyReLU is monotonic). */
-#include "braggflow/nn.h"
+#include "nn/nn_internal.h"
 
 #include <stdlib.h>
 
@@ -30,28 +31,23 @@ typedef struct {
     float *a2;                        /* (B, C2 P2) = flattened conv2 output */
     uint8_t *arg2;
     float *h;                         /* (B, H) activated fc1 */
-    float *logits, *reg;              /* (B, C), (B, N_REG) */
     float *dh, *da2, *da1;            /* gradients of h, a2, a1 */
-    float *dlogits, *dreg;
     int backward_ready;               /* the last forward kept what backward needs */
 } net_state;
 
-static const bf_param_info *P(const bf_model *m, int i) { return &m->params.info[i]; }
-static float *W(const bf_model *m, int i) { return m->params.value + P(m, i)->offset; }
-static float *G(const bf_model *m, int i) { return m->params.grad + P(m, i)->offset; }
-
+enum { DIM_L, DIM_HIDDEN, DIM_CLASSES };
 enum { CONV1_W, CONV1_B, CONV2_W, CONV2_B, FC1_W, FC1_B, FC2_W, FC2_B, REG_W, REG_B };
 
-static void free_activations(bf_model *m, net_state *s)
+static float *W(const bf_model *m, int i) { return m->w + m->params.info[i].offset; }
+static float *G(const bf_model *m, int i) { return m->g + m->params.info[i].offset; }
+
+#define N_BUFS 8
+static void buffers(net_state *s, void **bufs[N_BUFS])
 {
-    void **bufs[] = {(void **)&s->a1, (void **)&s->arg1, (void **)&s->a2, (void **)&s->arg2,
-                     (void **)&s->h, (void **)&s->logits, (void **)&s->reg, (void **)&s->dh,
-                     (void **)&s->da2, (void **)&s->da1, (void **)&s->dlogits,
-                     (void **)&s->dreg};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        m->be->free(*bufs[i]);
-        *bufs[i] = NULL;
-    }
+    void **b[N_BUFS] = {(void **)&s->a1, (void **)&s->arg1, (void **)&s->a2, (void **)&s->arg2,
+                        (void **)&s->h,  (void **)&s->dh,   (void **)&s->da2, (void **)&s->da1};
+    for (int i = 0; i < N_BUFS; i++)
+        bufs[i] = b[i];
 }
 
 static void destroy(bf_model *m)
@@ -59,31 +55,34 @@ static void destroy(bf_model *m)
     net_state *s = m->state;
     if (!s)
         return;
-    free_activations(m, s);
+    void **bufs[N_BUFS];
+    buffers(s, bufs);
+    bf_model_free_buffers(m, bufs, N_BUFS);
     free(s);
     m->state = NULL;
 }
 
 static bf_status create(bf_model *m, bf_error *err)
 {
-    const bf_model_shape *sh = &m->shape;
-    int L = sh->input_len;
+    const int *sh = m->shape.dim;
+    int L = sh[DIM_L];
     int P1 = (L - K1) / S1 + 1 >= 2 ? ((L - K1) / S1 + 1) / 2 : 0;
     int P2 = P1 >= K2 && ((P1 - K2) / S2 + 1) >= 2 ? ((P1 - K2) / S2 + 1) / 2 : 0;
     if (L < 1 || P2 < 1)
         return bf_error_set(err, BF_ERR_INVALID,
                             "structure_net: input length %d is too short for two conv+pool "
                             "stages (need at least 14 points)", L);
-    if (sh->hidden < 1 || sh->n_classes < 2)
+    if (sh[DIM_HIDDEN] < 1 || sh[DIM_CLASSES] < 2)
         return bf_error_set(err, BF_ERR_INVALID,
                             "structure_net: hidden width %d and %d classes (need >= 1 and >= 2)",
-                            sh->hidden, sh->n_classes);
+                            sh[DIM_HIDDEN], sh[DIM_CLASSES]);
     net_state *s = calloc(1, sizeof *s);
     if (!s)
         return bf_error_set(err, BF_ERR_NOMEM, "structure_net: out of memory");
     m->state = s;
-    *s = (net_state){.L = L, .P1 = P1, .P2 = P2, .flat = C2 * P2, .H = sh->hidden,
-                     .C = sh->n_classes};
+    *s = (net_state){.L = L, .P1 = P1, .P2 = P2, .flat = C2 * P2, .H = sh[DIM_HIDDEN],
+                     .C = sh[DIM_CLASSES]};
+    m->input_len = L;
     m->n_out = s->C + N_REG;
     const struct {
         const char *name;
@@ -112,29 +111,14 @@ static bf_status create(bf_model *m, bf_error *err)
 static bf_status reserve(bf_model *m, int B, bf_error *err)
 {
     net_state *s = m->state;
-    const bf_backend *be = m->be;
-    free_activations(m, s);
+    void **bufs[N_BUFS];
+    buffers(s, bufs);
+    bf_model_free_buffers(m, bufs, N_BUFS);
     s->backward_ready = 0;
     size_t f = sizeof(float), n1 = (size_t)B * C1 * s->P1, n2 = (size_t)B * s->flat;
-    s->a1 = be->alloc(n1 * f);
-    s->da1 = be->alloc(n1 * f);
-    s->arg1 = be->alloc(n1);
-    s->a2 = be->alloc(n2 * f);
-    s->da2 = be->alloc(n2 * f);
-    s->arg2 = be->alloc(n2);
-    s->h = be->alloc((size_t)B * s->H * f);
-    s->dh = be->alloc((size_t)B * s->H * f);
-    s->logits = be->alloc((size_t)B * s->C * f);
-    s->dlogits = be->alloc((size_t)B * s->C * f);
-    s->reg = be->alloc((size_t)B * N_REG * f);
-    s->dreg = be->alloc((size_t)B * N_REG * f);
-    if (!s->a1 || !s->da1 || !s->arg1 || !s->a2 || !s->da2 || !s->arg2 || !s->h || !s->dh ||
-        !s->logits || !s->dlogits || !s->reg || !s->dreg) {
-        free_activations(m, s);
-        m->batch_capacity = 0;
-        return bf_error_set(err, BF_ERR_NOMEM, "structure_net: out of memory for batch %d", B);
-    }
-    return BF_OK;
+    size_t nh = (size_t)B * s->H * f;
+    const size_t sizes[N_BUFS] = {n1 * f, n1, n2 * f, n2, nh, nh, n2 * f, n1 * f};
+    return bf_model_alloc_buffers(m, bufs, sizes, N_BUFS, err);
 }
 
 static bf_status check_batch(const bf_model *m, int B, bf_error *err)
@@ -146,31 +130,36 @@ static bf_status check_batch(const bf_model *m, int B, bf_error *err)
     return BF_OK;
 }
 
-/* x (B, L) -> out (B, C + 4). */
-static bf_status forward(bf_model *m, const float *x, int B, float *out, bf_error *err)
+/* x (B, L) -> m->out (B, C + 4). */
+static bf_status forward(bf_model *m, const float *x, int B, bf_error *err)
 {
     if (check_batch(m, B, err) != BF_OK)
         return err->code;
     net_state *s = m->state;
     const bf_backend *be = m->be;
-    s->backward_ready = !m->inference;
-    be->conv1d_pool_lrelu_forward(s->a1, m->inference ? NULL : s->arg1, x, W(m, CONV1_W),
-                                  W(m, CONV1_B), B, 1, s->L, C1, K1, S1, SLOPE);
-    be->conv1d_pool_lrelu_forward(s->a2, m->inference ? NULL : s->arg2, s->a1, W(m, CONV2_W),
-                                  W(m, CONV2_B), B, C1, s->P1, C2, K2, S2, SLOPE);
-    be->linear_forward(s->h, s->a2, W(m, FC1_W), W(m, FC1_B), B, s->flat, s->H, SLOPE);
-    be->linear_forward(s->logits, s->h, W(m, FC2_W), W(m, FC2_B), B, s->H, s->C, -1);
-    be->linear_forward(s->reg, s->h, W(m, REG_W), W(m, REG_B), B, s->H, N_REG, -1);
-    for (int n = 0; n < B; n++) {
-        float *o = out + (size_t)n * m->n_out;
-        be->download(o, s->logits + (size_t)n * s->C, sizeof(float) * (size_t)s->C);
-        be->download(o + s->C, s->reg + (size_t)n * N_REG, sizeof(float) * N_REG);
-    }
-    return BF_OK;
+    int train = !m->inference;
+    s->backward_ready = 0;
+    bf_status st = be->conv1d_pool_lrelu_forward(s->a1, train ? s->arg1 : NULL, x, W(m, CONV1_W),
+                                                 W(m, CONV1_B), B, 1, s->L, C1, K1, S1, SLOPE,
+                                                 err);
+    if (st == BF_OK)
+        st = be->conv1d_pool_lrelu_forward(s->a2, train ? s->arg2 : NULL, s->a1, W(m, CONV2_W),
+                                           W(m, CONV2_B), B, C1, s->P1, C2, K2, S2, SLOPE, err);
+    if (st == BF_OK)
+        st = be->linear_forward(s->h, s->H, s->a2, W(m, FC1_W), W(m, FC1_B), B, s->flat, s->H,
+                                SLOPE, err);
+    if (st == BF_OK)
+        st = be->linear_forward(m->out, m->n_out, s->h, W(m, FC2_W), W(m, FC2_B), B, s->H, s->C,
+                                -1, err);
+    if (st == BF_OK)
+        st = be->linear_forward(m->out + s->C, m->n_out, s->h, W(m, REG_W), W(m, REG_B), B, s->H,
+                                N_REG, -1, err);
+    s->backward_ready = st == BF_OK && train;
+    return st;
 }
 
 /* dout (B, C + 4) -> parameter gradients (accumulated), from the last forward(x). */
-static bf_status backward(bf_model *m, const float *x, int B, const float *dout, bf_error *err)
+static bf_status backward(bf_model *m, const float *x, int B, float *dout, bf_error *err)
 {
     if (check_batch(m, B, err) != BF_OK)
         return err->code;
@@ -179,34 +168,39 @@ static bf_status backward(bf_model *m, const float *x, int B, const float *dout,
     if (!s->backward_ready)
         return bf_error_set(err, BF_ERR_INVALID,
                             "structure_net: backward without a training forward pass");
-    for (int n = 0; n < B; n++) {
-        const float *d = dout + (size_t)n * m->n_out;
-        be->upload(s->dlogits + (size_t)n * s->C, d, sizeof(float) * (size_t)s->C);
-        be->upload(s->dreg + (size_t)n * N_REG, d + s->C, sizeof(float) * N_REG);
-    }
     size_t f = sizeof(float);
-    be->zero(s->dh, (size_t)B * s->H * f);
-    be->zero(s->da2, (size_t)B * s->flat * f);
-    be->zero(s->da1, (size_t)B * C1 * s->P1 * f);
-    be->linear_backward(s->dh, G(m, FC2_W), G(m, FC2_B), s->dlogits, s->logits, s->h,
-                        W(m, FC2_W), B, s->H, s->C, -1);
-    be->linear_backward(s->dh, G(m, REG_W), G(m, REG_B), s->dreg, s->reg, s->h, W(m, REG_W), B,
-                        s->H, N_REG, -1);
-    be->linear_backward(s->da2, G(m, FC1_W), G(m, FC1_B), s->dh, s->h, s->a2, W(m, FC1_W), B,
-                        s->flat, s->H, SLOPE);
-    be->conv1d_pool_lrelu_backward(s->da1, G(m, CONV2_W), G(m, CONV2_B), s->da2, s->a2, s->arg2,
-                                   s->a1, W(m, CONV2_W), B, C1, s->P1, C2, K2, S2, SLOPE);
-    be->conv1d_pool_lrelu_backward(NULL, G(m, CONV1_W), G(m, CONV1_B), s->da1, s->a1, s->arg1, x,
-                                   W(m, CONV1_W), B, 1, s->L, C1, K1, S1, SLOPE);
-    return BF_OK;
+    bf_status st = be->zero(s->dh, (size_t)B * s->H * f, err);
+    if (st == BF_OK)
+        st = be->zero(s->da2, (size_t)B * s->flat * f, err);
+    if (st == BF_OK)
+        st = be->zero(s->da1, (size_t)B * C1 * s->P1 * f, err);
+    if (st == BF_OK)
+        st = be->linear_backward(s->dh, G(m, FC2_W), G(m, FC2_B), dout, m->n_out, m->out, s->h,
+                                 W(m, FC2_W), B, s->H, s->C, -1, err);
+    if (st == BF_OK)
+        st = be->linear_backward(s->dh, G(m, REG_W), G(m, REG_B), dout + s->C, m->n_out,
+                                 m->out + s->C, s->h, W(m, REG_W), B, s->H, N_REG, -1, err);
+    if (st == BF_OK)
+        st = be->linear_backward(s->da2, G(m, FC1_W), G(m, FC1_B), s->dh, s->H, s->h, s->a2,
+                                 W(m, FC1_W), B, s->flat, s->H, SLOPE, err);
+    if (st == BF_OK)
+        st = be->conv1d_pool_lrelu_backward(s->da1, G(m, CONV2_W), G(m, CONV2_B), s->da2, s->a2,
+                                            s->arg2, s->a1, W(m, CONV2_W), B, C1, s->P1, C2, K2,
+                                            S2, SLOPE, err);
+    if (st == BF_OK)
+        st = be->conv1d_pool_lrelu_backward(NULL, G(m, CONV1_W), G(m, CONV1_B), s->da1, s->a1,
+                                            s->arg1, x, W(m, CONV1_W), B, 1, s->L, C1, K1, S1,
+                                            SLOPE, err);
+    return st;
 }
 
 const bf_model_kind bf_structure_net_kind = {
     .name = "structure_net",
     .description = "seed 001 multitask CNN: crystal class + lattice parameters with "
                    "heteroscedastic uncertainty (DESIGN §4)",
-    .task = BF_TASK_STRUCTURE,
-    .default_shape = {.input_len = 2806, .hidden = 256, .n_classes = 3},
+    .n_dims = 3,
+    .dim_names = {"input_len", "hidden", "n_classes"},
+    .default_shape = {{2806, 256, 3}},
     .create = create,
     .destroy = destroy,
     .reserve = reserve,

@@ -1,0 +1,143 @@
+/* braggflow/task.h — what a model is FOR. A task sits above the data layer and the
+ * nn engine: it turns a dataset into scaled input and target arrays, supplies the
+ * loss and the validation score the engine trains with (bf_objective), defines the
+ * metrics and the checkpoint metadata it needs to read predictions back into
+ * physical units, and knows which registered models serve it.
+ *
+ *   structure: powder pattern -> crystal class + a, c, alpha with sigma^2
+ *              (seed 001, DESIGN §4; model structure_net)
+ *   peaks:     detector patch -> Bragg-peak centre in pixels (BraggNN, DESIGN §7;
+ *              model braggnn) */
+#ifndef BRAGGFLOW_TASK_H
+#define BRAGGFLOW_TASK_H
+
+#include "braggflow/core.h"
+#include "braggflow/data.h"
+#include "braggflow/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Per-row min-max scaling to [0, 1] in place: x (n, L); a constant row is left as it
+ * is minus its value (all zeros), as the seed's and BraggNN's preprocessing. */
+void bf_minmax_scale_rows(float *x, long n, int L);
+
+/* Loads a checkpoint for a task: the model must be one the task serves
+ * ("FILE: model 'structure_net' is not a peaks model (braggnn)"). */
+bf_status bf_task_load(const char *task, const char *path, const bf_backend *be, bf_model **m,
+                       bf_checkpoint_info *info, bf_error *err);
+/* "structure" or "peaks" for a model kind name; NULL for none. */
+const char *bf_task_of_model(const char *model);
+
+/* ---- Structure finding (DESIGN §4) --------------------------------------------- */
+#define BF_N_TARGETS 3            /* a, c, alpha */
+#define BF_MAX_MODEL_CLASSES 16
+
+typedef struct {
+    /* scaled = (physical - offset) / scale (DESIGN §4: a-3.5, c-3.5, (alpha-30)/90) */
+    double offset[BF_N_TARGETS], scale[BF_N_TARGETS];
+} bf_label_scaling;
+
+extern const bf_label_scaling bf_label_scaling_seed;
+extern const char *const bf_target_names[BF_N_TARGETS];   /* "a", "c", "alpha" */
+extern const char *const bf_target_units[BF_N_TARGETS];   /* "A", "A", "deg" */
+
+/* The structure task's checkpoint metadata. */
+typedef struct {
+    bf_label_scaling scaling;
+    int n_classes;
+    char class_names[BF_MAX_MODEL_CLASSES][32];   /* by label */
+} bf_structure_meta;
+
+/* From / into the checkpoint's task metadata (label_offset, label_scale, class_names). */
+bf_status bf_structure_meta_read(const bf_checkpoint_info *info, const bf_model *m,
+                                 const char *path, bf_structure_meta *out, bf_error *err);
+bf_status bf_structure_meta_write(const bf_structure_meta *sm, bf_checkpoint_info *info,
+                                  bf_error *err);
+/* Loads a structure checkpoint with its metadata. */
+bf_status bf_structure_load(const char *path, const bf_backend *be, bf_model **m,
+                            bf_checkpoint_info *info, bf_structure_meta *meta, bf_error *err);
+
+typedef struct {
+    long n;
+    double loss, class_loss, reg_loss;     /* loss = class_loss + reg_loss */
+    double accuracy;
+    double mse;                            /* scaled lattice values, mean over n x 3 */
+    double mse_baseline;                   /* MSE of always predicting the set's mean */
+    double mae[BF_N_TARGETS];              /* physical units: A, A, deg */
+    double rmse[BF_N_TARGETS];
+    double mean_sigma2;                    /* mean predicted sigma^2 (scaled units) */
+    int n_classes;
+    long confusion[BF_MAX_MODEL_CLASSES][BF_MAX_MODEL_CLASSES];  /* [true][predicted] */
+} bf_metrics;
+
+/* Model inputs from a dataset: checks length, finiteness and labels; min-max scales
+ * per pattern; scaled targets from the cells. labels/targets may be NULL. */
+bf_status bf_structure_inputs(const bf_model *m, const bf_dataset *d, const char *name,
+                              const bf_label_scaling *sc, float **x, int32_t **labels,
+                              float **targets, bf_error *err);
+/* Metrics of outputs (n, n_classes + 4) against labels and scaled targets. */
+void bf_structure_metrics(const float *out, const int32_t *labels, const float *targets, long n,
+                          int n_classes, const bf_label_scaling *sc, bf_metrics *mt);
+/* Loads a checkpoint and computes its metrics on dataset d (name for messages). */
+bf_status bf_structure_evaluate(const char *path, const bf_dataset *d, const char *name,
+                                int batch, bf_metrics *mt, bf_error *err);
+
+typedef struct {
+    bf_train_result train;
+    bf_metrics best_val;                   /* validation metrics of the kept checkpoint */
+} bf_structure_result;
+
+/* Trains cfg->model (default structure_net; or warm-starts cfg->init_path) on two
+ * datasets. hidden > 0 overrides fc1's width. cfg->on_epoch receives
+ * log->task_metrics = the epoch's validation bf_metrics. */
+bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_dataset *train,
+                             const bf_dataset *val, bf_structure_result *res, bf_error *err);
+
+/* ---- Peak finding (BraggNN, DESIGN §7) ------------------------------------------- */
+/* Error statistics of predicted centres against true ones: Euclidean distance in
+ * pixels; percentiles by linear interpolation between order statistics. */
+typedef struct {
+    long n;
+    double mean, p50, p75, p95, p995, max;
+} bf_peak_errors;
+
+/* dist[i] = |pred_i - true_i| (px) for (row, col) pairs; stats of those n values. */
+bf_status bf_peak_errors_of(const double *pred_rc, const double *true_rc, long n,
+                            bf_peak_errors *out, bf_error *err);
+
+/* Model inputs from patches: checks the patch size against the model's, finiteness;
+ * min-max scales per patch. targets (n, 2) = (col, row) / S (BraggNN's labels,
+ * column first) when wanted (needs p->centre). */
+bf_status bf_peaks_inputs(const bf_model *m, const bf_patches *p, const char *name, float **x,
+                          float **targets, bf_error *err);
+/* Model outputs (n, 2) -> centres (n, 2) as (row, col) in patch pixels. */
+void bf_peaks_centres(const float *out, long n, int S, double *centre_rc);
+/* Loads a peaks checkpoint (braggflow's, or a bare BraggNN state_dict) and predicts the
+ * centres of every patch of p: centre_rc (p->n, 2). */
+bf_status bf_peaks_predict(bf_model *m, const bf_patches *p, const char *name, int batch,
+                           double *centre_rc, bf_error *err);
+
+typedef struct {
+    int augment;                 /* 1: shift each crop by a uniform integer in [-1, 1] per
+                                    axis, as BraggNN's training (needs a margin; see
+                                    bf_peaks_train) */
+} bf_peaks_options;
+
+typedef struct {
+    bf_train_result train;
+    bf_peak_errors best_val;     /* validation errors of the kept checkpoint */
+} bf_peaks_result;
+
+/* Trains cfg->model (braggnn) on patch files; cfg->on_epoch receives
+ * log->task_metrics = the epoch's validation bf_peak_errors. MSE on the scaled centre;
+ * the kept checkpoint has the lowest validation MSE. */
+bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *o,
+                         const bf_patches *train, const bf_patches *val, bf_peaks_result *res,
+                         bf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

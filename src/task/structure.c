@@ -1,0 +1,435 @@
+/* task/structure.c — the structure-finding task (seed 001, DESIGN §4): per-pattern
+ * min-max scaling, scaled lattice labels, the loss CrossEntropy + Eq. 6, metrics in
+ * scaled and physical units, and the checkpoint metadata that turns predictions back
+ * into Angstrom and degrees (label scaling, class names by label). */
+#include "braggflow/task.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_REG (BF_N_TARGETS + 1)     /* a, c, alpha (scaled) + log sigma^2 */
+#define TARGET_LEN (1 + BF_N_TARGETS) /* per sample: label (as a float), 3 scaled values */
+
+const bf_label_scaling bf_label_scaling_seed = {{3.5, 3.5, 30.0}, {1.0, 1.0, 90.0}};
+const char *const bf_target_names[BF_N_TARGETS] = {"a", "c", "alpha"};
+const char *const bf_target_units[BF_N_TARGETS] = {"A", "A", "deg"};
+
+/* ---- checkpoint metadata --------------------------------------------------------- */
+
+static int parse_numbers(const char *s, double *v, int n)
+{
+    char *end;
+    for (int i = 0; i < n; i++) {
+        v[i] = strtod(s, &end);
+        if (end == s || !isfinite(v[i]))
+            return -1;
+        s = end;
+    }
+    while (*s == ' ')
+        s++;
+    return *s ? -1 : 0;
+}
+
+bf_status bf_structure_meta_write(const bf_structure_meta *sm, bf_checkpoint_info *info,
+                                  bf_error *err)
+{
+    char offset[96], scale[96], classes[BF_MAX_MODEL_CLASSES * 33] = "";
+    const bf_label_scaling *sc = &sm->scaling;
+    snprintf(offset, sizeof offset, "%.17g %.17g %.17g", sc->offset[0], sc->offset[1],
+             sc->offset[2]);
+    snprintf(scale, sizeof scale, "%.17g %.17g %.17g", sc->scale[0], sc->scale[1], sc->scale[2]);
+    for (int c = 0; c < sm->n_classes && c < BF_MAX_MODEL_CLASSES; c++) {
+        if (strchr(sm->class_names[c], ','))
+            return bf_error_set(err, BF_ERR_INVALID, "class name '%s' contains a comma",
+                                sm->class_names[c]);
+        strcat(classes, c ? "," : "");
+        strcat(classes, sm->class_names[c]);
+    }
+    const char *kv[][2] = {{"task", "structure"},      {"input_scaling", "minmax_per_pattern"},
+                           {"targets", "a c alpha"},   {"target_units", "A A deg"},
+                           {"label_offset", offset},   {"label_scale", scale},
+                           {"class_names", classes}};
+    bf_status st = BF_OK;
+    for (size_t i = 0; st == BF_OK && i < sizeof kv / sizeof kv[0]; i++)
+        st = bf_checkpoint_info_set(info, kv[i][0], kv[i][1], err);
+    return st;
+}
+
+bf_status bf_structure_meta_read(const bf_checkpoint_info *info, const bf_model *m,
+                                 const char *path, bf_structure_meta *out, bf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *need[] = {"label_offset", "label_scale", "class_names"};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (!bf_checkpoint_info_get(info, need[i]))
+            return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ lacks '%s'", path,
+                                need[i]);
+    if (parse_numbers(bf_checkpoint_info_get(info, "label_offset"), out->scaling.offset, 3) ||
+        parse_numbers(bf_checkpoint_info_get(info, "label_scale"), out->scaling.scale, 3))
+        return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ label_offset/label_scale: "
+                            "expected three numbers each", path);
+    for (int i = 0; i < 3; i++)
+        if (out->scaling.scale[i] == 0)
+            return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ label_scale has a zero",
+                                path);
+    out->n_classes = m->n_out - N_REG;
+    if (out->n_classes < 2 || out->n_classes > BF_MAX_MODEL_CLASSES)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: %d classes (need 2..%d)", path,
+                            out->n_classes, BF_MAX_MODEL_CLASSES);
+    const char *names = bf_checkpoint_info_get(info, "class_names");
+    for (int c = 0; c < out->n_classes; c++) {
+        size_t len = strcspn(names, ",");
+        if (len == 0 || len >= sizeof out->class_names[c])
+            return bf_error_set(err, BF_ERR_INVALID,
+                                "%s: __metadata__ class_names: expected %d comma-separated names",
+                                path, out->n_classes);
+        memcpy(out->class_names[c], names, len);
+        names += len + (names[len] == ',');
+    }
+    return BF_OK;
+}
+
+bf_status bf_structure_load(const char *path, const bf_backend *be, bf_model **m,
+                            bf_checkpoint_info *info, bf_structure_meta *meta, bf_error *err)
+{
+    bf_status st = bf_task_load("structure", path, be, m, info, err);
+    if (st == BF_OK && (st = bf_structure_meta_read(info, *m, path, meta, err)) != BF_OK) {
+        bf_model_destroy(*m);
+        *m = NULL;
+    }
+    return st;
+}
+
+/* ---- inputs -------------------------------------------------------------------- */
+
+bf_status bf_structure_inputs(const bf_model *m, const bf_dataset *d, const char *name,
+                              const bf_label_scaling *sc, float **x_out, int32_t **labels_out,
+                              float **targets_out, bf_error *err)
+{
+    int L = m->input_len, C = m->n_out - N_REG;
+    if (d->length != L)
+        return bf_error_set(err, BF_ERR_INVALID,
+                            "%s: patterns have %d points but model '%s' takes %d (simulate on "
+                            "the grid the model was trained for)", name, d->length,
+                            m->kind->name, L);
+    if (d->n < 1)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: holds no patterns", name);
+    for (long i = 0; i < d->n; i++) {
+        const float *r = d->patterns + (size_t)i * L;
+        for (int j = 0; j < L; j++)
+            if (!isfinite(r[j]))
+                return bf_error_set(err, BF_ERR_INVALID, "%s: pattern %ld point %d is %s", name,
+                                    i, j, isnan(r[j]) ? "NaN" : "infinite");
+        if (labels_out && (d->labels[i] < 0 || d->labels[i] >= C))
+            return bf_error_set(err, BF_ERR_INVALID,
+                                "%s: pattern %ld has class label %d; model '%s' knows labels "
+                                "0..%d", name, i, (int)d->labels[i], m->kind->name, C - 1);
+        if (targets_out)
+            for (int k = 0; k < 6; k++)
+                if (!isfinite(d->cells[i * 6 + k]))
+                    return bf_error_set(err, BF_ERR_INVALID, "%s: pattern %ld: cell value %d is "
+                                        "not finite", name, i, k);
+    }
+    size_t nx = (size_t)d->n * L;
+    float *x = malloc(sizeof(float) * nx);
+    int32_t *labels = labels_out ? malloc(sizeof(int32_t) * (size_t)d->n) : NULL;
+    float *targets = targets_out ? malloc(sizeof(float) * (size_t)d->n * BF_N_TARGETS) : NULL;
+    if (!x || (labels_out && !labels) || (targets_out && !targets)) {
+        free(x);
+        free(labels);
+        free(targets);
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %ld patterns", name, d->n);
+    }
+    memcpy(x, d->patterns, sizeof(float) * nx);
+    bf_minmax_scale_rows(x, d->n, L);
+    for (long i = 0; i < d->n; i++) {
+        if (labels)
+            labels[i] = d->labels[i];
+        if (targets) {
+            /* a, c, alpha: DESIGN §4 (c = a and alpha = 90 where the class fixes them) */
+            const double *cell = d->cells + i * 6;
+            double phys[BF_N_TARGETS] = {cell[0], cell[2], cell[3]};
+            for (int k = 0; k < BF_N_TARGETS; k++)
+                targets[i * BF_N_TARGETS + k] = (float)((phys[k] - sc->offset[k]) / sc->scale[k]);
+        }
+    }
+    *x_out = x;
+    if (labels_out)
+        *labels_out = labels;
+    if (targets_out)
+        *targets_out = targets;
+    return BF_OK;
+}
+
+/* ---- metrics ------------------------------------------------------------------- */
+
+void bf_structure_metrics(const float *out, const int32_t *labels, const float *targets, long n,
+                          int C, const bf_label_scaling *sc, bf_metrics *mt)
+{
+    memset(mt, 0, sizeof *mt);
+    mt->n = n;
+    mt->n_classes = C;
+    int n_out = C + N_REG;
+    double mean[BF_N_TARGETS] = {0};
+    for (long i = 0; i < n; i++)
+        for (int k = 0; k < BF_N_TARGETS; k++)
+            mean[k] += targets[i * BF_N_TARGETS + k] / (double)n;
+    long correct = 0;
+    for (long i = 0; i < n; i++) {
+        const float *o = out + (size_t)i * n_out, *y = targets + i * BF_N_TARGETS;
+        mt->class_loss += bf_cross_entropy_loss(NULL, o, labels + i, 1, C, 1);
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            best = o[c] > o[best] ? c : best;
+        correct += best == labels[i];
+        if (labels[i] >= 0 && labels[i] < BF_MAX_MODEL_CLASSES && best < BF_MAX_MODEL_CLASSES)
+            mt->confusion[labels[i]][best]++;
+        const float *reg = o + C;
+        /* Eq. 6 per sample, from the (1, P+1) prediction row */
+        mt->reg_loss += bf_hetero_loss(NULL, reg, y, 1, BF_N_TARGETS, 1);
+        mt->mean_sigma2 += exp(reg[BF_N_TARGETS]);
+        for (int k = 0; k < BF_N_TARGETS; k++) {
+            double e = (double)reg[k] - y[k];
+            mt->mse += e * e;
+            mt->mse_baseline += (y[k] - mean[k]) * (y[k] - mean[k]);
+            mt->mae[k] += fabs(e) * sc->scale[k];
+            mt->rmse[k] += e * e * sc->scale[k] * sc->scale[k];
+        }
+    }
+    if (n == 0)
+        return;
+    mt->class_loss /= n;
+    mt->reg_loss /= n;
+    mt->loss = mt->class_loss + mt->reg_loss;
+    mt->accuracy = (double)correct / n;
+    mt->mse /= (double)n * BF_N_TARGETS;
+    mt->mse_baseline /= (double)n * BF_N_TARGETS;
+    mt->mean_sigma2 /= n;
+    for (int k = 0; k < BF_N_TARGETS; k++) {
+        mt->mae[k] /= n;
+        mt->rmse[k] = sqrt(mt->rmse[k] / n);
+    }
+}
+
+bf_status bf_structure_evaluate(const char *path, const bf_dataset *d, const char *name,
+                                int batch, bf_metrics *mt, bf_error *err)
+{
+    bf_model *m = NULL;
+    bf_checkpoint_info info;
+    bf_structure_meta meta;
+    float *x = NULL, *targets = NULL, *out = NULL;
+    int32_t *labels = NULL;
+    bf_status st = bf_structure_load(path, bf_backend_cpu(), &m, &info, &meta, err);
+    if (st == BF_OK)
+        st = bf_structure_inputs(m, d, name, &meta.scaling, &x, &labels, &targets, err);
+    if (st == BF_OK && !(out = malloc(sizeof(float) * (size_t)d->n * m->n_out)))
+        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    if (st == BF_OK)
+        st = bf_model_predict(m, x, d->n, batch, out, err);
+    if (st == BF_OK)
+        bf_structure_metrics(out, labels, targets, d->n, meta.n_classes, &meta.scaling, mt);
+    free(x);
+    free(labels);
+    free(targets);
+    free(out);
+    bf_model_destroy(m);
+    return st;
+}
+
+/* ---- training ------------------------------------------------------------------- */
+
+typedef struct {
+    int C;
+    const bf_label_scaling *sc;
+    int32_t *labels;              /* a batch's labels (batch capacity) */
+    float *dl, *dr;               /* heads' outputs, then their gradients: (B, C), (B, 4) */
+    float *bt;                    /* a batch's scaled targets (B, 3) */
+    const int32_t *val_labels;    /* the validation set's, for the metrics */
+    const float *val_targets;     /* (n_val, 3) */
+    bf_metrics val;               /* the last validation's */
+    const bf_train_config *cfg;   /* the caller's callback */
+    bf_structure_result *res;
+} structure_objective;
+
+/* CrossEntropy(logits) + Eq. 6(regression), both means over the batch. */
+static double structure_loss(void *user, const float *out, const float *target, int B, int n_out,
+                             float *dout)
+{
+    structure_objective *o = user;
+    int C = o->C;
+    for (int i = 0; i < B; i++) { /* the heads apart, the targets unpacked */
+        const float *row = out + (size_t)i * n_out, *t = target + (size_t)i * TARGET_LEN;
+        o->labels[i] = (int32_t)t[0];
+        memcpy(o->dl + (size_t)i * C, row, sizeof(float) * C);
+        memcpy(o->dr + (size_t)i * N_REG, row + C, sizeof(float) * N_REG);
+        memcpy(o->bt + (size_t)i * BF_N_TARGETS, t + 1, sizeof(float) * BF_N_TARGETS);
+    }
+    double class_loss = bf_cross_entropy_loss(dout ? o->dl : NULL, o->dl, o->labels, B, C, 1);
+    double reg_loss = bf_hetero_loss(dout ? o->dr : NULL, o->dr, o->bt, B, BF_N_TARGETS, 1);
+    if (dout)
+        for (int i = 0; i < B; i++) {
+            float *d = dout + (size_t)i * n_out;
+            memcpy(d, o->dl + (size_t)i * C, sizeof(float) * C);
+            memcpy(d + C, o->dr + (size_t)i * N_REG, sizeof(float) * N_REG);
+        }
+    return class_loss + reg_loss;
+}
+
+static double structure_score(void *user, const float *out, const float *target, long n,
+                              int n_out)
+{
+    structure_objective *o = user;
+    bf_structure_metrics(out, o->val_labels, o->val_targets, n, o->C, o->sc, &o->val);
+    return o->val.loss;
+}
+
+static void structure_epoch(const bf_epoch_log *log, void *user)
+{
+    structure_objective *o = user;
+    if (log->improved)
+        o->res->best_val = o->val;
+    if (o->cfg->on_epoch) {
+        bf_epoch_log l = *log;
+        l.task_metrics = &o->val;
+        o->cfg->on_epoch(&l, o->cfg->user);
+    }
+}
+
+/* Class names by label, from the training set (its config order + labels). */
+static void class_names_by_label(const bf_dataset *d, int C, bf_structure_meta *meta)
+{
+    meta->n_classes = C;
+    for (int c = 0; c < C && c < BF_MAX_MODEL_CLASSES; c++) {
+        const char *builtin = bf_class_builtin_name(c);
+        snprintf(meta->class_names[c], sizeof meta->class_names[c], "%s",
+                 builtin ? builtin : "class");
+    }
+    for (int k = 0; k < d->n_classes; k++) {
+        int lab = d->class_labels[k];
+        if (lab >= 0 && lab < C && d->class_names[k][0])
+            snprintf(meta->class_names[lab], sizeof meta->class_names[lab], "%s",
+                     d->class_names[k]);
+    }
+}
+
+/* A warm start from cfg->init_path (weights, optimiser state, scaling and class
+ * names from the checkpoint) or a fresh model shaped by the training set. */
+static bf_status open_model(const bf_train_config *cfg, int hidden, const bf_dataset *train,
+                            const bf_backend *be, bf_model **m, bf_adam *opt,
+                            bf_checkpoint_info *info, bf_structure_meta *meta, bf_error *err)
+{
+    if (cfg->init_path) {
+        bf_status st = bf_checkpoint_load(cfg->init_path, be, m, info, opt, NULL, err);
+        if (st == BF_OK && strcmp(bf_task_of_model((*m)->kind->name) ? bf_task_of_model(
+                                                                           (*m)->kind->name)
+                                                                     : "",
+                                  "structure"))
+            st = bf_error_set(err, BF_ERR_INVALID, "%s: model '%s' is not a structure model "
+                              "(structure_net)", cfg->init_path, (*m)->kind->name);
+        if (st == BF_OK)
+            st = bf_structure_meta_read(info, *m, cfg->init_path, meta, err);
+        if (st == BF_OK)
+            opt->lr = (float)cfg->lr; /* a warm restart may change the learning rate */
+        return st;
+    }
+    const char *name = cfg->model ? cfg->model : "structure_net";
+    const bf_model_kind *kind = bf_model_kind_find(name);
+    const char *task = kind ? bf_task_of_model(name) : NULL;
+    if (!kind || !task || strcmp(task, "structure"))
+        return bf_error_set(err, BF_ERR_INVALID, "model '%s' is not a structure model "
+                            "(structure_net)", name);
+    bf_model_shape shape = kind->default_shape;
+    int C = 3; /* the seed's classes, or as many as the set's labels need */
+    for (int k = 0; k < train->n_classes; k++)
+        if (train->class_labels[k] + 1 > C)
+            C = train->class_labels[k] + 1;
+    bf_status st = bf_model_dim_set(kind, &shape, "input_len", train->length, err);
+    if (st == BF_OK)
+        st = bf_model_dim_set(kind, &shape, "n_classes", C, err);
+    if (st == BF_OK && hidden > 0)
+        st = bf_model_dim_set(kind, &shape, "hidden", hidden, err);
+    if (st == BF_OK)
+        st = bf_model_create(name, &shape, be, cfg->seed, m, err);
+    if (st == BF_OK)
+        st = bf_adam_init(opt, be, (*m)->params.total, (float)cfg->lr, err);
+    memset(info, 0, sizeof *info);
+    meta->scaling = bf_label_scaling_seed;
+    class_names_by_label(train, C, meta);
+    return st;
+}
+
+/* (n, 4) rows [label, 3 scaled targets] for the engine. */
+static float *pack_targets(const int32_t *labels, const float *targets, long n)
+{
+    float *t = malloc(sizeof(float) * (size_t)n * TARGET_LEN);
+    for (long i = 0; t && i < n; i++) {
+        t[i * TARGET_LEN] = (float)labels[i];
+        memcpy(t + i * TARGET_LEN + 1, targets + i * BF_N_TARGETS, sizeof(float) * BF_N_TARGETS);
+    }
+    return t;
+}
+
+bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_dataset *train,
+                             const bf_dataset *val, bf_structure_result *res, bf_error *err)
+{
+    memset(res, 0, sizeof *res);
+    bf_status st = bf_train_config_check(cfg, err);
+    if (st != BF_OK)
+        return st;
+    const bf_backend *be = cfg->backend ? cfg->backend : bf_backend_cpu();
+    be->set_threads(cfg->threads);
+    bf_model *m = NULL;
+    bf_adam opt = {0};
+    bf_checkpoint_info *info = calloc(1, sizeof *info);
+    bf_structure_meta meta;
+    float *tx = NULL, *tt = NULL, *vx = NULL, *vt = NULL, *tpack = NULL, *vpack = NULL;
+    int32_t *tl = NULL, *vl = NULL;
+    structure_objective o = {0};
+    if (!info)
+        return bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
+    st = open_model(cfg, hidden, train, be, &m, &opt, info, &meta, err);
+    if (st == BF_OK)
+        st = bf_structure_meta_write(&meta, info, err);
+    if (st == BF_OK)
+        st = bf_structure_inputs(m, train, cfg->train_name ? cfg->train_name : "training set",
+                                 &meta.scaling, &tx, &tl, &tt, err);
+    if (st == BF_OK)
+        st = bf_structure_inputs(m, val, cfg->val_name ? cfg->val_name : "validation set",
+                                 &meta.scaling, &vx, &vl, &vt, err);
+    if (st == BF_OK) {
+        tpack = pack_targets(tl, tt, train->n);
+        vpack = pack_targets(vl, vt, val->n);
+        size_t B = (size_t)cfg->batch;
+        o.labels = malloc(sizeof(int32_t) * B);
+        o.dl = malloc(sizeof(float) * B * (size_t)meta.n_classes);
+        o.dr = malloc(sizeof(float) * B * N_REG);
+        o.bt = malloc(sizeof(float) * B * BF_N_TARGETS);
+        if (!tpack || !vpack || !o.labels || !o.dl || !o.dr || !o.bt)
+            st = bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
+    }
+    if (st == BF_OK) {
+        o.C = meta.n_classes;
+        o.sc = &meta.scaling;
+        o.val_labels = vl;
+        o.val_targets = vt;
+        o.cfg = cfg;
+        o.res = res;
+        bf_objective obj = {.name = "cross_entropy+hetero_eq6", .target_len = TARGET_LEN,
+                            .loss = structure_loss, .score = structure_score, .user = &o};
+        bf_train_config c = *cfg;
+        c.on_epoch = structure_epoch;
+        c.user = &o;
+        snprintf(info->train_sha256, sizeof info->train_sha256, "%s", cfg->train_sha256);
+        snprintf(info->val_sha256, sizeof info->val_sha256, "%s", cfg->val_sha256);
+        bf_arrays tr = {tx, tpack, train->n}, va = {vx, vpack, val->n};
+        st = bf_train(&c, m, &opt, &obj, &tr, &va, info, &res->train, err);
+    }
+    free(tx), free(tt), free(tl), free(vx), free(vt), free(vl), free(tpack), free(vpack);
+    free(o.labels), free(o.dl), free(o.dr), free(o.bt);
+    free(info);
+    bf_adam_free(&opt);
+    bf_model_destroy(m);
+    return st;
+}
