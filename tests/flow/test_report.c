@@ -479,11 +479,14 @@ BF_TEST(malformed_csv_lines_fail_naming_file_and_line)
         {"timeline.csv", "task,phase,start_s,end_s\nS_0,0,0\n", "timeline.csv:2:"},
         {"timeline.csv", "task,phase,begin,end_s\nS_0,0,0,1\n", "timeline.csv:1: no 'start_s'"},
         {"timeline.csv", "task,phase,start_s,end_s\nS_0,0,5,1\n", "timeline.csv:2:"},
+        {"timeline.csv", "task,phase,start_s,end_s\nS_0,0,0,1\n,0,1,2\n",
+         "timeline.csv:3: task:"},
         {"data/al-1.csv", "label,a,b,c,alpha,beta,gamma\n2,4,4,4,90,90\n", "al-1.csv:2:"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_text(dir, "timeline.csv", i < 4 ? cases[i].text : timeline_csv);
-        if (i == 4)
+        int timeline = strcmp(cases[i].file, "timeline.csv") == 0;
+        write_text(dir, "timeline.csv", timeline ? cases[i].text : timeline_csv);
+        if (!timeline)
             write_text(dir, cases[i].file, cases[i].text);
         bf_error err = {0};
         CHECK(bf_campaign_report(dir, &err) == BF_ERR_PARSE);
