@@ -24,6 +24,15 @@ typedef bf_status (*bf_ini_fn)(void *user, const char *section, const char *key,
 bf_status bf_ini_parse(const char *text, const char *name, bf_ini_fn fn, void *user,
                        bf_error *err);
 
+/* ---- peak patches ----------------------------------------------------------------- */
+/* cfg as INI text with every key (data/peaks_config.c): parsing it gives cfg back
+ * (numbers written with up to 17 significant digits). Cut at outsz - 1 characters. */
+void bf_peaks_config_format(const bf_peaks_config *cfg, char *out, size_t outsz);
+/* A Poisson(lambda) count (data/patches_sim.c): Knuth's product of uniforms for
+ * lambda < 10, Hormann's transformed rejection with squeeze (PTRS, 1993) above;
+ * 0 for lambda <= 0 or NaN. */
+double bf_poisson_draw(bf_rng *rng, double lambda);
+
 /* ---- HDF5 (data/h5_util.c) ---------------------------------------------------- */
 #define BF_H5_CHUNK_BYTES (1u << 20) /* ~1 MiB chunks: good compression, cheap row reads */
 
