@@ -434,3 +434,174 @@ BF_TEST(test_empty_patches_are_not_written_and_other_files_are_not_patch_files)
     CHECK(bf_patches_read_h5("/nonexistent/x.h5", &q, &e3) == BF_ERR_IO);
     CHECK(strcmp(e3.msg, "/nonexistent/x.h5: No such file or directory") == 0);
 }
+
+/* ---- BraggNN import ------------------------------------------------------------ */
+
+static void put(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims,
+                const void *data)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (dims[0] > 0)
+        H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}
+
+enum { NF = 2, FH = 20, FW = 20, NP = 5 };
+
+/* frames (2, 20, 20): pixel value f * 1000 + r * 20 + c + 1 (never 0, so padding shows) */
+static void write_frames(const char *path, int nan_frame)
+{
+    static float px[NF * FH * FW];
+    for (int f = 0; f < NF; f++)
+        for (int r = 0; r < FH; r++)
+            for (int c = 0; c < FW; c++)
+                px[(f * FH + r) * FW + c] = (float)(f * 1000 + r * 20 + c + 1);
+    if (nan_frame >= 0)
+        px[(nan_frame * FH + 8) * FW + 11] = NAN;
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[3] = {NF, FH, FW};
+    put(f, "frames", H5T_NATIVE_FLOAT, 3, dims, px);
+    H5Fclose(f);
+}
+
+/* Five peaks: 0 kept (frame 1, inside), 1 npeaks = 2, 2 deviation 1, 3 deviation < 0,
+ * 4 kept (frame 0, at the top-right corner). fidx_type: the type peak_fidx is stored as. */
+static void write_peaks(const char *path, hid_t fidx_type, const uint32_t *fidx_override, long n)
+{
+    uint32_t fidx[NP] = {1, 1, 0, 0, 0};
+    int64_t fidx64[NP];
+    float row[NP] = {7.3f, 5, 5, 5, 0.2f}, col[NP] = {12.8f, 5, 5, 5, 19.6f};
+    uint16_t npeaks[NP] = {1, 2, 1, 1, 1};
+    float dev[NP] = {0.1f, 0.2f, 1.0f, -0.1f, 0.5f};
+    if (fidx_override)
+        memcpy(fidx, fidx_override, sizeof fidx);
+    for (int i = 0; i < NP; i++)
+        fidx64[i] = fidx[i];
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[1] = {(hsize_t)n};
+    put(f, "peak_fidx", fidx_type, 1, dims, fidx_type == H5T_NATIVE_INT64 ? (void *)fidx64 : fidx);
+    put(f, "peak_row", H5T_NATIVE_FLOAT, 1, dims, row);
+    put(f, "peak_col", H5T_NATIVE_FLOAT, 1, dims, col);
+    put(f, "npeaks", H5T_NATIVE_UINT16, 1, dims, npeaks);
+    put(f, "deviations", H5T_NATIVE_FLOAT, 1, dims, dev);
+    H5Fclose(f);
+}
+
+static float frame_px(int f, long r, long c) { return (float)(f * 1000 + r * 20 + c + 1); }
+
+BF_TEST(test_import_keeps_braggnn_rows_and_crops_with_its_zero_padding)
+{
+    char fr[4200], pk[4200], out[4200];
+    tmp_path(fr, sizeof fr, "frames.h5");
+    tmp_path(pk, sizeof pk, "peaks.h5");
+    tmp_path(out, sizeof out, "imported.h5");
+    write_frames(fr, -1);
+    for (int variant = 0; variant < 2; variant++) {
+        /* peak_fidx as uint32 (BraggNN) and as int64: the same patches */
+        write_peaks(pk, variant ? H5T_NATIVE_INT64 : H5T_NATIVE_UINT32, NULL, NP);
+        bf_patches p;
+        bf_error err = {0};
+        CHECK_MSG(bf_patches_import_braggnn(fr, pk, 7, &p, &err) == BF_OK, "%s", err.msg);
+        CHECK(p.n == 2 && p.size == 7 && !strcmp(p.kind, "imported"));
+        CHECK(p.frame_index[0] == 1 && p.frame_index[1] == 0); /* file order */
+        CHECK(p.npeaks[0] == 1 && p.deviation[0] == 0.1f && p.deviation[1] == 0.5f);
+        /* peak 0 at (7.3, 12.8): rows 7-3 .. 7+3, columns 12-3 .. 12+3 */
+        CHECK(p.origin[0] == 4 && p.origin[1] == 9);
+        CHECK_NEAR(p.centre[0], (double)7.3f - 4, 1e-12);
+        CHECK_NEAR(p.centre[1], (double)12.8f - 9, 1e-12);
+        for (int a = 0; a < 7; a++)
+            for (int b = 0; b < 7; b++)
+                CHECK(p.patches[a * 7 + b] == frame_px(1, 4 + a, 9 + b));
+        /* peak 4 at (0.2, 19.6): nominal rows -3..3 keep frame rows 0..3, the 3 missing
+         * rows split 1 before / 2 after; columns 16..22 keep 16..19, 1 before / 2 after */
+        CHECK(p.origin[2] == -1 && p.origin[3] == 15);
+        CHECK_NEAR(p.centre[2], (double)0.2f + 1, 1e-12);
+        CHECK_NEAR(p.centre[3], (double)19.6f - 15, 1e-12);
+        const float *q = p.patches + 49;
+        for (int a = 0; a < 7; a++)
+            for (int b = 0; b < 7; b++) {
+                int inside = a >= 1 && a <= 4 && b >= 1 && b <= 4;
+                CHECK_MSG(q[a * 7 + b] == (inside ? frame_px(0, a - 1, 15 + b) : 0.0f),
+                          "pixel (%d, %d) = %g", a, b, q[a * 7 + b]);
+            }
+        CHECK(strstr(p.source, "frames=") && strstr(p.source, "sha256=") &&
+              strstr(p.source, "size=7"));
+        if (variant == 0) { /* the imported layout round-trips */
+            bf_patches back;
+            CHECK(bf_patches_write_h5(&p, out, &err) == BF_OK);
+            CHECK_MSG(bf_patches_read_h5(out, &back, &err) == BF_OK, "%s", err.msg);
+            int same = back.n == 2 && !memcmp(back.patches, p.patches, 98 * sizeof(float)) &&
+                       !memcmp(back.origin, p.origin, 4 * sizeof(int32_t)) &&
+                       !memcmp(back.centre, p.centre, 4 * sizeof(double)) &&
+                       !memcmp(back.frame_index, p.frame_index, 2 * sizeof(uint32_t)) &&
+                       back.npeaks[1] == 1 && back.deviation[1] == 0.5f && !back.peak &&
+                       !strcmp(back.source, p.source) && !strcmp(back.kind, "imported");
+            bf_patches_free(&back);
+            CHECK(same);
+        }
+        bf_patches_free(&p);
+    }
+}
+
+BF_TEST(test_import_rejects_bad_frame_indices_lengths_ranks_and_empty_files)
+{
+    char fr[4200], pk[4200], want[9000];
+    tmp_path(fr, sizeof fr, "frames2.h5");
+    tmp_path(pk, sizeof pk, "peaks2.h5");
+    write_frames(fr, -1);
+    bf_patches p;
+
+    const uint32_t bad[NP] = {1, 1, 40, 0, 0}; /* a dropped row still needs a real frame */
+    write_peaks(pk, H5T_NATIVE_UINT32, bad, NP);
+    bf_error e1 = {0};
+    CHECK(bf_patches_import_braggnn(fr, pk, 11, &p, &e1) == BF_ERR_INVALID);
+    snprintf(want, sizeof want, "%s: peak_fidx: row 2 is 40, %s has 2 frames", pk, fr);
+    CHECK_MSG(!strcmp(e1.msg, want), "%s", e1.msg);
+    CHECK(p.n == 0 && p.patches == NULL);
+
+    write_peaks(pk, H5T_NATIVE_UINT32, NULL, 0);
+    bf_error e2 = {0};
+    CHECK(bf_patches_import_braggnn(fr, pk, 11, &p, &e2) == BF_ERR_INVALID);
+    snprintf(want, sizeof want, "%s: peak_fidx: empty (no peaks)", pk);
+    CHECK_MSG(!strcmp(e2.msg, want), "%s", e2.msg);
+
+    /* peak_row one shorter than the others */
+    write_peaks(pk, H5T_NATIVE_UINT32, NULL, NP);
+    hid_t f = H5Fopen(pk, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, "peak_row", H5P_DEFAULT);
+    float rows[4] = {1, 2, 3, 4};
+    hsize_t d4[1] = {4};
+    put(f, "peak_row", H5T_NATIVE_FLOAT, 1, d4, rows);
+    H5Fclose(f);
+    bf_error e3 = {0};
+    CHECK(bf_patches_import_braggnn(fr, pk, 11, &p, &e3) == BF_ERR_INVALID);
+    snprintf(want, sizeof want, "%s: peak_row has 4 rows but peak_fidx has 5", pk);
+    CHECK_MSG(!strcmp(e3.msg, want), "%s", e3.msg);
+
+    /* npeaks as (5, 1): wrong rank */
+    write_peaks(pk, H5T_NATIVE_UINT32, NULL, NP);
+    f = H5Fopen(pk, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, "npeaks", H5P_DEFAULT);
+    uint16_t np2[NP] = {1, 1, 1, 1, 1};
+    hsize_t d51[2] = {NP, 1};
+    put(f, "npeaks", H5T_NATIVE_UINT16, 2, d51, np2);
+    H5Fclose(f);
+    bf_error e4 = {0};
+    CHECK(bf_patches_import_braggnn(fr, pk, 11, &p, &e4) == BF_ERR_PARSE);
+    snprintf(want, sizeof want, "%s: npeaks: rank 2, expected 1 (one value per peak)", pk);
+    CHECK_MSG(!strcmp(e4.msg, want), "%s", e4.msg);
+
+    /* a NaN pixel inside a kept crop (frame 1, pixel (8, 11) is in peak 0's window) */
+    write_peaks(pk, H5T_NATIVE_UINT32, NULL, NP);
+    write_frames(fr, 1);
+    bf_error e5 = {0};
+    CHECK(bf_patches_import_braggnn(fr, pk, 7, &p, &e5) == BF_ERR_INVALID);
+    snprintf(want, sizeof want, "%s: frames: frame 1 pixel (8, 11) is NaN", fr);
+    CHECK_MSG(!strcmp(e5.msg, want), "%s", e5.msg);
+
+    bf_error e6 = {0};
+    CHECK(bf_patches_import_braggnn(fr, pk, 8, &p, &e6) == BF_ERR_INVALID);
+    CHECK(!strcmp(e6.msg, "patch size 8 must be odd, 5..63"));
+}
