@@ -13,6 +13,7 @@ static const struct {
     {"reflections", cmd_reflections, "list the reflections of a cell with their peak parameters (CSV)"},
     {"sample", cmd_sample, "simulate a labelled dataset from an INI config (HDF5)"},
     {"sample-peaks", cmd_sample_peaks, "simulate Bragg-peak detector patches with known centres (HDF5)"},
+    {"fit-peaks", cmd_fit_peaks, "fit a 2-D pseudo-Voigt to every patch of a patch file (HDF5)"},
     {"import-peaks", cmd_import_peaks, "BraggNN frames + peaks files -> a patch file (HDF5)"},
     {"train", cmd_train, "train a structure model on datasets (safetensors checkpoint)"},
     {"evaluate", cmd_evaluate, "metrics of a trained model on a dataset (table or JSON)"},
