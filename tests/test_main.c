@@ -4,20 +4,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_TESTS 512
-static struct {
+/* The table grows as constructors register tests (a fixed size used to drop the tests
+ * past it without a word); one that cannot be registered fails the run. */
+static struct bf_test_entry {
     const char *name;
     bf_test_fn fn;
-} tests[MAX_TESTS];
-static int n_tests;
+} *tests;
+static int n_tests, cap_tests, n_unregistered;
 
 void bf_test_register(const char *name, bf_test_fn fn)
 {
-    if (n_tests < MAX_TESTS) {
-        tests[n_tests].name = name;
-        tests[n_tests].fn = fn;
-        n_tests++;
+    if (n_tests == cap_tests) {
+        int cap = cap_tests ? 2 * cap_tests : 256;
+        struct bf_test_entry *t = realloc(tests, (size_t)cap * sizeof *t);
+        if (t == NULL) {
+            fprintf(stderr, "FAIL cannot register test %s: out of memory\n", name);
+            n_unregistered++;
+            return;
+        }
+        tests = t;
+        cap_tests = cap;
     }
+    tests[n_tests].name = name;
+    tests[n_tests].fn = fn;
+    n_tests++;
 }
 
 const char *bf_test_shared_dir(void)
@@ -79,6 +89,12 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0)
         fprintf(stderr, "warning: could not remove %s\n", tmp);
+    failed += n_unregistered;
+    if (argc > 1 && passed + failed == 0) {
+        fprintf(stderr, "no test name contains any of the %d given strings\n", argc - 1);
+        failed = 1;
+    }
     printf("%d passed, %d failed\n", passed, failed);
+    free(tests);
     return failed ? 1 : 0;
 }

@@ -183,7 +183,9 @@ bf_status bf_pattern_csv_read(const char *path, bf_dataset *out, bf_error *err);
  *   imported files: frame_index (N) uint32, origin (N, 2) int32 (frame row and
  *     column of patch pixel (0, 0)), npeaks (N) uint16, deviation (N) float32
  *   root attributes: version, kind ("simulated" | "imported"), patch_size, seed,
- *     config (the INI text) or the source files' names and SHA-256. */
+ *     and `config` when kind is "simulated" (the effective configuration as INI
+ *     text with every key, bf_patches.source; parsing it reproduces the run) or
+ *     `source` otherwise (the input files' names and SHA-256). */
 typedef struct {
     long n;
     int size;                         /* S */
@@ -253,8 +255,12 @@ bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patche
 /* BraggNN's own files (DESIGN §7): frames (n_frames, H, W) float32 and peak_fidx,
  * peak_row, peak_col, npeaks, deviations. Keeps the rows BraggNN trains on
  * (npeaks == 1 and 0 <= deviations < 1), crops S x S around (int(row), int(col))
- * as its dataset.py (zeros where the crop leaves the frame) and records the frame
- * index and crop origin; centre = (peak_row, peak_col) - origin. */
+ * as its dataset.py (zeros where the crop leaves the frame, (S - h) // 2 of the
+ * S - h missing rows before the h copied ones and the rest after, likewise
+ * columns, so an edge patch is shifted) and records the frame index and the
+ * origin of the patch as stored; centre = (peak_row, peak_col) - origin.
+ * Errors name the file and dataset ("peaks.h5: peak_fidx: row 12 is 40, frames.h5
+ * has 10 frames"); size must be odd, 5..63. docs/peaks.md has the details. */
 bf_status bf_patches_import_braggnn(const char *frames_path, const char *peaks_path, int size,
                                     bf_patches *out, bf_error *err);
 

@@ -15,23 +15,32 @@ extern "C" {
 #endif
 
 typedef struct {
-    bf_peak2d peak;                   /* fitted centre, widths, rotation, eta, height */
+    bf_peak2d peak;                   /* fitted centre, widths, rotation, eta, height;
+                                       * canonical (bf_peak2d_canonical) */
     bf_background2d background;
     double chi2;                      /* sum of weighted squared residuals */
     double chi2_per_dof;
     int iterations;
     int converged;                    /* 1: GSL's tests met within max_iter; 0: flagged */
     int status;                       /* GSL status of the last call (0 = success) */
+    int masked;                       /* pixels masked as a neighbouring peak's (0: none) */
 } bf_peak_fit;
 
 typedef struct {
-    int max_iter;                     /* 100 */
-    double xtol, gtol, ftol;          /* GSL's convergence tests */
+    int max_iter;                     /* per pass (100) */
+    double xtol, gtol, ftol;          /* tests (1e-4, 1e-6, 1e-6): peak_fit.c run_pass */
     int sloped_background;            /* 1: fit level + two slopes; 0: level only */
-    double read_sigma;                /* weights 1 / (max(model, 0) + read_sigma^2) */
+    double read_sigma;                /* weights 1 / (max(model, 0) + read_sigma^2) (2) */
+    int passes;                       /* weights from the model: pass 1 at the initial
+                                       * guess, each later pass at the previous fit (2) */
+    int mask_neighbour;               /* 1: after pass 1, mask the pixels nearer a second
+                                       * peak seen in the residuals and refit (1) */
 } bf_fit_options;
 
 void bf_fit_options_defaults(bf_fit_options *o);
+/* The one form of a peak that several parameter sets describe: sigma_u >= sigma_v
+ * (else both width pairs swap and theta gains pi/2) and theta in [0, pi). */
+void bf_peak2d_canonical(bf_peak2d *p);
 
 /* Fits one S x S patch. A patch the fit cannot handle (no signal, non-finite
  * values) is an error; a fit that does not converge is not (converged = 0). */
@@ -42,7 +51,8 @@ bf_status bf_fit_patches(const bf_patches *p, const bf_fit_options *o, int threa
                          bf_peak_fit *out, bf_error *err);
 
 /* fits.h5: centre (N, 2) float64 (row, col), peak (N, 9), background (N, 3),
- * chi2 (N), iterations (N) int32, converged (N) uint8; attributes version, patch_size,
+ * chi2 (N), chi2_per_dof (N) float64, iterations (N) int32, converged (N) uint8,
+ * status (N) int32, masked (N) int32; attributes version, kind ("fits"), patch_size,
  * source (the patches file and its SHA-256). Written atomically. */
 bf_status bf_fits_write_h5(const bf_peak_fit *fits, long n, int S, const char *source,
                            const char *path, bf_error *err);

@@ -150,6 +150,11 @@ void bf_background2d_add(const bf_background2d *bg, int S, double *img);
  * parameters (12 values, order above): the fit's analytic Jacobian. */
 double bf_peak2d_eval(const bf_peak2d *p, const bf_background2d *bg, int S, double r, double c,
                       double *grad);
+/* The same at every pixel centre of an S x S patch, the rotation and widths set
+ * up once: img[S * S] = peak + background (bg may be NULL: none), and when
+ * jac != NULL, jac[(S * S) x 12] row-major, row i*S+j = grad at pixel (i, j). */
+void bf_peak2d_eval_patch(const bf_peak2d *p, const bf_background2d *bg, int S, double *img,
+                          double *jac);
 
 #ifdef __cplusplus
 }

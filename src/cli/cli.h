@@ -24,6 +24,9 @@ int cmd_predict(int argc, char **argv);
 int cmd_campaign(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_peaks(int argc, char **argv);
+int cmd_sample_peaks(int argc, char **argv);
+int cmd_fit_peaks(int argc, char **argv);
+int cmd_import_peaks(int argc, char **argv);
 
 /* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
 int bf_cli_fail(const bf_error *err);

@@ -16,15 +16,19 @@ static const struct {
     {"evaluate", cmd_evaluate, "metrics of a trained model on a dataset (table or JSON)"},
     {"predict", cmd_predict, "class and lattice parameters (with sigma) for patterns"},
     {"campaign", cmd_campaign, "simulate -> train -> active learning, as a resumable run"},
-    {"peaks", cmd_peaks, "Bragg-peak centres of detector patches with a BraggNN model (CSV)"},
     {"report", cmd_report, "self-contained HTML report of a campaign (inline SVG)"},
+    {"sample-peaks", cmd_sample_peaks, "simulate Bragg-peak detector patches with known centres (HDF5)"},
+    {"import-peaks", cmd_import_peaks, "BraggNN frames + peaks files -> a patch file (HDF5)"},
+    {"fit-peaks", cmd_fit_peaks, "fit a 2-D pseudo-Voigt to every patch of a patch file (HDF5)"},
+    {"peaks", cmd_peaks, "Bragg-peak centres of detector patches with a BraggNN model (CSV)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_help(FILE *out)
 {
     fprintf(out,
-            "braggflow %s — simulate, train and steer neutron powder diffraction surrogates\n\n"
+            "braggflow %s — simulate, train and steer diffraction surrogates: powder patterns\n"
+            "and Bragg-peak detector patches\n\n"
             "usage: braggflow COMMAND [OPTIONS]\n"
             "       braggflow COMMAND --help\n"
             "       braggflow --version\n\n"

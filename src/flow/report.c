@@ -333,7 +333,7 @@ static bf_status read_timeline(report *r, bf_error *err)
     for (int i = 0; st == BF_OK && i < t.n_rows; i++) {
         task_row *k = &r->tasks[i];
         const char *name = csv_cell(&t, i, col[0]);
-        long phase;
+        long phase = 0; /* stays 0 when the row fails before its phase is read */
         if (!*name || strlen(name) >= sizeof k->name)
             st = bf_error_set(err, BF_ERR_PARSE, "%s:%d: task: '%s' is not a task name", path,
                               t.line[i], name);

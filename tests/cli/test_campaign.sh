@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/cli/test_campaign.sh — campaigns at tiny sizes: baseline, serial and
 # streaming end to end (folder contents, timeline, metrics), a campaign killed
-# with SIGKILL in the middle of a phase and resumed gives the same final
-# metrics as an uninterrupted run, and bad configs are rejected before any
-# work, naming the key.
+# with SIGKILL in the middle of a phase and resumed gives the same checkpoints
+# (tensor bytes) and metrics as an uninterrupted run, and bad configs are
+# rejected before any work, naming the key.
 # usage: bash test_campaign.sh /path/to/braggflow   (env BF_SOURCE_DIR = repo root)
 set -u
 
@@ -18,6 +18,21 @@ run_fails() { # PATTERN CMD...
     run "$@"
     [ "$RC" -ne 0 ] || fail "braggflow $*: succeeded, expected a failure"
     grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
+}
+
+# same_checkpoint A B DIR_A DIR_B: the safetensors files A and B hold the same tensors,
+# byte for byte (the data after the u64 LE header length N and the N-byte JSON
+# header), and the same header once DIR_A/ is read as DIR_B/ (the training_config
+# names the folder the initial weights came from) and the padding is dropped.
+header_len() { od -An --endian=little -t u8 -N8 "$1" | tr -d ' '; }
+same_checkpoint() {
+    local a=$1 b=$2 na nb
+    na=$(header_len "$a") && nb=$(header_len "$b") || return 1
+    [ -n "$na" ] && [ -n "$nb" ] && [ "$na" -gt 0 ] && [ "$nb" -gt 0 ] || return 1
+    cmp -s <(tail -c +$((8 + na + 1)) "$a") <(tail -c +$((8 + nb + 1)) "$b") || return 1
+    [ "$(($(stat -c %s "$a") - 8 - na))" -gt 0 ] || return 1 # no tensor bytes at all
+    cmp -s <(head -c $((8 + na)) "$a" | tail -c "$na" | sed "s#\"$3/#\"$4/#g; s/ *\$//") \
+        <(head -c $((8 + nb)) "$b" | tail -c "$nb" | sed 's/ *$//')
 }
 
 # tiny_ini NAME WORKFLOW EPOCHS [extra [al] lines]
@@ -96,7 +111,7 @@ run_ok campaign --resume over
 grep -q "3 task(s)\|task(s) finished in an earlier run" "$TMP/stdout" || fail "nothing skipped"
 ok
 
-CASE="a campaign killed with SIGKILL mid-phase resumes to the same final metrics"
+CASE="a campaign killed with SIGKILL mid-phase resumes to the same checkpoints and metrics"
 tiny_ini kill serial "3 150 3"
 run_ok campaign kill.ini --out whole
 "$BF" campaign kill.ini --out killed >/dev/null 2>&1 &
@@ -111,8 +126,26 @@ wait "$pid" 2>/dev/null
 [ -e killed/tasks/T_0.done ] || fail "T_0 did not finish before the kill"
 run_ok campaign --resume killed
 grep -q "skipped" "$TMP/stdout" || fail "resume redid finished tasks"
+# every phase's model and optimiser state, tensor for tensor
+[ "$(cd whole/models && ls)" = "$(cd killed/models && ls)" ] ||
+    fail "checkpoints differ: $(ls whole/models) vs $(ls killed/models)"
+n_ckpt=0
+for f in whole/models/*.safetensors; do
+    same_checkpoint "$f" "killed/models/${f##*/}" whole killed ||
+        fail "killed/models/${f##*/} holds other tensors than $f"
+    n_ckpt=$((n_ckpt + 1))
+done
+[ "$n_ckpt" -ge 3 ] || fail "only $n_ckpt checkpoints in whole/models"
 cmp -s whole/metrics.csv killed/metrics.csv ||
     fail "metrics differ: $(diff whole/metrics.csv killed/metrics.csv)"
+# the comparison can fail: one flipped tensor byte, and another folder's checkpoint
+cp killed/models/phase-2.safetensors flipped.safetensors
+printf '\x5a' | dd of=flipped.safetensors bs=1 seek=$(($(stat -c %s flipped.safetensors) - 3)) \
+    conv=notrunc status=none
+same_checkpoint whole/models/phase-2.safetensors flipped.safetensors whole killed &&
+    fail "same_checkpoint misses a changed tensor byte"
+same_checkpoint whole/models/phase-2.safetensors whole/models/phase-1.safetensors whole whole &&
+    fail "same_checkpoint takes phase 1's model for phase 2's"
 ok
 
 CASE="bad configs are rejected before any work, naming the key"

@@ -1,0 +1,105 @@
+/* data/data_internal.h — pieces shared inside the data layer: the INI
+ * tokenizer (data/ini.c) and the HDF5 helpers of the dataset and patch files
+ * (data/h5_util.c). HDF5's automatic error printing is turned off around every
+ * call (bf_h5_quiet_*); messages name the file and the dataset or attribute. */
+#ifndef BF_DATA_INTERNAL_H
+#define BF_DATA_INTERNAL_H
+
+#include <hdf5.h>
+
+#include "braggflow/data.h"
+
+/* ---- INI (data/ini.c) ---------------------------------------------------------
+ * braggflow's INI dialect: "[section]" headers and "key = value" (or
+ * "key: value") lines; comments are ';' or '#' at the start of a line or after
+ * a blank; indentation and trailing blanks are ignored; no multi-line values;
+ * a UTF-8 byte order mark is skipped. The callback sees each header
+ * (key == NULL, value == NULL) and each key line, with its 1-based line
+ * number; key and value are trimmed. A non-BF_OK return stops the parse and is
+ * returned. Syntax errors ("FILE:LINE: ...") are reported for a line that is
+ * neither, a key before any section, an empty key, a NUL byte, or an
+ * unterminated or empty header. */
+typedef bf_status (*bf_ini_fn)(void *user, const char *section, const char *key,
+                               const char *value, int line, bf_error *err);
+bf_status bf_ini_parse(const char *text, const char *name, bf_ini_fn fn, void *user,
+                       bf_error *err);
+
+/* ---- peak patches ----------------------------------------------------------------- */
+/* cfg as INI text with every key (data/peaks_config.c): parsing it gives cfg back
+ * (numbers written with up to 17 significant digits). Cut at outsz - 1 characters. */
+void bf_peaks_config_format(const bf_peaks_config *cfg, char *out, size_t outsz);
+/* A Poisson(lambda) count (data/patches_sim.c): Knuth's product of uniforms for
+ * lambda < 10, Hormann's transformed rejection with squeeze (PTRS, 1993) above;
+ * 0 for lambda <= 0 or NaN. */
+double bf_poisson_draw(bf_rng *rng, double lambda);
+
+/* ---- HDF5 (data/h5_util.c) ---------------------------------------------------- */
+#define BF_H5_CHUNK_BYTES (1u << 20) /* ~1 MiB chunks: good compression, cheap row reads */
+
+typedef struct {
+    H5E_auto2_t fn;
+    void *data;
+} bf_h5_quiet;
+
+void bf_h5_quiet_begin(bf_h5_quiet *q);
+void bf_h5_quiet_end(const bf_h5_quiet *q);
+/* HDF5's most specific message for the last failure (then cleared). */
+void bf_h5_detail(char buf[256]);
+/* "PATH: WHAT 'NAME': ACTION: detail" (or "PATH: ACTION: detail" without a name). */
+bf_status bf_h5_fail(bf_error *err, bf_status code, const char *path, const char *what,
+                     const char *name, const char *action);
+/* Closes *id with closer when it is valid and invalidates it. */
+void bf_h5_close(hid_t *id, herr_t (*closer)(hid_t));
+
+/* Creates dataset `name` with dims; chunked by rows of `row_bytes` with
+ * shuffle + deflate(1) when row_bytes > 0 (and dims[0] > 0). No modification
+ * times are stored, so the same data gives the same bytes. */
+bf_status bf_h5_create_dataset(hid_t file, const char *path, const char *name, hid_t ftype,
+                               int rank, const hsize_t *dims, size_t row_bytes, hid_t *out,
+                               bf_error *err);
+/* Creates and writes a whole dataset (nothing written when dims[0] is 0). */
+bf_status bf_h5_write_whole(hid_t file, const char *path, const char *name, hid_t ftype,
+                            hid_t mtype, int rank, const hsize_t *dims, size_t row_bytes,
+                            const void *data, bf_error *err);
+/* Variable-length UTF-8 string type (caller closes). */
+hid_t bf_h5_vlen_string_type(void);
+/* Attribute of obj: n values of `mtype` (n < 0: a scalar). */
+bf_status bf_h5_write_attr(hid_t obj, const char *path, const char *name, hid_t ftype,
+                           hid_t mtype, long n, const void *data, bf_error *err);
+
+/* Starts an atomic write (bf_atomic_begin, open_stdio = 0) and creates the
+ * HDF5 file at af->tmp_path; on failure nothing is left behind. */
+bf_status bf_h5_create_atomic(bf_atomic_file *af, const char *path, hid_t *file, bf_error *err);
+/* Closes *file and renames it into place (bf_atomic_commit); on failure the
+ * temporary file is removed. */
+bf_status bf_h5_commit_atomic(bf_atomic_file *af, hid_t *file, bf_error *err);
+/* Opens an existing HDF5 file read-only: "PATH: No such file or directory",
+ * "PATH: not an HDF5 file". */
+bf_status bf_h5_open_read(const char *path, hid_t *file, bf_error *err);
+
+/* Opens dataset `name`, checks its rank (<= 4) and type class, and fills dims. */
+bf_status bf_h5_open_checked(hid_t file, const char *path, const char *name, int rank,
+                             H5T_class_t tclass, hsize_t *dims, hid_t *out, bf_error *err);
+bf_status bf_h5_read_all(hid_t ds, hid_t mtype, void *buf, const char *path, const char *name,
+                         bf_error *err);
+/* "(3, 2806)" */
+void bf_h5_format_dims(const hsize_t *dims, int rank, char *out, size_t outsz);
+/* "PATH: dataset 'NAME': shape (got), expected WANT" */
+bf_status bf_h5_shape_error(bf_error *err, const char *path, const char *name, const char *want,
+                            const hsize_t *dims, int rank);
+/* Reads dataset `name` (rank <= 3), which must have exactly the shape
+ * want[0..rank-1], into buf as mtype (nothing to read when want[0] is 0). */
+bf_status bf_h5_read_exact(hid_t file, const char *path, const char *name, int rank,
+                           H5T_class_t tclass, const hsize_t *want, hid_t mtype, void *buf,
+                           bf_error *err);
+/* String attribute `name` (scalar or 1-D, variable or fixed length) into
+ * out[k * stride], at most max strings of stride-1 characters. Absent: *n = 0. */
+bf_status bf_h5_read_attr_strings(hid_t obj, const char *path, const char *name, char *out,
+                                  size_t stride, int max, int *n, bf_error *err);
+/* Integer attribute (scalar or 1-D, at most max values) converted to mtype. Absent: *n = 0. */
+bf_status bf_h5_read_attr_numbers(hid_t obj, const char *path, const char *name, hid_t mtype,
+                                  void *out, int max, int *n, bf_error *err);
+/* 1 when a * b elements of elem bytes fit in size_t. */
+int bf_h5_fits(hsize_t a, hsize_t b, size_t elem);
+
+#endif

@@ -1,0 +1,394 @@
+/* data/h5_util.c — HDF5 helpers shared by the dataset (data/dataset_h5.c) and
+ * patch (data/patches_h5.c) files: quiet error handling with messages naming
+ * the file and object, chunked + compressed datasets, attributes, atomic
+ * creation and checked reads. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/data_internal.h"
+
+#define CHUNK_BYTES BF_H5_CHUNK_BYTES
+
+/* ---- errors -------------------------------------------------------------------- */
+
+static herr_t innermost_desc(unsigned n, const H5E_error2_t *e, void *data)
+{
+    if (n == 0 && e->desc)
+        snprintf(data, 256, "%s", e->desc);
+    return 0;
+}
+
+/* HDF5's most specific message for the last failure (then cleared). */
+void bf_h5_detail(char buf[256])
+{
+    buf[0] = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_desc, buf);
+    H5Eclear2(H5E_DEFAULT);
+    if (!buf[0])
+        snprintf(buf, 256, "HDF5 error");
+}
+
+bf_status bf_h5_fail(bf_error *err, bf_status code, const char *path, const char *what,
+                         const char *name, const char *action)
+{
+    char detail[256];
+    bf_h5_detail(detail);
+    if (name)
+        return bf_error_set(err, code, "%s: %s '%s': %s: %s", path, what, name, action, detail);
+    return bf_error_set(err, code, "%s: %s: %s", path, action, detail);
+}
+
+void bf_h5_quiet_begin(bf_h5_quiet *q)
+{
+    H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+void bf_h5_quiet_end(const bf_h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->fn, q->data); }
+
+void bf_h5_close(hid_t *id, herr_t (*closer)(hid_t))
+{
+    if (*id >= 0)
+        closer(*id);
+    *id = H5I_INVALID_HID;
+}
+
+static int filter_encodes(H5Z_filter_t f)
+{
+    unsigned int config = 0;
+    return H5Zfilter_avail(f) > 0 && H5Zget_filter_info(f, &config) >= 0 &&
+           (config & H5Z_FILTER_CONFIG_ENCODE_ENABLED);
+}
+
+/* Creates dataset `name` with dims; chunked by rows of `row_bytes` with
+ * shuffle + deflate(1) when rows > 0 (and dims[0] > 0). */
+bf_status bf_h5_create_dataset(hid_t file, const char *path, const char *name, hid_t ftype,
+                                int rank, const hsize_t *dims, size_t row_bytes, hid_t *out,
+                                bf_error *err)
+{
+    bf_status st = BF_OK;
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    *out = H5I_INVALID_HID;
+    if (space < 0 || dcpl < 0) {
+        st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot describe");
+        goto done;
+    }
+    /* No modification times in the object headers: the same data gives the
+     * same bytes (`sample`: "the file is identical for any N"). */
+    if (H5Pset_obj_track_times(dcpl, 0) < 0) {
+        st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot describe");
+        goto done;
+    }
+    if (row_bytes > 0 && dims[0] > 0) {
+        hsize_t chunk[4];
+        hsize_t rows = CHUNK_BYTES / row_bytes;
+        if (rows < 1)
+            rows = 1;
+        if (rows > dims[0])
+            rows = dims[0];
+        chunk[0] = rows;
+        for (int r = 1; r < rank; r++)
+            chunk[r] = dims[r];
+        if (H5Pset_chunk(dcpl, rank, chunk) < 0 ||
+            (filter_encodes(H5Z_FILTER_SHUFFLE) && H5Pset_shuffle(dcpl) < 0) ||
+            (filter_encodes(H5Z_FILTER_DEFLATE) && H5Pset_deflate(dcpl, 1) < 0)) {
+            st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot set chunking");
+            goto done;
+        }
+    }
+    *out = H5Dcreate2(file, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (*out < 0)
+        st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot create");
+done:
+    bf_h5_close(&dcpl, H5Pclose);
+    bf_h5_close(&space, H5Sclose);
+    return st;
+}
+
+bf_status bf_h5_write_whole(hid_t file, const char *path, const char *name, hid_t ftype,
+                             hid_t mtype, int rank, const hsize_t *dims, size_t row_bytes,
+                             const void *data, bf_error *err)
+{
+    hid_t ds;
+    bf_status st = bf_h5_create_dataset(file, path, name, ftype, rank, dims, row_bytes, &ds, err);
+    if (st == BF_OK && dims[0] > 0 && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot write");
+    bf_h5_close(&ds, H5Dclose);
+    return st;
+}
+
+/* Variable-length UTF-8 string type (caller closes). */
+hid_t bf_h5_vlen_string_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t >= 0 && (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
+        H5Tclose(t);
+        t = H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* Root attribute: n values of `mtype` (n < 0: a scalar). */
+bf_status bf_h5_write_attr(hid_t obj, const char *path, const char *name, hid_t ftype,
+                            hid_t mtype, long n, const void *data, bf_error *err)
+{
+    bf_status st = BF_OK;
+    hsize_t dims[1] = {n < 0 ? 1 : (hsize_t)n};
+    hid_t space = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
+    hid_t attr = space < 0 ? H5I_INVALID_HID
+                           : H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0 || H5Awrite(attr, mtype, data) < 0)
+        st = bf_h5_fail(err, BF_ERR_IO, path, "attribute", name, "cannot write");
+    bf_h5_close(&attr, H5Aclose);
+    bf_h5_close(&space, H5Sclose);
+    return st;
+}
+
+/* ---- reading -------------------------------------------------------------------- */
+
+/* Opens dataset `name`, checks its rank and type class, and fills dims. */
+bf_status bf_h5_open_checked(hid_t file, const char *path, const char *name, int rank,
+                              H5T_class_t tclass, hsize_t *dims, hid_t *out, bf_error *err)
+{
+    bf_status st = BF_OK;
+    hid_t space = H5I_INVALID_HID, type = H5I_INVALID_HID;
+    *out = H5Dopen2(file, name, H5P_DEFAULT);
+    if (*out < 0)
+        return bf_h5_fail(err, BF_ERR_PARSE, path, "dataset", name, "cannot open");
+    space = H5Dget_space(*out);
+    type = H5Dget_type(*out);
+    if (space < 0 || type < 0) {
+        st = bf_h5_fail(err, BF_ERR_PARSE, path, "dataset", name, "cannot inspect");
+        goto done;
+    }
+    int r = H5Sget_simple_extent_ndims(space);
+    if (r != rank) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: dataset '%s': rank %d, expected %d", path, name,
+                          r, rank);
+        goto done;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    if (H5Tget_class(type) != tclass) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: dataset '%s': expected %s values", path, name,
+                          tclass == H5T_FLOAT ? "floating-point" : "integer");
+        goto done;
+    }
+done:
+    bf_h5_close(&type, H5Tclose);
+    bf_h5_close(&space, H5Sclose);
+    if (st != BF_OK)
+        bf_h5_close(out, H5Dclose);
+    return st;
+}
+
+bf_status bf_h5_read_all(hid_t ds, hid_t mtype, void *buf, const char *path, const char *name,
+                          bf_error *err)
+{
+    if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        return bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot read");
+    return BF_OK;
+}
+
+/* "(3, 2806)" */
+void bf_h5_format_dims(const hsize_t *dims, int rank, char *out, size_t outsz)
+{
+    size_t n = (size_t)snprintf(out, outsz, "(");
+    for (int r = 0; r < rank && n < outsz; r++)
+        n += (size_t)snprintf(out + n, outsz - n, "%s%llu", r ? ", " : "",
+                              (unsigned long long)dims[r]);
+    if (n < outsz - 1)
+        snprintf(out + n, outsz - n, ")");
+}
+
+bf_status bf_h5_shape_error(bf_error *err, const char *path, const char *name, const char *want,
+                             const hsize_t *dims, int rank)
+{
+    char got[96];
+    bf_h5_format_dims(dims, rank, got, sizeof got);
+    return bf_error_set(err, BF_ERR_PARSE, "%s: dataset '%s': shape %s, expected %s", path, name,
+                        got, want);
+}
+
+/* Reads dataset `name`, which must have exactly the shape want[0..rank-1],
+ * into buf as mtype (nothing to read when want[0] is 0). */
+bf_status bf_h5_read_exact(hid_t file, const char *path, const char *name, int rank,
+                           H5T_class_t tclass, const hsize_t *want, hid_t mtype, void *buf,
+                           bf_error *err)
+{
+    hsize_t dims[3];
+    hid_t ds = H5I_INVALID_HID;
+    bf_status st = bf_h5_open_checked(file, path, name, rank, tclass, dims, &ds, err);
+    if (st != BF_OK)
+        return st;
+    if (memcmp(dims, want, (size_t)rank * sizeof *dims) != 0) {
+        char text[96];
+        bf_h5_format_dims(want, rank, text, sizeof text);
+        st = bf_h5_shape_error(err, path, name, text, dims, rank);
+    } else if (want[0] > 0) {
+        st = bf_h5_read_all(ds, mtype, buf, path, name, err);
+    }
+    bf_h5_close(&ds, H5Dclose);
+    return st;
+}
+
+/* Reads string attribute `name` (scalar or 1-D, variable or fixed length) into
+ * out[k * stride], at most max strings of stride-1 characters. Absent: *n = 0. */
+bf_status bf_h5_read_attr_strings(hid_t obj, const char *path, const char *name, char *out,
+                                   size_t stride, int max, int *n, bf_error *err)
+{
+    bf_status st = BF_OK;
+    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID,
+          mtype = H5I_INVALID_HID;
+    char **vbuf = NULL, *fbuf = NULL;
+    *n = 0;
+    if (H5Aexists(obj, name) <= 0)
+        return BF_OK;
+    attr = H5Aopen(obj, name, H5P_DEFAULT);
+    type = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
+    space = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;
+    if (type < 0 || space < 0) {
+        st = bf_h5_fail(err, BF_ERR_PARSE, path, "attribute", name, "cannot open");
+        goto done;
+    }
+    if (H5Tget_class(type) != H5T_STRING) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: attribute '%s': not a string", path, name);
+        goto done;
+    }
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    if (count < 0 || count > max) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: attribute '%s': %lld strings, at most %d", path,
+                          name, (long long)count, max);
+        goto done;
+    }
+    mtype = H5Tcopy(H5T_C_S1);
+    if (mtype < 0) {
+        st = bf_h5_fail(err, BF_ERR_IO, path, "attribute", name, "cannot read");
+        goto done;
+    }
+    H5Tset_cset(mtype, H5Tget_cset(type));
+    if (H5Tis_variable_str(type) > 0) {
+        vbuf = calloc((size_t)(count ? count : 1), sizeof *vbuf);
+        if (!vbuf || H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Aread(attr, mtype, vbuf) < 0) {
+            st = bf_h5_fail(err, BF_ERR_IO, path, "attribute", name, "cannot read");
+            free(vbuf); /* nothing was allocated by HDF5 if the read failed */
+            vbuf = NULL;
+            goto done;
+        }
+        for (hssize_t k = 0; k < count; k++)
+            snprintf(out + (size_t)k * stride, stride, "%s", vbuf[k] ? vbuf[k] : "");
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, vbuf);
+    } else {
+        size_t size = H5Tget_size(type) + 1; /* room for a terminator */
+        fbuf = calloc((size_t)(count ? count : 1), size);
+        if (!fbuf || H5Tset_size(mtype, size) < 0 || H5Tset_strpad(mtype, H5T_STR_NULLTERM) < 0 ||
+            H5Aread(attr, mtype, fbuf) < 0) {
+            st = bf_h5_fail(err, BF_ERR_IO, path, "attribute", name, "cannot read");
+            goto done;
+        }
+        for (hssize_t k = 0; k < count; k++)
+            snprintf(out + (size_t)k * stride, stride, "%s", fbuf + (size_t)k * size);
+    }
+    *n = (int)count;
+done:
+    free(vbuf);
+    free(fbuf);
+    bf_h5_close(&mtype, H5Tclose);
+    bf_h5_close(&space, H5Sclose);
+    bf_h5_close(&type, H5Tclose);
+    bf_h5_close(&attr, H5Aclose);
+    return st;
+}
+
+/* Numeric attribute (scalar or 1-D, at most max values) converted to mtype. */
+bf_status bf_h5_read_attr_numbers(hid_t obj, const char *path, const char *name, hid_t mtype,
+                                   void *out, int max, int *n, bf_error *err)
+{
+    bf_status st = BF_OK;
+    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    *n = 0;
+    if (H5Aexists(obj, name) <= 0)
+        return BF_OK;
+    attr = H5Aopen(obj, name, H5P_DEFAULT);
+    type = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
+    space = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;
+    if (type < 0 || space < 0) {
+        st = bf_h5_fail(err, BF_ERR_PARSE, path, "attribute", name, "cannot open");
+        goto done;
+    }
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    if (H5Tget_class(type) != H5T_INTEGER || count < 0 || count > max) {
+        st = bf_error_set(err, BF_ERR_PARSE, "%s: attribute '%s': expected at most %d integers",
+                          path, name, max);
+        goto done;
+    }
+    if (count > 0 && H5Aread(attr, mtype, out) < 0) {
+        st = bf_h5_fail(err, BF_ERR_IO, path, "attribute", name, "cannot read");
+        goto done;
+    }
+    *n = (int)count;
+done:
+    bf_h5_close(&space, H5Sclose);
+    bf_h5_close(&type, H5Tclose);
+    bf_h5_close(&attr, H5Aclose);
+    return st;
+}
+
+int bf_h5_fits(hsize_t a, hsize_t b, size_t elem)
+{
+    return b == 0 || a <= (hsize_t)(SIZE_MAX / elem) / b;
+}
+/* ---- files ------------------------------------------------------------------------ */
+
+bf_status bf_h5_create_atomic(bf_atomic_file *af, const char *path, hid_t *file, bf_error *err)
+{
+    *file = H5I_INVALID_HID;
+    bf_status st = bf_atomic_begin(af, path, 0, err);
+    if (st != BF_OK)
+        return st;
+    errno = 0;
+    *file = H5Fcreate(af->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (*file < 0) {
+        int saved = errno;
+        char detail[256];
+        bf_h5_detail(detail);
+        bf_atomic_abort(af);
+        return bf_error_set(err, BF_ERR_IO, "%s: cannot create: %s", path,
+                            saved ? strerror(saved) : detail);
+    }
+    return BF_OK;
+}
+
+bf_status bf_h5_commit_atomic(bf_atomic_file *af, hid_t *file, bf_error *err)
+{
+    herr_t rc = H5Fclose(*file);
+    *file = H5I_INVALID_HID;
+    if (rc < 0) {
+        bf_status st = bf_h5_fail(err, BF_ERR_IO, af->path, NULL, NULL, "cannot finish writing");
+        bf_atomic_abort(af);
+        return st;
+    }
+    return bf_atomic_commit(af, err); /* removes the temporary file itself on failure */
+}
+
+bf_status bf_h5_open_read(const char *path, hid_t *file, bf_error *err)
+{
+    *file = H5I_INVALID_HID;
+    errno = 0;
+    if (H5Fis_hdf5(path) <= 0) {
+        int saved = errno;
+        FILE *fp = fopen(path, "rb");
+        if (!fp)
+            saved = errno;
+        else
+            fclose(fp);
+        H5Eclear2(H5E_DEFAULT);
+        return bf_error_set(err, fp ? BF_ERR_PARSE : BF_ERR_IO, "%s: %s", path,
+                            fp ? "not an HDF5 file" : strerror(saved ? saved : ENOENT));
+    }
+    *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*file < 0)
+        return bf_h5_fail(err, BF_ERR_IO, path, NULL, NULL, "cannot open");
+    return BF_OK;
+}
