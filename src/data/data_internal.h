@@ -17,8 +17,8 @@
  * (key == NULL, value == NULL) and each key line, with its 1-based line
  * number; key and value are trimmed. A non-BF_OK return stops the parse and is
  * returned. Syntax errors ("FILE:LINE: ...") are reported for a line that is
- * neither, a key before any section, an empty key, a NUL byte, or an
- * unterminated or empty header. */
+ * neither, a key before any section, an empty key, or an unterminated or
+ * empty header. The separator is the first '=' or ':' of the line. */
 typedef bf_status (*bf_ini_fn)(void *user, const char *section, const char *key,
                                const char *value, int line, bf_error *err);
 bf_status bf_ini_parse(const char *text, const char *name, bf_ini_fn fn, void *user,
