@@ -318,7 +318,7 @@ BF_TEST(test_adam_first_step_moves_each_value_by_lr_times_sign_of_gradient)
 {
     bf_adam opt;
     bf_error err = {0};
-    CHECK(bf_adam_init(&opt, 5, 1e-3f, &err) == BF_OK);
+    CHECK(bf_adam_init(&opt, NULL, 5, 1e-3f, &err) == BF_OK);
     CHECK(opt.beta1 == 0.9f && opt.beta2 == 0.999f && opt.eps == 1e-8f && opt.step == 0);
     float value[5] = {1, -2, 0.5f, 0, 3};
     const float grad[5] = {0.3f, -4, 1e-2f, 0, -7e-3f};
@@ -341,7 +341,7 @@ BF_TEST(test_adam_matches_torch_formula_over_several_steps)
     enum { N = 4, STEPS = 6 };
     bf_adam opt;
     bf_error err = {0};
-    CHECK(bf_adam_init(&opt, N, 0.01f, &err) == BF_OK);
+    CHECK(bf_adam_init(&opt, NULL, N, 0.01f, &err) == BF_OK);
     float value[N] = {0.5f, -1, 2, 0.1f};
     double ref[N], m[N] = {0}, v[N] = {0};
     for (int i = 0; i < N; i++)
@@ -379,8 +379,8 @@ BF_TEST(test_adam_is_independent_of_thread_count)
     memcpy(v2, v1, n * sizeof *v2);
     bf_adam a, b;
     bf_error err = {0};
-    CHECK(bf_adam_init(&a, n, 1e-3f, &err) == BF_OK);
-    CHECK(bf_adam_init(&b, n, 1e-3f, &err) == BF_OK);
+    CHECK(bf_adam_init(&a, NULL, n, 1e-3f, &err) == BF_OK);
+    CHECK(bf_adam_init(&b, NULL, n, 1e-3f, &err) == BF_OK);
     int saved = omp_get_max_threads();
     omp_set_num_threads(1);
     bf_adam_step(&a, v1, grad);
@@ -400,11 +400,11 @@ BF_TEST(test_adam_init_rejects_bad_learning_rate)
 {
     bf_adam opt;
     bf_error err = {0};
-    CHECK(bf_adam_init(&opt, 3, -1.0f, &err) == BF_ERR_INVALID);
+    CHECK(bf_adam_init(&opt, NULL, 3, -1.0f, &err) == BF_ERR_INVALID);
     CHECK(strstr(err.msg, "learning rate") != NULL);
     bf_adam_free(&opt);
     err = (bf_error){0};
-    CHECK(bf_adam_init(&opt, 3, NAN, &err) == BF_ERR_INVALID);
+    CHECK(bf_adam_init(&opt, NULL, 3, NAN, &err) == BF_ERR_INVALID);
     bf_adam_free(&opt);
 }
 

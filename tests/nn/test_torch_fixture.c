@@ -1,7 +1,8 @@
 /* tests/nn/test_torch_fixture.c — the nn engine against PyTorch 1.13 (float32, CPU):
- * the reference layers and losses of nn.h section 1, and structure_net's forward
- * pass, loss gradients, gradient clipping and two Adam steps, against
- * tests/nn/fixtures/{layers,structure_net_small}.safetensors. The fixtures are
+ * the reference layers and losses of nn.h section 1, the non-local block, and both
+ * models' forward pass, loss gradients (structure_net: with gradient clipping) and two
+ * Adam steps, on the CPU and the reference backends, against
+ * tests/nn/fixtures/{layers,structure_net_small,braggnn}.safetensors. The fixtures are
  * written by tools/make_torch_fixture.py (see its docstring); PyTorch is not needed
  * here, and a missing fixture is a failure, not a skip.
  *
@@ -25,9 +26,9 @@
 
 /* ---- fixtures --------------------------------------------------------------------- */
 
-enum { FIX_LAYERS, FIX_MODEL, FIX_COUNT };
-static const char *const fixture_file[FIX_COUNT] = {"layers.safetensors",
-                                                    "structure_net_small.safetensors"};
+enum { FIX_LAYERS, FIX_MODEL, FIX_BRAGGNN, FIX_COUNT };
+static const char *const fixture_file[FIX_COUNT] = {
+    "layers.safetensors", "structure_net_small.safetensors", "braggnn.safetensors"};
 static bf_safetensors fixtures[FIX_COUNT];
 static int fixture_loaded[FIX_COUNT];
 static char fixture_msg[FIX_COUNT][1200];
@@ -452,8 +453,8 @@ BF_TEST(clip_and_adam_on_pytorch_gradients_match_pytorch)
     bf_adam opt = {0}, opt_be = {0};
     bf_error err = {0};
     int ok = value && grad && value_be && grad_be;
-    ok = ok && bf_adam_init(&opt, total, lr, &err) == BF_OK;
-    ok = ok && bf_adam_init(&opt_be, total, lr, &err) == BF_OK;
+    ok = ok && bf_adam_init(&opt, NULL, total, lr, &err) == BF_OK;
+    ok = ok && bf_adam_init(&opt_be, NULL, total, lr, &err) == BF_OK;
     if (ok) {
         /* the reference functions */
         double norm = bf_clip_grad_norm(grad, total, max_norm);
@@ -463,10 +464,10 @@ BF_TEST(clip_and_adam_on_pytorch_gradients_match_pytorch)
         ok &= close_params(st, &fp, "step1", value, STEP_REL, STEP_FLOOR);
         /* the CPU backend's */
         const bf_backend *be = bf_backend_cpu();
-        norm = be->grad_norm_clip(grad_be, total, max_norm);
+        ok &= be->grad_norm_clip(grad_be, total, max_norm, &norm, &err) == BF_OK;
         ok &= close_scalar("grad_norm (cpu grad_norm_clip)", norm, (float)norm_want, OUT_REL, 0);
         ok &= close_params(st, &fp, "clipped", grad_be, OUT_REL, FLOOR);
-        be->adam_step(&opt_be, value_be, grad_be);
+        ok &= be->adam_step(&opt_be, value_be, grad_be, &err) == BF_OK;
         ok &= close_params(st, &fp, "step1", value_be, STEP_REL, STEP_FLOOR);
     } else {
         fprintf(stderr, "  setup failed: %s\n", err.msg);
@@ -480,29 +481,25 @@ BF_TEST(clip_and_adam_on_pytorch_gradients_match_pytorch)
     CHECK(ok);
 }
 
-/* ---- structure_net -------------------------------------------------------------------- */
+/* ---- whole models: structure_net and braggnn, on both backends ------------------------ */
 
 typedef struct {
+    int which;                     /* FIX_MODEL or FIX_BRAGGNN */
     const bf_safetensors *st;
     fixture_params fp;
     bf_model *m;
-    int B, L, n_out;
-    float *x, *out, *dout;         /* backend memory */
+    int B, n_out;
+    float *x, *dout;               /* backend memory */
     float *h_out, *h_dout;         /* host (B, n_out) */
-    const int32_t *labels;
-    const float *targets;
+    const int32_t *labels;         /* structure_net */
+    const float *targets;          /* structure_net (B, 3); braggnn (B, 2) */
 } model_ctx;
 
 static void model_ctx_free(model_ctx *c)
 {
     if (c->m) {
-        const bf_backend *be = c->m->be;
-        if (c->x)
-            be->free(c->x);
-        if (c->out)
-            be->free(c->out);
-        if (c->dout)
-            be->free(c->dout);
+        c->m->be->free(c->x);
+        c->m->be->free(c->dout);
         bf_model_destroy(c->m);
     }
     free(c->h_out);
@@ -510,30 +507,46 @@ static void model_ctx_free(model_ctx *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Creates the model at the fixture's shape, checks its parameters have exactly the
- * fixture's state_dict names (in order) and shapes, and loads the fixture's values. */
-static int model_setup(model_ctx *c)
+/* The fixture's model shape from its metadata. */
+static int fixture_shape(const bf_safetensors *st, int which, const char **kind,
+                         bf_model_shape *shape)
+{
+    memset(shape, 0, sizeof *shape);
+    if (which == FIX_MODEL) {
+        *kind = "structure_net";
+        *shape = (bf_model_shape){{(int)meta_double(st, "L"), (int)meta_double(st, "hidden"), 3}};
+        return 1;
+    }
+    *kind = "braggnn";
+    const char *fc = bf_safetensors_meta(st, "fcsz");
+    shape->dim[0] = (int)meta_double(st, "S");
+    return fc && sscanf(fc, "%d,%d,%d,%d", &shape->dim[1], &shape->dim[2], &shape->dim[3],
+                        &shape->dim[4]) == 4;
+}
+
+/* Creates the model at the fixture's shape on be, checks its parameters have exactly
+ * the fixture's state_dict names (in order) and shapes, and loads the fixture's values. */
+static int model_setup(model_ctx *c, int which, const bf_backend *be)
 {
     memset(c, 0, sizeof *c);
-    c->st = fixture(FIX_MODEL);
+    c->which = which;
+    c->st = fixture(which);
     if (c->st == NULL)
-        return fprintf(stderr, "  %s\n", fixture_msg[FIX_MODEL]), 0;
+        return fprintf(stderr, "  %s\n", fixture_msg[which]), 0;
     const bf_safetensors *st = c->st;
     if (!read_param_names(st, &c->fp))
         return 0;
-    c->L = (int)meta_double(st, "L");
     c->B = (int)meta_double(st, "B");
-    int hidden = (int)meta_double(st, "hidden");
+    const char *kind;
+    bf_model_shape shape;
     bf_error err = {0};
-    if (bf_model_create("structure_net", &(bf_model_shape){c->L, hidden, 3}, bf_backend_cpu(),
-                        0, &c->m, &err) != BF_OK ||
+    if (!fixture_shape(st, which, &kind, &shape))
+        return fprintf(stderr, "  fixture metadata: no model shape\n"), 0;
+    if (bf_model_create(kind, &shape, be, 0, &c->m, &err) != BF_OK ||
         bf_model_reserve(c->m, c->B, &err) != BF_OK)
         return fprintf(stderr, "  model: %s\n", err.msg), 0;
     bf_model *m = c->m;
-    const bf_backend *be = m->be;
     c->n_out = m->n_out;
-    if (m->n_out != 7)
-        return fprintf(stderr, "  structure_net n_out %d, want 3 logits + 4 = 7\n", m->n_out), 0;
 
     /* same names, same order, same shapes */
     int ok = 1;
@@ -564,151 +577,158 @@ static int model_setup(model_ctx *c)
             ok = 0;
             continue;
         }
-        be->upload(m->params.value + pi->offset, t->data, pi->count * sizeof(float));
+        memcpy(m->params.value + pi->offset, t->data, pi->count * sizeof(float));
     }
     for (int i = 0; i < c->fp.n; i++)
         if (bf_params_find(&m->params, c->fp.names[i]) == NULL) {
             fprintf(stderr, "  state_dict tensor %s is not a model parameter\n", c->fp.names[i]);
             ok = 0;
         }
-    if (!ok)
+    if (!ok || bf_model_params_upload(m, &err) != BF_OK)
         return 0;
 
     size_t n_x;
     const float *x = F32(st, NULL, "input", &n_x);
-    c->labels = tensor(st, NULL, "labels", "I32", NULL);
-    c->targets = F32(st, NULL, "targets", NULL);
-    if (!x || !c->labels || !c->targets || n_x != (size_t)c->B * c->L)
+    if (which == FIX_MODEL) {
+        c->labels = tensor(st, NULL, "labels", "I32", NULL);
+        c->targets = F32(st, NULL, "targets", NULL);
+    } else {
+        c->targets = F32(st, NULL, "target", NULL);
+    }
+    if (!x || (which == FIX_MODEL && !c->labels) || !c->targets ||
+        n_x != (size_t)c->B * m->input_len)
         return 0;
-    size_t n_io = (size_t)c->B * c->n_out * sizeof(float);
-    c->x = be->alloc(n_x * sizeof(float));
-    c->out = be->alloc(n_io);
-    c->dout = be->alloc(n_io);
-    c->h_out = zalloc((size_t)c->B * c->n_out);
-    c->h_dout = zalloc((size_t)c->B * c->n_out);
-    if (!c->x || !c->out || !c->dout || !c->h_out || !c->h_dout)
-        return fprintf(stderr, "  out of memory\n"), 0;
-    be->upload(c->x, x, n_x * sizeof(float));
+    size_t n_io = (size_t)c->B * c->n_out;
+    c->h_out = zalloc(n_io);
+    c->h_dout = zalloc(n_io);
+    if (!c->h_out || !c->h_dout || be->alloc(n_x * sizeof(float), (void **)&c->x, &err) ||
+        be->alloc(n_io * sizeof(float), (void **)&c->dout, &err) ||
+        be->upload(c->x, x, n_x * sizeof(float), &err))
+        return fprintf(stderr, "  %s\n", err.msg[0] ? err.msg : "out of memory"), 0;
     return 1;
 }
 
-/* Forward, both losses, d loss / d out into c->dout (B, 7): columns 0-2 from the
- * cross-entropy, 3-6 from the heteroscedastic loss. Logits and regression go to
- * logits (B, 3) and reg (B, 4) when given; the losses to loss[3] (class, reg, sum). */
-static int model_forward_loss(model_ctx *c, float *logits, float *reg, double loss[3])
+/* Forward, the loss, d loss / d out into c->dout. structure_net: cross-entropy on
+ * columns 0-2 plus the heteroscedastic loss on 3-6, loss[3] = class, reg, sum;
+ * braggnn: MSE, loss[2]. Outputs stay in c->h_out. */
+static int model_forward_loss(model_ctx *c, double loss[3])
 {
     bf_model *m = c->m;
     bf_error err = {0};
     int B = c->B, n_out = c->n_out;
-    if (m->kind->forward(m, c->x, B, c->out, &err) != BF_OK)
+    if (m->kind->forward(m, c->x, B, &err) != BF_OK ||
+        m->be->download(c->h_out, m->out, (size_t)B * n_out * sizeof(float), &err) != BF_OK)
         return fprintf(stderr, "  forward: %s\n", err.msg), 0;
-    m->be->download(c->h_out, c->out, (size_t)B * n_out * sizeof(float));
-    float lg[64], rg[64], dlg[64], drg[64];
-    if (B * 4 > 64)
-        return 0;
-    for (int n = 0; n < B; n++) {
-        memcpy(lg + n * 3, c->h_out + (size_t)n * n_out, 3 * sizeof(float));
-        memcpy(rg + n * 4, c->h_out + (size_t)n * n_out + 3, 4 * sizeof(float));
+    if (c->which == FIX_BRAGGNN) {
+        loss[0] = loss[1] = 0;
+        loss[2] = bf_mse_loss(c->h_dout, c->h_out, c->targets, B, n_out, 1.0f);
+    } else {
+        float lg[64], rg[64], dlg[64], drg[64];
+        if (B * 4 > 64)
+            return 0;
+        for (int n = 0; n < B; n++) {
+            memcpy(lg + n * 3, c->h_out + (size_t)n * n_out, 3 * sizeof(float));
+            memcpy(rg + n * 4, c->h_out + (size_t)n * n_out + 3, 4 * sizeof(float));
+        }
+        loss[0] = bf_cross_entropy_loss(dlg, lg, c->labels, B, 3, 1.0f);
+        loss[1] = bf_hetero_loss(drg, rg, c->targets, B, 3, 1.0f);
+        loss[2] = loss[0] + loss[1];
+        for (int n = 0; n < B; n++) {
+            memcpy(c->h_dout + (size_t)n * n_out, dlg + n * 3, 3 * sizeof(float));
+            memcpy(c->h_dout + (size_t)n * n_out + 3, drg + n * 4, 4 * sizeof(float));
+        }
     }
-    loss[0] = bf_cross_entropy_loss(dlg, lg, c->labels, B, 3, 1.0f);
-    loss[1] = bf_hetero_loss(drg, rg, c->targets, B, 3, 1.0f);
-    loss[2] = loss[0] + loss[1];
-    for (int n = 0; n < B; n++) {
-        memcpy(c->h_dout + (size_t)n * n_out, dlg + n * 3, 3 * sizeof(float));
-        memcpy(c->h_dout + (size_t)n * n_out + 3, drg + n * 4, 4 * sizeof(float));
-    }
-    m->be->upload(c->dout, c->h_dout, (size_t)B * n_out * sizeof(float));
-    if (logits)
-        memcpy(logits, lg, (size_t)B * 3 * sizeof(float));
-    if (reg)
-        memcpy(reg, rg, (size_t)B * 4 * sizeof(float));
+    if (m->be->upload(c->dout, c->h_dout, (size_t)B * n_out * sizeof(float), &err) != BF_OK)
+        return fprintf(stderr, "  upload: %s\n", err.msg), 0;
     return 1;
 }
 
 static int model_backward(model_ctx *c)
 {
     bf_error err = {0};
-    bf_params_zero_grad(&c->m->params);
-    if (c->m->kind->backward(c->m, c->x, c->B, c->dout, &err) != BF_OK)
+    if (bf_model_zero_grad(c->m, &err) != BF_OK ||
+        c->m->kind->backward(c->m, c->x, c->B, c->dout, &err) != BF_OK ||
+        bf_model_params_download(c->m, 1, &err) != BF_OK)
         return fprintf(stderr, "  backward: %s\n", err.msg), 0;
     return 1;
 }
 
-/* Host copy of the model's gradients (or values). */
-static float *model_download(const model_ctx *c, const float *src)
-{
-    float *h = zalloc(c->m->params.total);
-    if (h)
-        c->m->be->download(h, src, c->m->params.total * sizeof(float));
-    return h;
-}
-
-BF_TEST(structure_net_parameters_are_pytorchs_state_dict)
+static int check_setup(int which, const bf_backend *be)
 {
     model_ctx c;
-    int ok = model_setup(&c);
+    int ok = model_setup(&c, which, be);
     model_ctx_free(&c);
-    CHECK(ok);
+    return ok;
 }
 
-BF_TEST(structure_net_forward_and_losses_match_pytorch)
+static int check_forward(int which, const bf_backend *be)
 {
     model_ctx c;
-    float logits[64], reg[64];
     double loss[3];
-    int ok = model_setup(&c) && model_forward_loss(&c, logits, reg, loss);
-    if (ok) {
+    int ok = model_setup(&c, which, be) && model_forward_loss(&c, loss);
+    if (ok && which == FIX_MODEL) {
         const bf_safetensors *st = c.st;
         size_t n_l, n_r;
         const float *want_l = F32(st, NULL, "logits", &n_l),
                     *want_r = F32(st, NULL, "regression", &n_r);
         const float *lc = F32(st, NULL, "loss_class", NULL), *lr = F32(st, NULL, "loss_reg", NULL),
                     *lt = F32(st, NULL, "loss", NULL);
-        ok = want_l && want_r && lc && lr && lt && n_l == (size_t)c.B * 3 && n_r == (size_t)c.B * 4;
+        float logits[64], reg[64];
+        for (int n = 0; n < c.B && n < 16; n++) {
+            memcpy(logits + n * 3, c.h_out + (size_t)n * 7, 3 * sizeof(float));
+            memcpy(reg + n * 4, c.h_out + (size_t)n * 7 + 3, 4 * sizeof(float));
+        }
+        ok = want_l && want_r && lc && lr && lt && n_l == (size_t)c.B * 3 &&
+             n_r == (size_t)c.B * 4 && c.B <= 16;
         ok = ok && close_to("logits", logits, want_l, n_l, OUT_REL, FLOOR);
         ok = ok && close_to("regression", reg, want_r, n_r, OUT_REL, FLOOR);
         ok = ok && close_scalar("loss_class", loss[0], lc[0], OUT_REL, FLOOR);
         ok = ok && close_scalar("loss_reg", loss[1], lr[0], OUT_REL, FLOOR);
         ok = ok && close_scalar("loss", loss[2], lt[0], OUT_REL, FLOOR);
+    } else if (ok) {
+        size_t n;
+        const float *want = F32(c.st, NULL, "output", &n), *lt = F32(c.st, NULL, "loss", NULL);
+        ok = want && lt && n == (size_t)c.B * 2;
+        ok = ok && close_to("output", c.h_out, want, n, OUT_REL, FLOOR);
+        ok = ok && close_scalar("loss", loss[2], lt[0], OUT_REL, FLOOR);
     }
     model_ctx_free(&c);
-    CHECK(ok);
+    return ok;
 }
 
-BF_TEST(structure_net_gradients_match_pytorch)
+static int check_gradients(int which, const bf_backend *be)
 {
     model_ctx c;
     double loss[3];
-    float *grad = NULL;
-    int ok = model_setup(&c) && model_forward_loss(&c, NULL, NULL, loss) && model_backward(&c);
-    if (ok) {
-        grad = model_download(&c, c.m->params.grad);
-        /* in the model's own layout: offsets from bf_params_find */
-        for (int i = 0; i < c.fp.n && grad; i++) {
-            const bf_param_info *pi = bf_params_find(&c.m->params, c.fp.names[i]);
-            size_t n;
-            const float *want = F32(c.st, "grad", c.fp.names[i], &n);
-            char what[128];
-            snprintf(what, sizeof what, "grad.%s", c.fp.names[i]);
-            ok &= pi && want && n == pi->count &&
-                  close_to(what, grad + pi->offset, want, n, GRAD_REL, FLOOR);
-        }
-        ok &= grad != NULL;
+    int ok = model_setup(&c, which, be) && model_forward_loss(&c, loss) && model_backward(&c);
+    for (int i = 0; ok && i < c.fp.n; i++) { /* in the model's own layout */
+        const bf_param_info *pi = bf_params_find(&c.m->params, c.fp.names[i]);
+        size_t n;
+        const float *want = F32(c.st, "grad", c.fp.names[i], &n);
+        char what[128];
+        snprintf(what, sizeof what, "grad.%s", c.fp.names[i]);
+        ok &= pi && want && n == pi->count &&
+              close_to(what, c.m->params.grad + pi->offset, want, n, GRAD_REL, FLOOR);
     }
-    free(grad);
     model_ctx_free(&c);
-    CHECK(ok);
+    return ok;
 }
 
-/* One model iteration as training does it: forward, losses, backward, clip
- * (bf_clip_grad_norm), Adam; returns the norm before clipping (NaN on failure). */
+/* One iteration as training does it: forward, loss, backward, clip (max_norm > 0), Adam,
+ * all on the model's backend; returns the norm before clipping (0 without; NaN on
+ * failure). The host copy of the parameters is refreshed afterwards. */
 static double model_step(model_ctx *c, bf_adam *opt, double max_norm)
 {
-    double loss[3];
-    if (!model_forward_loss(c, NULL, NULL, loss) || !model_backward(c))
+    double loss[3], norm = 0;
+    bf_error err = {0};
+    bf_model *m = c->m;
+    if (!model_forward_loss(c, loss) || !model_backward(c))
         return NAN;
-    double norm = bf_clip_grad_norm(c->m->params.grad, c->m->params.total, max_norm);
-    bf_adam_step(opt, c->m->params.value, c->m->params.grad);
+    if ((max_norm > 0 &&
+         m->be->grad_norm_clip(m->g, m->params.total, max_norm, &norm, &err) != BF_OK) ||
+        m->be->adam_step(opt, m->w, m->g, &err) != BF_OK ||
+        bf_model_params_download(m, 1, &err) != BF_OK)
+        return fprintf(stderr, "  step: %s\n", err.msg), NAN;
     return norm;
 }
 
@@ -716,81 +736,91 @@ static double model_step(model_ctx *c, bf_adam *opt, double max_norm)
  * (1e-8): there a gradient that agrees with PyTorch's to float32 noise (1e-10
  * absolute on a value of 5e-8 that cancels from O(1e-2) terms) moves the update by a
  * visible fraction of lr. After the model's own backward pass, parameters whose
- * PyTorch clipped gradient is below this are left out of the step comparison (and
+ * PyTorch (clipped) gradient is below this are left out of the step comparison (and
  * counted); the clip_and_adam test above checks every element from PyTorch's own
  * gradients at full tolerance. */
 #define ADAM_WELL_CONDITIONED 1e-6
 
 /* Compares the model's values (in its layout) with "<prefix>.<name>"; with
- * adam_mask, only where |clipped.<name>| >= ADAM_WELL_CONDITIONED. */
+ * mask_by, only where |<mask_by>.<name>| >= ADAM_WELL_CONDITIONED. */
 static int model_close(const model_ctx *c, const float *h, const char *prefix, double rel,
-                       double floor, int adam_mask)
+                       double floor, const char *mask_by)
 {
     int ok = 1;
     size_t skipped = 0;
     for (int i = 0; i < c->fp.n; i++) {
         const bf_param_info *pi = bf_params_find(&c->m->params, c->fp.names[i]);
-        size_t n, n_clip = 0;
+        size_t n, n_mask = 0;
         const float *want = F32(c->st, prefix, c->fp.names[i], &n);
-        const float *clip = adam_mask ? F32(c->st, "clipped", c->fp.names[i], &n_clip) : NULL;
+        const float *mask = mask_by ? F32(c->st, mask_by, c->fp.names[i], &n_mask) : NULL;
         char what[128];
         snprintf(what, sizeof what, "%s.%s", prefix, c->fp.names[i]);
-        if (!pi || !want || n != pi->count || (adam_mask && (!clip || n_clip != n))) {
+        if (!pi || !want || n != pi->count || (mask_by && (!mask || n_mask != n))) {
             ok = 0;
             continue;
         }
         float *got = zalloc(n);
         memcpy(got, h + pi->offset, n * sizeof *got);
-        for (size_t k = 0; adam_mask && k < n; k++)
-            if (fabsf(clip[k]) < ADAM_WELL_CONDITIONED) {
+        for (size_t k = 0; mask_by && k < n; k++)
+            if (fabsf(mask[k]) < ADAM_WELL_CONDITIONED) {
                 got[k] = want[k];
                 skipped++;
             }
         ok &= close_to(what, got, want, n, rel, floor);
         free(got);
     }
-    if (adam_mask)
+    if (mask_by)
         printf("  (%s: %zu of %zu values with |gradient| < %g left out)\n", prefix, skipped,
                c->m->params.total, ADAM_WELL_CONDITIONED);
     return ok;
 }
 
-BF_TEST(structure_net_two_clipped_adam_steps_match_pytorch)
+/* structure_net: clipped (the fixture clips), braggnn: plain Adam as BraggNN trains. */
+static int check_two_steps(int which, const bf_backend *be)
 {
     model_ctx c;
     bf_adam opt = {0};
     bf_error err = {0};
-    float *h = NULL;
-    int ok = model_setup(&c);
-    if (ok && strcmp(c.m->be->name, "cpu") != 0) {
-        fprintf(stderr, "  bf_clip_grad_norm / bf_adam_step need host (cpu backend) memory\n");
-        ok = 0;
-    }
-    double max_norm = ok ? meta_double(c.st, "max_norm") : NAN;
+    int ok = model_setup(&c, which, be);
+    int clips = which == FIX_MODEL;
+    double max_norm = ok && clips ? meta_double(c.st, "max_norm") : 0;
     float lr = ok ? (float)meta_double(c.st, "lr") : NAN;
+    const char *mask_by = clips ? "clipped" : "grad";
     ok = ok && isfinite(max_norm) && lr > 0 &&
-         bf_adam_init(&opt, c.m->params.total, lr, &err) == BF_OK;
+         bf_adam_init(&opt, be, c.m->params.total, lr, &err) == BF_OK;
     if (ok) {
         double norm = model_step(&c, &opt, max_norm);
-        ok &= close_scalar("grad_norm (step 1)", norm, (float)meta_double(c.st, "grad_norm"),
-                           GRAD_REL, 0);
-        ok &= norm > max_norm;
-        h = model_download(&c, c.m->params.grad);
-        ok &= h && model_close(&c, h, "clipped", GRAD_REL, FLOOR, 0);
-        free(h);
-        h = model_download(&c, c.m->params.value);
-        ok &= h && model_close(&c, h, "step1", STEP_REL, STEP_FLOOR, 1);
-        free(h);
+        if (clips) {
+            ok &= close_scalar("grad_norm (step 1)", norm,
+                               (float)meta_double(c.st, "grad_norm"), GRAD_REL, 0);
+            ok &= norm > max_norm;
+            ok &= model_close(&c, c.m->params.grad, "clipped", GRAD_REL, FLOOR, NULL);
+        }
+        ok &= isfinite(norm) && model_close(&c, c.m->params.value, "step1", STEP_REL,
+                                            STEP_FLOOR, mask_by);
         norm = model_step(&c, &opt, max_norm);
-        ok &= close_scalar("grad_norm (step 2)", norm, (float)meta_double(c.st, "grad_norm2"),
-                           GRAD_REL, 0);
-        h = model_download(&c, c.m->params.value);
-        ok &= h && model_close(&c, h, "step2", STEP_REL, STEP_FLOOR, 1);
-        free(h);
+        if (clips)
+            ok &= close_scalar("grad_norm (step 2)", norm,
+                               (float)meta_double(c.st, "grad_norm2"), GRAD_REL, 0);
+        ok &= isfinite(norm) && model_close(&c, c.m->params.value, "step2", STEP_REL,
+                                            STEP_FLOOR, mask_by);
     } else if (err.msg[0]) {
         fprintf(stderr, "  %s\n", err.msg);
     }
     bf_adam_free(&opt);
     model_ctx_free(&c);
-    CHECK(ok);
+    return ok;
 }
+
+#define BOTH_BACKENDS(test, fn, which)                                                  \
+    BF_TEST(test##_cpu) { CHECK(fn(which, bf_backend_cpu())); }                          \
+    BF_TEST(test##_reference) { CHECK(fn(which, bf_backend_reference())); }
+
+BOTH_BACKENDS(structure_net_parameters_are_pytorchs_state_dict, check_setup, FIX_MODEL)
+BOTH_BACKENDS(structure_net_forward_and_losses_match_pytorch, check_forward, FIX_MODEL)
+BOTH_BACKENDS(structure_net_gradients_match_pytorch, check_gradients, FIX_MODEL)
+BOTH_BACKENDS(structure_net_two_clipped_adam_steps_match_pytorch, check_two_steps, FIX_MODEL)
+BOTH_BACKENDS(braggnn_parameters_are_braggnns_state_dict, check_setup, FIX_BRAGGNN)
+BOTH_BACKENDS(braggnn_forward_and_mse_match_pytorch, check_forward, FIX_BRAGGNN)
+BOTH_BACKENDS(braggnn_gradients_match_pytorch, check_gradients, FIX_BRAGGNN)
+BOTH_BACKENDS(braggnn_two_adam_steps_match_pytorch, check_two_steps, FIX_BRAGGNN)
