@@ -2,8 +2,8 @@
  * instrument parameter files (.instprm), GSAS-II's log-spaced TOF grid,
  * the back-to-back-exponential (x) TCH pseudo-Voigt profile, and the powder
  * pattern simulator (cell -> pattern).
- * Units: TOF and widths in microseconds, d in Angstrom. Reference: DESIGN.md §3
- * and shared/reference/gsas2/README.md (the formulas as GSAS-II evaluates them). */
+ * Units: TOF and widths in microseconds, d in Angstrom. Reference: DESIGN §3
+ * and docs/gsas2.md (the formulas as GSAS-II evaluates them). */
 #ifndef BRAGGFLOW_SIM_H
 #define BRAGGFLOW_SIM_H
 

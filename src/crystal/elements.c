@@ -3,9 +3,9 @@
  * Values are bound coherent scattering lengths for the natural isotopic mixture
  * in fm (V. F. Sears, Neutron News 3 (1992) 26; the NIST table). Absorbing
  * nuclides with complex lengths (B, Cd, Sm, Eu, Gd) keep the real part. Three
- * entries follow GSAS-II's table where it differs from Sears in the third or
- * fourth digit (O 5.8037 vs 5.803, Mn -3.75 vs -3.73, Bi 8.5242 vs 8.532), so
- * that patterns compare with GSAS-II's to well under 0.1 %. */
+ * entries follow GSAS-II's table (docs/gsas2.md §9) where it differs from Sears
+ * in the third or fourth digit (O 5.8037 vs 5.803, Mn -3.75 vs -3.73, Bi 8.5242
+ * vs 8.532), so that patterns compare with GSAS-II's to well under 0.1 %. */
 #include "crystal_internal.h"
 
 #include <ctype.h>

@@ -1,5 +1,5 @@
 /* sim/grid.c — GSAS-II's log-spaced TOF grid for a simulated histogram
- * (shared/reference/gsas2/README.md, "TOF grid" and "Active range"):
+ * (docs/gsas2.md §1 "TOF grid" and §2 "Active range"):
  * edges t_i = 1000 Tmin exp(i Tstep), i < ceil(ln(Tmax/Tmin)/Tstep), then bin
  * centres; intensity only from the TOF of d = 0.4 A up to the last centre. */
 #include "braggflow/sim.h"

@@ -1,7 +1,7 @@
 /* sim/instrument.c — GSAS-II instrument parameter files (.instprm) for a
  * pulsed-neutron TOF bank, the sample defaults GSAS-II applies to a new
  * histogram, and the per-reflection peak parameters
- * (shared/reference/gsas2/README.md, "Position" and "Widths per reflection"). */
+ * (docs/gsas2.md §4 "Peak position" and §5 "Widths per reflection"). */
 #include "braggflow/sim.h"
 
 #include <ctype.h>
@@ -145,8 +145,8 @@ double bf_tof_position_us(const bf_instrument *inst, double d_A)
 void bf_tof_peak_at(const bf_instrument *inst, const bf_sample *s, double d_A, bf_tof_peak *out)
 {
     const double d2 = d_A * d_A;
-    /* GSAS-II's isotropic size and microstrain broadening in TOF (README,
-     * "Sample broadening"): Lorentzian share adds to gamma, Gaussian share to sigma^2. */
+    /* GSAS-II's isotropic size and microstrain broadening in TOF (docs/gsas2.md
+     * §6 "Sample broadening"): Lorentzian share adds to gamma, Gaussian share to sigma^2. */
     const double size_us = 1.0e-4 * inst->difc * d2 / s->size_um;
     const double strain_us = 1.0e-6 * inst->difc * d_A * s->mustrain;
     const double g_size = size_us * (1.0 - s->size_mix), g_strain = strain_us * (1.0 - s->strain_mix);

@@ -5,7 +5,7 @@
  * Laue-unique reflections with structure factors split by Uiso group, the
  * profile table); a pattern then costs one metric-tensor product per
  * candidate reflection plus the profile interpolation of those in range.
- * Intensity (README "Intensity"): ycalc = sum Icorr F^2 profile, with
+ * Intensity (docs/gsas2.md §8 "Intensity"): ycalc = sum Icorr F^2 profile, with
  * Icorr = scale * fraction * mult / V * sin(2theta_bank / 2) * d^4. */
 #include "sim_internal.h"
 

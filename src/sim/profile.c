@@ -1,6 +1,6 @@
 /* sim/profile.c — the TOF peak profile as GSAS-II evaluates it: back-to-back
  * exponentials convolved with a Thompson-Cox-Hastings pseudo-Voigt
- * (shared/reference/gsas2/README.md, "Profile"). This is the reference path,
+ * (docs/gsas2.md §7 "Profile"). This is the reference path,
  * in double precision; the simulator uses the tabulated fast path
  * (profile_table.c), which tests check against this one. */
 #include "sim_internal.h"

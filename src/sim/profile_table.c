@@ -11,9 +11,10 @@
  * + 2 gamma (GSAS-II's width unit); there the Gaussian part and the
  * exponential rise/decay have died out (exp(-18) and smaller). Beyond it the
  * profile is eta times a Lorentzian of half-width F/2 convolved with the
- * two decay kernels of GSAS-II's Lorentzian part, which at |D| >> 1/alpha is a
- * Lorentzian shifted by the kernels' mean mu = (a^2 + b^2) / (a b (a + b));
- * that is added analytically out to tail_widths * W. */
+ * two decay kernels of GSAS-II's Lorentzian part (docs/gsas2.md §7.3), which at
+ * |D| >> 1/alpha is a Lorentzian shifted by the kernels' mean
+ * mu = (a^2 + b^2) / (a b (a + b)); that is added analytically out to
+ * tail_widths * W. */
 #include "sim_internal.h"
 
 #include <math.h>

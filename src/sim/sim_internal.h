@@ -21,7 +21,7 @@ double complex bf_expint_e1_scaled(double complex z);
 /* exp(x^2) erfc(x), finite for large x. */
 double bf_erfcx(double x);
 
-/* Thompson-Cox-Hastings total FWHM and Lorentzian fraction (README "Profile"). */
+/* Thompson-Cox-Hastings total FWHM and Lorentzian fraction (docs/gsas2.md §7.1). */
 void bf_tch_fwhm_eta(double sigma2_us2, double gamma_us, double *fwhm_us, double *eta);
 
 /* ---- Tabulated profile shapes (the fast path) ---------------------------------

@@ -1,5 +1,5 @@
 /* tests/sim/gsas_reference.h — reads the GSAS-II reference patterns in
- * shared/reference/gsas2/ (see its README) for the fidelity tests. */
+ * shared/reference/gsas2/ (files: docs/gsas2.md §11) for the fidelity tests. */
 #ifndef BF_TEST_GSAS_REFERENCE_H
 #define BF_TEST_GSAS_REFERENCE_H
 
@@ -29,7 +29,7 @@ typedef struct {
 } gsas_case;
 extern const gsas_case gsas_cases[3];
 
-/* Rwp with the least-squares scale k (README "How to compare"), over [lo, hi). */
+/* Rwp with the least-squares scale k (docs/gsas2.md §10), over [lo, hi). */
 double gsas_rwp(const double *ref, const double *ours, int lo, int hi);
 
 #endif
