@@ -120,6 +120,8 @@ bf_status bf_peaks_predict(bf_model *m, const bf_patches *p, const char *name, i
                            double *centre_rc, bf_error *err);
 
 typedef struct {
+    int fc[4];                   /* dense widths fc1..fc4 of a fresh model (0: BraggNN's
+                                    16, 8, 4, 2) */
     int augment;                 /* 1: shift each crop by a uniform integer in [-1, 1] per
                                     axis, as BraggNN's training (needs a margin; see
                                     bf_peaks_train) */

@@ -9,7 +9,7 @@
 #include "braggflow/task.h"
 #include "cli/cli.h"
 
-enum { OPT_AUGMENT = 4000 };
+enum { OPT_AUGMENT = 4000, OPT_FC };
 
 static const char *usage =
     "usage: braggflow train --train A.h5 --val B.h5 --out model.safetensors [options]\n"
@@ -45,6 +45,7 @@ static const char *usage =
     "  --clip X            gradient-norm clipping threshold (default 50; braggnn none)\n"
     "  --hidden N          structure_net: width of fc1 (default 256)\n"
     "  --augment           braggnn: +-1 pixel crop shifts (patches with a 1-pixel margin)\n"
+    "  --fc A,B,C,D        braggnn: dense widths (default 16,8,4,2, the published model)\n"
     "  --init FILE         warm start: weights (and optimiser state, if its sidecar\n"
     "                      exists) from a checkpoint; epochs continue its count\n\n"
     "Same data, seed and --threads give identical checkpoints; another thread count\n"
@@ -146,7 +147,8 @@ int cmd_train(int argc, char **argv)
         {"min-delta", required_argument, 0, OPT_MIN_DELTA},
         {"clip", required_argument, 0, OPT_CLIP},       {"hidden", required_argument, 0, OPT_HIDDEN},
         {"init", required_argument, 0, OPT_INIT},       {"help", no_argument, 0, OPT_HELP},
-        {"augment", no_argument, 0, OPT_AUGMENT},       {0, 0, 0, 0}};
+        {"augment", no_argument, 0, OPT_AUGMENT},       {"fc", required_argument, 0, OPT_FC},
+        {0, 0, 0, 0}};
     bf_train_config cfg;
     bf_train_config_defaults(&cfg);
     const char *train_path = NULL, *val_path = NULL;
@@ -196,6 +198,16 @@ int cmd_train(int argc, char **argv)
             clip_given = 1;
             break;
         case OPT_AUGMENT: po.augment = 1; break;
+        case OPT_FC: {
+            char tail;
+            int *f = po.fc;
+            if (sscanf(optarg, "%d,%d,%d,%d%c", &f[0], &f[1], &f[2], &f[3], &tail) != 4 ||
+                f[0] < 1 || f[1] < 1 || f[2] < 1 || f[3] < 1 || f[0] > 4096 || f[1] > 4096 ||
+                f[2] > 4096 || f[3] > 4096)
+                rc = bf_cli_usage_error("train", "--fc: '%s' is not four widths A,B,C,D",
+                                        optarg);
+            break;
+        }
         case OPT_MIN_DELTA:
             if (bf_parse_double(optarg, &cfg.min_delta) != 0 || !(cfg.min_delta >= 0))
                 rc = bf_cli_usage_error("train", "--min-delta: '%s' is not a number >= 0", optarg);
@@ -235,8 +247,8 @@ int cmd_train(int argc, char **argv)
         cfg.clip_norm = clip_given ? cfg.clip_norm : 0;
         return train_peaks(&cfg, &po, train_path, val_path);
     }
-    if (po.augment)
-        return bf_cli_usage_error("train", "--augment is braggnn's (crop shifts of patches)");
+    if (po.augment || po.fc[0])
+        return bf_cli_usage_error("train", "--%s is braggnn's", po.augment ? "augment" : "fc");
     bf_dataset train = {0}, val = {0};
     bf_structure_result res;
     cfg.on_epoch = print_structure_epoch;

@@ -27,41 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* GCC only: clang 14 does not resolve clones of external functions at link time
- * (clang builds are for fuzzing and get the baseline code). */
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(BF_NO_CLONES)
-/* x86-64-v3 = AVX2 + FMA (+ BMI, F16C); v4 adds AVX-512. Selected by CPU features. */
-#define BF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define BF_CLONES
-#endif
-
-#define VL 8 /* floats per vector */
-typedef float vf __attribute__((vector_size(VL * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(VL * sizeof(int32_t))));
-
-/* Macros, not functions: no vector-typed function arguments or results (whose ABI
- * differs between the clones, and which clang rejects for the baseline one).
- * Loads and stores go through memcpy: unaligned vector moves. */
-#define vload(p)                                                                          \
-    ({                                                                                    \
-        vf v_;                                                                            \
-        memcpy(&v_, (p), sizeof v_);                                                      \
-        v_;                                                                               \
-    })
-#define vstore(p, v)                                                                      \
-    do {                                                                                  \
-        vf w_ = (v);                                                                      \
-        memcpy((p), &w_, sizeof w_);                                                      \
-    } while (0)
-#define vsplat(x)                                                                         \
-    ({                                                                                    \
-        float s_ = (x);                                                                   \
-        (vf){s_, s_, s_, s_, s_, s_, s_, s_};                                             \
-    })
-/* mask ? a : b, lane by lane (mask lanes are all ones or zero) */
-#define vselect(mask, a, b) ((vf)(((vi)(a) & (mask)) | ((vi)(b) & ~(mask))))
+#include "nn/cpu_simd.h"
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 

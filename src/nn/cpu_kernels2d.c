@@ -3,56 +3,93 @@
  *
  * One sample per thread at a time: a BraggNN sample's activations (64 x 9 x 9
  * floats, the 81 x 81 attention) fit in L1/L2, so each thread runs the whole op
- * on its sample with single-threaded sgemm calls (OpenBLAS's OpenMP build runs
- * serially inside a parallel region) and per-thread scratch. Weight gradients are
+ * on its sample with the register-blocked products of cpu_gemm.c and per-thread
+ * scratch. Weight gradients are
  * summed per thread and added in thread order: the same bits for the same thread
  * count. The reference backend (backend_ref.c) is the specification these are
  * tested against (tests/nn/test_backends.c). */
+#include "nn/cpu_simd.h"
 #include "nn/nn_internal.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* col (C K K, Ho Wo): row (c, ky, kx) holds x[c][oy + ky][ox + kx] for every output. */
-static void im2col(float *restrict col, const float *restrict x, int C, int H, int W, int K)
+/* col (C K K, Ho Wo), rows ld apart: row (c, ky, kx) holds x[c][oy + ky][ox + kx] for
+ * every output; with ld = cpu_gemm_panel_cols(Ho Wo) and zeroed tails it is the packed
+ * B panel of the convolution's product. */
+BF_CLONES static void im2col(float *restrict col, int ld, const float *restrict x, int C, int H,
+                             int W, int K)
 {
     int Ho = H - K + 1, Wo = W - K + 1;
+    const float *end = x + (size_t)C * H * W;
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
-                float *dst = col + ((size_t)(c * K + ky) * K + kx) * Ho * Wo;
+                float *dst = col + ((size_t)(c * K + ky) * K + kx) * ld;
                 const float *src = x + (size_t)c * H * W + (size_t)ky * W + kx;
-                for (int oy = 0; oy < Ho; oy++)
-                    memcpy(dst + (size_t)oy * Wo, src + (size_t)oy * W, sizeof(float) * Wo);
+                for (int oy = 0; oy < Ho; oy++) {
+                    const float *s_ = src + (size_t)oy * W;
+                    float *d_ = dst + (size_t)oy * Wo;
+                    /* a row of Wo <= VL floats as one vector: the lanes past Wo land in
+                     * the next row (written next) or the block's padding, whose products
+                     * are never stored (the GEMM stores P columns) */
+                    if (Wo <= VL && s_ + VL <= end && oy * Wo + VL <= ld)
+                        vstore(d_, vload(s_));
+                    else
+                        for (int ox = 0; ox < Wo; ox++)
+                            d_[ox] = s_[ox];
+                }
             }
 }
 
-/* dx += the columns' contributions (the adjoint of im2col). */
-static void col2im_add(float *restrict dx, const float *restrict col, int C, int H, int W, int K)
+/* dx += the columns' contributions (the adjoint of im2col). col rows hold Ho image rows
+ * of rs floats each (rs >= Wo); with rs = VL and zeros past Wo a row is added as one
+ * vector (adding those zeros to the pixels past it changes nothing). */
+BF_CLONES static void col2im_add(float *restrict dx, const float *restrict col, int rs, int C,
+                                 int H, int W, int K)
 {
     int Ho = H - K + 1, Wo = W - K + 1;
+    const float *end = dx + (size_t)C * H * W;
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
-                const float *src = col + ((size_t)(c * K + ky) * K + kx) * Ho * Wo;
+                const float *src = col + ((size_t)(c * K + ky) * K + kx) * Ho * rs;
                 float *dst = dx + (size_t)c * H * W + (size_t)ky * W + kx;
-                for (int oy = 0; oy < Ho; oy++)
-                    for (int ox = 0; ox < Wo; ox++)
-                        dst[(size_t)oy * W + ox] += src[(size_t)oy * Wo + ox];
+                for (int oy = 0; oy < Ho; oy++) {
+                    const float *s_ = src + (size_t)oy * rs;
+                    float *d_ = dst + (size_t)oy * W;
+                    if (rs == VL && d_ + VL <= end)
+                        vstore(d_, vload(d_) + vload(s_));
+                    else
+                        for (int ox = 0; ox < Wo; ox++)
+                            d_[ox] += s_[ox];
+                }
             }
 }
 
-static void activate(float *x, size_t n, float slope)
+BF_CLONES static void activate(float *x, size_t n, float slope)
 {
     if (slope >= 0)
         for (size_t i = 0; i < n; i++)
             x[i] = x[i] > 0 ? x[i] : slope * x[i];
 }
 
-static void mask(float *dout, const float *out, size_t n, float slope)
+/* x (rows, cols) += b[row] (b may be NULL), then the activation. */
+BF_CLONES static void add_bias_activate(float *restrict x, const float *restrict b, int rows,
+                                        int cols, float slope)
+{
+    for (int o = 0; o < rows; o++) {
+        float *r = x + (size_t)o * cols, bo = b ? b[o] : 0.0f;
+        for (int p = 0; p < cols; p++) {
+            float v = r[p] + bo;
+            r[p] = slope >= 0 && v <= 0 ? slope * v : v;
+        }
+    }
+}
+
+BF_CLONES static void mask(float *dout, const float *out, size_t n, float slope)
 {
     if (slope >= 0)
         for (size_t i = 0; i < n; i++)
@@ -60,7 +97,7 @@ static void mask(float *dout, const float *out, size_t n, float slope)
 }
 
 /* db[o] += sum of row o of d (rows, cols). */
-static void add_row_sums(float *db, const float *d, int rows, int cols)
+BF_CLONES static void add_row_sums(float *db, const float *d, int rows, int cols)
 {
     for (int o = 0; o < rows; o++) {
         float s = 0;
@@ -86,10 +123,11 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err)
 {
     int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
+    int Pp = cpu_gemm_panel_cols(P);
     int failed = 0;
 #pragma omp parallel
     {
-        float *col = malloc(sizeof(float) * (size_t)T * P);
+        float *col = calloc((size_t)T * Pp, sizeof(float)); /* tails stay zero */
         if (!col) {
 #pragma omp atomic write
             failed = 1;
@@ -99,19 +137,15 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
             if (!col)
                 continue; /* reported below: the whole call fails */
             float *o = out + (size_t)n * C_out * P;
-            im2col(col, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
-            for (int co = 0; co < C_out; co++)
-                for (int p = 0; p < P; p++)
-                    o[(size_t)co * P + p] = b ? b[co] : 0.0f;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C_out, P, T, 1.0f, w, T, col,
-                        P, 1.0f, o, P);
-            activate(o, (size_t)C_out * P, slope);
+            im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
+            cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, 0);
+            add_bias_activate(o, b, C_out, P, slope);
         }
         free(col);
     }
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d: %zu bytes of scratch per thread",
-                            sizeof(float) * (size_t)T * P);
+                            sizeof(float) * (size_t)T * Pp);
     return BF_OK;
 }
 
@@ -120,17 +154,27 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
                               int C_out, int K, float slope, bf_error *err)
 {
     int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
+    int Pp = cpu_gemm_panel_cols(P);
+    /* dcol's image rows padded to a vector (zeros past Wo) when they fit in one */
+    int rs = Wo <= VL ? VL : Wo, Pr = Ho * rs;
+    /* per thread: col (T x Pp), d with padded rows (C_out x Pr), dcol (T x Pr), a panel
+     * of K x 32 (K = P or C_out) */
+    size_t n_col = (size_t)T * Pp, n_dpad = (size_t)C_out * Pr, n_dcol = (size_t)T * Pr;
+    size_t n_panel = (size_t)(P > C_out ? P : C_out) * cpu_gemm_panel_cols(1);
+    size_t n_scratch = n_col + n_dpad + n_dcol + n_panel;
     int threads = omp_get_max_threads();
-    size_t nw = (size_t)C_out * T + (size_t)C_out; /* dw then db */
+    /* per thread: dw transposed (T x C_out: the product's natural shape), then db */
+    size_t nw = (size_t)T * C_out + (size_t)C_out;
     float *acc = calloc((size_t)threads * nw, sizeof(float));
     if (!acc)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d backward: out of memory");
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
-        float *tdw = acc + (size_t)omp_get_thread_num() * nw, *tdb = tdw + (size_t)C_out * T;
-        float *col = malloc(sizeof(float) * 2 * (size_t)T * P), *dcol = col ? col + (size_t)T * P
-                                                                            : NULL;
+        float *tdwT = acc + (size_t)omp_get_thread_num() * nw, *tdb = tdwT + (size_t)T * C_out;
+        float *col = calloc(n_scratch, sizeof(float)); /* padding stays zero */
+        float *dpad = col ? col + n_col : NULL, *dcol = col ? dpad + n_dpad : NULL;
+        float *panel = col ? dcol + n_dcol : NULL;
         if (!col) {
 #pragma omp atomic write
             failed = 1;
@@ -142,53 +186,137 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
             float *d = dout + (size_t)n * C_out * P;
             mask(d, out + (size_t)n * C_out * P, (size_t)C_out * P, slope);
             add_row_sums(tdb, d, C_out, P);
-            im2col(col, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
-            /* dw (C_out, T) += d (C_out, P) col^T (P, T) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C_out, T, P, 1.0f, d, P, col, P,
-                        1.0f, tdw, T);
-            if (dinp) { /* dcol (T, P) = w^T (T, C_out) d (C_out, P) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, P, C_out, 1.0f, w, T, d,
-                            P, 0.0f, dcol, P);
-                col2im_add(dinp + (size_t)n * C_in * H * W, dcol, C_in, H, W, K);
+            im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
+            /* dw^T (T, C_out) += col (T, P) d^T (P, C_out) */
+            cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, 1, panel);
+            if (dinp) { /* dcol (T, Pr) = w^T (T, C_out) d (C_out, Pr) */
+                for (int co = 0; co < C_out; co++)
+                    for (int oy = 0; oy < Ho; oy++)
+                        memcpy(dpad + (size_t)co * Pr + (size_t)oy * rs,
+                               d + (size_t)co * P + (size_t)oy * Wo, sizeof(float) * Wo);
+                cpu_gemm(1, 0, T, Pr, C_out, w, T, dpad, Pr, dcol, Pr, 0, panel);
+                col2im_add(dinp + (size_t)n * C_in * H * W, dcol, rs, C_in, H, W, K);
             }
         }
         free(col);
     }
-    if (!failed) {
-        if (dw)
-            reduce_threads(dw, acc, threads, nw, (size_t)C_out * T, 0);
-        if (db)
-            reduce_threads(db, acc, threads, nw, (size_t)C_out, (size_t)C_out * T);
-    }
+    if (!failed && dw) /* transposed back, threads in order */
+        for (int t = 0; t < threads; t++)
+            for (int co = 0; co < C_out; co++)
+                for (int k = 0; k < T; k++)
+                    dw[(size_t)co * T + k] += acc[(size_t)t * nw + (size_t)k * C_out + co];
+    if (!failed && db)
+        reduce_threads(db, acc, threads, nw, (size_t)C_out, (size_t)T * C_out);
     free(acc);
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d backward: %zu bytes of scratch per thread",
-                            sizeof(float) * 2 * (size_t)T * P);
+                            sizeof(float) * n_scratch);
     return BF_OK;
 }
 
-/* ---- Non-local block ------------------------------------------------------------------ */
+/* ---- Non-local block ------------------------------------------------------------------
+ * Per sample, the three input 1x1 convs are one product with their weights stacked,
+ * [theta; phi; g] (3 Ci, N) = W3 (3 Ci, C) x (C, N) + b3, and the workspace keeps one
+ * block per sample: [theta; phi; g] (3 Ci, N), A (N, N), y (Ci, N) (this backend's own
+ * layout; its size is bf_nonlocal_workspace's). */
 
-/* out (Co, N) = w (Co, Ci) x (Ci, N) + b, by sgemm on top of the bias. */
-static void conv1x1(float *out, const float *x, const float *w, const float *b, int Ci, int N,
-                    int Co)
+typedef struct {
+    float *w3, *b3;                   /* stacked theta/phi/g weights (3 Ci, C) and biases */
+} stacked_weights;
+
+/* w in state_dict order: theta.w, theta.b, phi.w, phi.b, g.w, g.b (then out.w, out.b). */
+static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci)
 {
-    for (int o = 0; o < Co; o++)
-        for (int p = 0; p < N; p++)
-            out[(size_t)o * N + p] = b[o];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, N, Ci, 1.0f, w, Ci, x, N, 1.0f,
-                out, N);
+    size_t in = (size_t)Ci * C + Ci;
+    sw->w3 = malloc(sizeof(float) * (3 * (size_t)Ci * C + 3 * (size_t)Ci));
+    if (!sw->w3)
+        return -1;
+    sw->b3 = sw->w3 + 3 * (size_t)Ci * C;
+    for (int k = 0; k < 3; k++) {
+        memcpy(sw->w3 + k * (size_t)Ci * C, w + k * in, sizeof(float) * (size_t)Ci * C);
+        memcpy(sw->b3 + k * Ci, w + k * in + (size_t)Ci * C, sizeof(float) * Ci);
+    }
+    return 0;
 }
 
-/* Softmax of each row of a (N, N) in place (float; the row maximum subtracted first). */
-static void softmax_rows(float *a, int N)
+/* out (Co, N) = w (Co, Ci) x (Ci, N) + b (+ add (Co, N) when given), by sgemm on top of
+ * the bias. */
+BF_CLONES static void bias_plus(float *restrict out, const float *restrict b,
+                                const float *restrict add, int Co, int N)
 {
+    for (int o = 0; o < Co; o++)
+        if (add)
+            for (int p = 0; p < N; p++)
+                out[(size_t)o * N + p] = b[o] + add[(size_t)o * N + p];
+        else
+            for (int p = 0; p < N; p++)
+                out[(size_t)o * N + p] = b[o];
+}
+
+static void conv1x1(float *out, const float *x, const float *w, const float *b, const float *add,
+                    int Ci, int N, int Co, float *panel)
+{
+    bias_plus(out, b, add, Co, N);
+    cpu_gemm(0, 0, Co, N, Ci, w, Ci, x, N, out, N, 1, panel);
+}
+
+/* Floats of the per-thread panel the block's products need: K x 32, K <= max(N, C, 3 Ci). */
+static size_t nonlocal_panel(int C, int Ci, int N)
+{
+    int k = N > C ? N : C;
+    return (size_t)(k > 3 * Ci ? k : 3 * Ci) * cpu_gemm_panel_cols(1);
+}
+
+/* e^x lane by lane for x <= 0 (softmax after the row maximum is subtracted): x = n ln2
+ * + r with |r| <= ln2 / 2 (Cody-Waite split of ln2), e^r by its Taylor polynomial to
+ * r^7 (truncation below 2e-8 relative), 2^n through the exponent bits; x below -87 is
+ * clamped there (e^-87 ~ 2e-38, negligible next to the row maximum's 1). */
+#define vexp_nonpositive(x)                                                               \
+    ({                                                                                    \
+        vf x_ = (x);                                                                      \
+        x_ = vselect(x_ < vsplat(-87.0f), vsplat(-87.0f), x_);                            \
+        vf t_ = x_ * vsplat(1.44269504f) + vsplat(12582912.0f);                           \
+        vf n_ = t_ - vsplat(12582912.0f); /* round to nearest */                          \
+        vf r_ = x_ - n_ * vsplat(0.693145752f) - n_ * vsplat(1.42860677e-6f);             \
+        vf p_ = vsplat(1.0f / 5040);                                                      \
+        p_ = p_ * r_ + vsplat(1.0f / 720);                                                \
+        p_ = p_ * r_ + vsplat(1.0f / 120);                                                \
+        p_ = p_ * r_ + vsplat(1.0f / 24);                                                 \
+        p_ = p_ * r_ + vsplat(1.0f / 6);                                                  \
+        p_ = p_ * r_ + vsplat(0.5f);                                                      \
+        p_ = p_ * r_ + vsplat(1.0f);                                                      \
+        p_ = p_ * r_ + vsplat(1.0f);                                                      \
+        vi e_ = (__builtin_convertvector(n_, vi) + 127) << 23;                            \
+        p_ * (vf)e_;                                                                      \
+    })
+
+/* Softmax of each row of a (N, N) in place. */
+BF_CLONES static void softmax_rows(float *a, int N)
+{
+    int nv = N / VL * VL;
     for (int r = 0; r < N; r++) {
         float *x = a + (size_t)r * N, m = x[0];
-        for (int c = 1; c < N; c++)
+        if (nv) {
+            vf vm = vload(x);
+            for (int c = VL; c < nv; c += VL) {
+                vf v = vload(x + c);
+                vm = vselect(v > vm, v, vm);
+            }
+            for (int i = 0; i < VL; i++)
+                m = vm[i] > m ? vm[i] : m;
+        }
+        for (int c = nv; c < N; c++)
             m = x[c] > m ? x[c] : m;
+        vf acc = vsplat(0);
+        for (int c = 0; c < nv; c += VL) {
+            vf e = vexp_nonpositive(vload(x + c) - vsplat(m));
+            acc += e;
+            vstore(x + c, e);
+        }
         float sum = 0;
-        for (int c = 0; c < N; c++)
+        for (int i = 0; i < VL; i++)
+            sum += acc[i];
+        for (int c = nv; c < N; c++)
             sum += (x[c] = expf(x[c] - m));
         float inv = 1.0f / sum;
         for (int c = 0; c < N; c++)
@@ -196,32 +324,57 @@ static void softmax_rows(float *a, int N)
     }
 }
 
+/* dS = A (dA - sum_c dA_c A_c), row by row: the softmax's Jacobian-vector product. */
+BF_CLONES static void softmax_rows_backward(float *restrict dS, const float *restrict dA,
+                                            const float *restrict A, int N)
+{
+    for (int r = 0; r < N; r++) {
+        const float *a = A + (size_t)r * N, *da = dA + (size_t)r * N;
+        float dot = 0;
+        for (int c = 0; c < N; c++)
+            dot += da[c] * a[c];
+        for (int c = 0; c < N; c++)
+            dS[(size_t)r * N + c] = a[c] * (da[c] - dot);
+    }
+}
+
 bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const float *w, int B,
                                int C, int Ci, int N, float slope, bf_error *err)
 {
-    size_t in = (size_t)Ci * C + Ci, nc = (size_t)B * Ci * N;
-    const float *tw = w, *pw = w + in, *gw = w + 2 * in, *ow = w + 3 * in;
-    float *theta = ws, *phi = theta + nc, *g = phi + nc, *A = g + nc, *y = A + (size_t)B * N * N;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < B; n++) {
-        size_t oc = (size_t)n * Ci * N;
-        const float *xn = x + (size_t)n * C * N;
-        float *An = A + (size_t)n * N * N, *o = out + (size_t)n * C * N;
-        conv1x1(theta + oc, xn, tw, tw + (size_t)Ci * C, C, N, Ci);
-        conv1x1(phi + oc, xn, pw, pw + (size_t)Ci * C, C, N, Ci);
-        conv1x1(g + oc, xn, gw, gw + (size_t)Ci * C, C, N, Ci);
-        /* S (N, N) = theta^T phi */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, Ci, 1.0f, theta + oc, N,
-                    phi + oc, N, 0.0f, An, N);
-        softmax_rows(An, N);
-        /* y (Ci, N) = g (Ci, N) A^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Ci, N, N, 1.0f, g + oc, N, An, N,
-                    0.0f, y + oc, N);
-        conv1x1(o, y + oc, ow, ow + (size_t)C * Ci, Ci, N, C);
-        for (size_t i = 0; i < (size_t)C * N; i++)
-            o[i] += xn[i];
-        activate(o, (size_t)C * N, slope);
+    stacked_weights sw;
+    if (stack_weights(&sw, w, C, Ci))
+        return bf_error_set(err, BF_ERR_NOMEM, "nonlocal: out of memory for the weights");
+    size_t in = (size_t)Ci * C + Ci, per = bf_nonlocal_workspace(1, Ci, N);
+    const float *ow = w + 3 * in;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *panel = malloc(sizeof(float) * nonlocal_panel(C, Ci, N));
+        if (!panel) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int n = 0; n < B; n++) {
+            if (!panel)
+                continue; /* reported below: the whole call fails */
+            float *tpg = ws + (size_t)n * per, *A = tpg + 3 * (size_t)Ci * N;
+            float *y = A + (size_t)N * N;
+            const float *xn = x + (size_t)n * C * N, *theta = tpg, *phi = tpg + (size_t)Ci * N;
+            const float *g = phi + (size_t)Ci * N;
+            float *o = out + (size_t)n * C * N;
+            conv1x1(tpg, xn, sw.w3, sw.b3, NULL, C, N, 3 * Ci, panel);
+            cpu_gemm(1, 0, N, N, Ci, theta, N, phi, N, A, N, 0, panel); /* S = theta^T phi */
+            softmax_rows(A, N);
+            cpu_gemm(0, 1, Ci, N, N, g, N, A, N, y, N, 0, panel);       /* y = g A^T */
+            conv1x1(o, y, ow, ow + (size_t)C * Ci, xn, Ci, N, C, panel); /* + the residual */
+            activate(o, (size_t)C * N, slope);
+        }
+        free(panel);
     }
+    free(sw.w3);
+    if (failed)
+        return bf_error_set(err, BF_ERR_NOMEM, "nonlocal: scratch per thread");
     return BF_OK;
 }
 
@@ -229,20 +382,25 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
                                 const float *ws, const float *x, const float *w, int B, int C,
                                 int Ci, int N, float slope, bf_error *err)
 {
-    size_t in = (size_t)Ci * C + Ci, nc = (size_t)B * Ci * N;
-    size_t nw = 3 * in + (size_t)C * Ci + C;
-    const float *tw = w, *pw = w + in, *gw = w + 2 * in, *ow = w + 3 * in;
-    const float *theta = ws, *phi = theta + nc, *g = phi + nc, *A = g + nc;
-    const float *y = A + (size_t)B * N * N;
+    size_t in = (size_t)Ci * C + Ci, per = bf_nonlocal_workspace(1, Ci, N);
+    /* per thread: the stacked input convs' dW (3 Ci, C) and db (3 Ci), then out's */
+    size_t n3 = 3 * (size_t)Ci * C + 3 * (size_t)Ci, nw = n3 + (size_t)C * Ci + C;
+    const float *ow = w + 3 * in;
+    stacked_weights sw;
+    if (stack_weights(&sw, w, C, Ci))
+        return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: out of memory");
     int threads = omp_get_max_threads();
     float *acc = calloc((size_t)threads * nw, sizeof(float));
-    if (!acc)
+    if (!acc) {
+        free(sw.w3);
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: out of memory");
-    size_t scratch = 4 * (size_t)Ci * N + 2 * (size_t)N * N;
+    }
+    size_t scratch = 4 * (size_t)Ci * N + 2 * (size_t)N * N + nonlocal_panel(C, Ci, N);
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
-        float *tdw = acc + (size_t)omp_get_thread_num() * nw;
+        float *tdw = acc + (size_t)omp_get_thread_num() * nw, *tdb = tdw + 3 * (size_t)Ci * C;
+        float *dwo = tdw + n3;
         float *s = malloc(sizeof(float) * scratch);
         if (!s) {
 #pragma omp atomic write
@@ -252,10 +410,14 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
         for (int n = 0; n < B; n++) {
             if (!s)
                 continue;
-            float *dy = s, *dg = dy + (size_t)Ci * N, *dth = dg + (size_t)Ci * N;
-            float *dph = dth + (size_t)Ci * N, *dA = dph + (size_t)Ci * N, *dS = dA + (size_t)N * N;
-            size_t oc = (size_t)n * Ci * N;
-            const float *xn = x + (size_t)n * C * N, *An = A + (size_t)n * N * N;
+            /* d[theta; phi; g] (3 Ci, N) stacked as the forward's projections */
+            float *dtpg = s, *dth = dtpg, *dph = dth + (size_t)Ci * N, *dg = dph + (size_t)Ci * N;
+            float *dy = dg + (size_t)Ci * N, *dA = dy + (size_t)Ci * N, *dS = dA + (size_t)N * N;
+            float *panel = dS + (size_t)N * N;
+            const float *tpg = ws + (size_t)n * per, *An = tpg + 3 * (size_t)Ci * N;
+            const float *theta = tpg, *phi = tpg + (size_t)Ci * N, *g = phi + (size_t)Ci * N;
+            const float *y = An + (size_t)N * N;
+            const float *xn = x + (size_t)n * C * N;
             float *d = dout + (size_t)n * C * N;
             mask(d, out + (size_t)n * C * N, (size_t)C * N, slope);
             float *dxn = dx ? dx + (size_t)n * C * N : NULL;
@@ -263,48 +425,35 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
                 for (size_t i = 0; i < (size_t)C * N; i++)
                     dxn[i] += d[i];
             /* out conv: dWo (C, Ci) += d y^T, dbo += row sums, dy (Ci, N) = Wo^T d */
-            float *dwo = tdw + 3 * in;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, Ci, N, 1.0f, d, N, y + oc, N,
-                        1.0f, dwo, Ci);
+            cpu_gemm(0, 1, C, Ci, N, d, N, y, N, dwo, Ci, 1, panel);
             add_row_sums(dwo + (size_t)C * Ci, d, C, N);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Ci, N, C, 1.0f, ow, Ci, d, N,
-                        0.0f, dy, N);
+            cpu_gemm(1, 0, Ci, N, C, ow, Ci, d, N, dy, N, 0, panel);
             /* y = g A^T: dg = dy A, dA = dy^T g */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Ci, N, N, 1.0f, dy, N, An, N,
-                        0.0f, dg, N);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, N, Ci, 1.0f, dy, N, g + oc, N,
-                        0.0f, dA, N);
-            /* softmax: dS = A (dA - sum_c dA_c A_c) per row */
-            for (int r = 0; r < N; r++) {
-                const float *a = An + (size_t)r * N, *da = dA + (size_t)r * N;
-                float dot = 0;
-                for (int c = 0; c < N; c++)
-                    dot += da[c] * a[c];
-                for (int c = 0; c < N; c++)
-                    dS[(size_t)r * N + c] = a[c] * (da[c] - dot);
-            }
+            cpu_gemm(0, 0, Ci, N, N, dy, N, An, N, dg, N, 0, panel);
+            cpu_gemm(1, 0, N, N, Ci, dy, N, g, N, dA, N, 0, panel);
+            softmax_rows_backward(dS, dA, An, N);
             /* S = theta^T phi: dtheta = phi dS^T, dphi = theta dS */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Ci, N, N, 1.0f, phi + oc, N, dS,
-                        N, 0.0f, dth, N);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Ci, N, N, 1.0f, theta + oc, N,
-                        dS, N, 0.0f, dph, N);
-            /* the three input convs: dW (Ci, C) += dz x^T, db += row sums, dx += W^T dz */
-            const float *dz[3] = {dth, dph, dg}, *wz[3] = {tw, pw, gw};
-            for (int k = 0; k < 3; k++) {
-                float *dwk = tdw + k * in;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Ci, C, N, 1.0f, dz[k], N, xn,
-                            N, 1.0f, dwk, C);
-                add_row_sums(dwk + (size_t)Ci * C, dz[k], Ci, N);
-                if (dxn)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, N, Ci, 1.0f, wz[k], C,
-                                dz[k], N, 1.0f, dxn, N);
-            }
+            cpu_gemm(0, 1, Ci, N, N, phi, N, dS, N, dth, N, 0, panel);
+            cpu_gemm(0, 0, Ci, N, N, theta, N, dS, N, dph, N, 0, panel);
+            /* the stacked input convs: dW3 (3 Ci, C) += dtpg x^T, db3 += row sums,
+             * dx += W3^T dtpg */
+            cpu_gemm(0, 1, 3 * Ci, C, N, dtpg, N, xn, N, tdw, C, 1, panel);
+            add_row_sums(tdb, dtpg, 3 * Ci, N);
+            if (dxn)
+                cpu_gemm(1, 0, C, N, 3 * Ci, sw.w3, C, dtpg, N, dxn, N, 1, panel);
         }
         free(s);
     }
+    if (!failed && dw) /* back to state_dict order: (w, b) per conv, then out's */
+        for (int k = 0; k < 3; k++) {
+            reduce_threads(dw + k * in, acc, threads, nw, (size_t)Ci * C, k * (size_t)Ci * C);
+            reduce_threads(dw + k * in + (size_t)Ci * C, acc, threads, nw, (size_t)Ci,
+                           3 * (size_t)Ci * C + k * (size_t)Ci);
+        }
     if (!failed && dw)
-        reduce_threads(dw, acc, threads, nw, nw, 0);
+        reduce_threads(dw + 3 * in, acc, threads, nw, (size_t)C * Ci + C, n3);
     free(acc);
+    free(sw.w3);
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: %zu bytes of scratch per "
                             "thread", sizeof(float) * scratch);

@@ -232,9 +232,27 @@ static bf_status peaks_meta_write(bf_checkpoint_info *info, bf_error *err)
     return st;
 }
 
+/* The output layer's bias set to the target of a peak at the central pixel's centre,
+ * (S/2 + 0.5) / S for both coordinates, so that training starts from that guess.
+ * Why (docs/peaks.md, "Training"): from BraggNN's all-zero biases the first updates
+ * only push the outputs from 0 towards ~0.5, which drives one of the two units of the
+ * 4 -> 2 layer negative; under LeakyReLU(0.01) it hardly recovers, the outputs collapse
+ * onto a line and the error stalls near 0.5 px (3 of 3 seeds here). Starting at the
+ * patch centre leaves only the offsets to learn. */
+static bf_status start_at_the_central_pixel(bf_model *m, int S, bf_error *err)
+{
+    const bf_param_info *b = bf_params_find(&m->params, "dense_layers.8.bias");
+    if (!b)
+        return bf_error_set(err, BF_ERR_INVALID, "braggnn: no output bias");
+    for (size_t i = 0; i < b->count; i++)
+        m->params.value[b->offset + i] = (float)((S / 2 + 0.5) / S);
+    return bf_model_params_upload(m, err);
+}
+
 /* A warm start from cfg->init_path or a fresh model of patch size S. */
-static bf_status open_model(const bf_train_config *cfg, int S, const bf_backend *be,
-                            bf_model **m, bf_adam *opt, bf_checkpoint_info *info, bf_error *err)
+static bf_status open_model(const bf_train_config *cfg, const bf_peaks_options *po, int S,
+                            const bf_backend *be, bf_model **m, bf_adam *opt,
+                            bf_checkpoint_info *info, bf_error *err)
 {
     if (cfg->init_path) {
         bf_status st = bf_checkpoint_load(cfg->init_path, be, m, info, opt, NULL, err);
@@ -254,8 +272,16 @@ static bf_status open_model(const bf_train_config *cfg, int S, const bf_backend 
                             name);
     bf_model_shape shape = kind->default_shape;
     bf_status st = bf_model_dim_set(kind, &shape, "patch", S, err);
+    for (int j = 0; st == BF_OK && po && j < 4; j++)
+        if (po->fc[j] > 0) {
+            char dim[8];
+            snprintf(dim, sizeof dim, "fc%d", j + 1);
+            st = bf_model_dim_set(kind, &shape, dim, po->fc[j], err);
+        }
     if (st == BF_OK)
         st = bf_model_create(name, &shape, be, cfg->seed, m, err);
+    if (st == BF_OK)
+        st = start_at_the_central_pixel(*m, S, err);
     if (st == BF_OK)
         st = bf_adam_init(opt, be, (*m)->params.total, (float)cfg->lr, err);
     memset(info, 0, sizeof *info);
@@ -285,7 +311,7 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
     peaks_objective o = {.train = train, .cfg = cfg, .res = res};
     if (!info)
         return bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
-    st = open_model(cfg, augment ? train->size - 2 : train->size, be, &m, &opt, info, err);
+    st = open_model(cfg, po, augment ? train->size - 2 : train->size, be, &m, &opt, info, err);
     if (st == BF_OK) {
         o.S = model_patch(m);
         st = peaks_meta_write(info, err);

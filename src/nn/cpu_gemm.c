@@ -1,0 +1,123 @@
+/* nn/cpu_gemm.c — the small matrix products of the CPU backend's 2-D kernels
+ * (BraggNN: a few dozen rows, 25-81 columns, K up to 576 per sample).
+ *
+ * Why not sgemm: these products are too small for OpenBLAS's blocking to pay off, and
+ * on this project's machines OpenBLAS is pinned to its AVX2 (Haswell) kernels
+ * (OPENBLAS_CORETYPE), while these compile to AVX-512 where the CPU has it
+ * (target_clones, cpu_simd.h). One register-blocked kernel: a tile of MR rows x NR
+ * columns of C in registers, B read from a packed panel whose rows are padded with
+ * zeros to a multiple of NR columns (cpu_pack_b, or written that way by the caller,
+ * as im2col does), A read in place (either layout). Sums run over k in order, the
+ * same bits for any thread count. Tested against the reference backend through the
+ * ops that use it (tests/nn/test_backends.c). */
+#include "nn/cpu_simd.h"
+#include "nn/nn_internal.h"
+
+#define NV 16 /* floats per vector here: one zmm under AVX-512, two ymm under AVX2 */
+typedef float vf16 __attribute__((vector_size(NV * sizeof(float))));
+#define MR 6
+#define NR (2 * NV)
+
+#define v16load(p)                                                                        \
+    ({                                                                                    \
+        vf16 v_;                                                                          \
+        memcpy(&v_, (p), sizeof v_);                                                      \
+        v_;                                                                               \
+    })
+#define v16splat(x)                                                                       \
+    ({                                                                                    \
+        float s_ = (x);                                                                   \
+        (vf16){s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_};           \
+    })
+
+int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
+
+/* A(i, k): A stored (M, K) with row stride lda, or (K, M) when trans_a. */
+#define A_AT(i, k) (trans_a ? A[(size_t)(k) * lda + (i)] : A[(size_t)(i) * lda + (k)])
+
+/* Stores (or adds) the tile rows [0, mr) and columns [0, nr) of acc. */
+#define STORE_TILE(mr_)                                                                   \
+    for (int r = 0; r < (mr_); r++) {                                                     \
+        float *c = C + (size_t)(i0 + r) * ldc + j0;                                       \
+        for (int h = 0; h < 2; h++)                                                       \
+            for (int l = 0; l < NV && h * NV + l < nr; l++)                               \
+                c[h * NV + l] = (accumulate ? c[h * NV + l] : 0.0f) + acc[r][h][l];       \
+    }
+
+/* The product for columns [j0, j0 + nr) of C from a block of B holding NR readable
+ * columns per row (b, rows ldb apart). */
+BF_CLONES static void gemm_block(int trans_a, int M, int K, const float *restrict A, int lda,
+                                 const float *restrict bblk, int ldb, float *restrict C, int ldc,
+                                 int j0, int nr, int accumulate)
+{
+    int i0 = 0;
+    for (; i0 + MR <= M; i0 += MR) { /* full tiles: MR x 2 vectors in registers */
+        vf16 acc[MR][2];
+        for (int r = 0; r < MR; r++)
+            acc[r][0] = acc[r][1] = v16splat(0);
+        const float *b = bblk;
+        for (int k = 0; k < K; k++, b += ldb) {
+            vf16 b0 = v16load(b), b1 = v16load(b + NV);
+            for (int r = 0; r < MR; r++) {
+                vf16 a = v16splat(A_AT(i0 + r, k));
+                acc[r][0] += a * b0;
+                acc[r][1] += a * b1;
+            }
+        }
+        STORE_TILE(MR)
+    }
+    if (i0 < M) { /* the last rows */
+        int mr = M - i0;
+        vf16 acc[MR][2];
+        for (int r = 0; r < MR; r++)
+            acc[r][0] = acc[r][1] = v16splat(0);
+        const float *b = bblk;
+        for (int k = 0; k < K; k++, b += ldb) {
+            vf16 b0 = v16load(b), b1 = v16load(b + NV);
+            for (int r = 0; r < mr; r++) {
+                vf16 a = v16splat(A_AT(i0 + r, k));
+                acc[r][0] += a * b0;
+                acc[r][1] += a * b1;
+            }
+        }
+        STORE_TILE(mr)
+    }
+}
+
+void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda,
+                    const float *panel, float *C, int ldc, int accumulate)
+{
+    int Np = cpu_gemm_panel_cols(N);
+    for (int j0 = 0; j0 < N; j0 += NR)
+        gemm_block(trans_a, M, K, A, lda, panel + j0, Np, C, ldc, j0,
+                   N - j0 < NR ? N - j0 : NR, accumulate);
+}
+
+/* Copies columns [j0, j0 + nr) of op(B) (K rows) into blk (K x NR), zero beyond nr. */
+BF_CLONES static void pack_block(int trans_b, int K, int j0, int nr, const float *restrict B,
+                                 int ldb, float *restrict blk)
+{
+    for (int k = 0; k < K; k++) {
+        float *row = blk + (size_t)k * NR;
+        for (int j = 0; j < nr; j++)
+            row[j] = trans_b ? B[(size_t)(j0 + j) * ldb + k] : B[(size_t)k * ldb + j0 + j];
+        for (int j = nr; j < NR; j++)
+            row[j] = 0;
+    }
+}
+
+/* Whole column blocks of an untransposed B are read in place; the last, partial one
+ * and every block of a transposed B go through a packed copy (K x NR of panel). */
+void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, float *C, int ldc, int accumulate, float *panel)
+{
+    for (int j0 = 0; j0 < N; j0 += NR) {
+        int nr = N - j0 < NR ? N - j0 : NR;
+        if (!trans_b && nr == NR) {
+            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, accumulate);
+            continue;
+        }
+        pack_block(trans_b, K, j0, nr, B, ldb, panel);
+        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, accumulate);
+    }
+}
