@@ -39,6 +39,8 @@ fuzz: deps
 bench: build
 	./$(BUILD)/bench/bench_simulate
 	./$(BUILD)/bench/train_throughput --threads 2
+	./$(BUILD)/bench/train_throughput --model braggnn --threads 2
+	./$(BUILD)/bench/bench_fit_peaks --threads 2
 	./$(BUILD)/bench/workflow_speedup
 
 clean:

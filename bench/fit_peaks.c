@@ -16,32 +16,28 @@
 
 #define PEER_PATCHES_PER_CORE_S 400.0 /* seed 002: 2.5 ms of core time per peak */
 
-static int cmp_double(const void *a, const void *b)
+/* The error statistics of the fits of patches i with keep[i] (all when keep is NULL). */
+static void print_errors(const char *name, const bf_peak_fit *fits, const bf_patches *p,
+                         const uint8_t *skip, const char *tail)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double quantile(const double *v, long n, double q)
-{
-    long k = (long)(q * (double)n + 0.5) - 1;
-    return v[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
-
-static void print_errors(const char *name, double *e, long n, const char *tail)
-{
-    double mean = 0;
-    for (long i = 0; i < n; i++)
-        mean += e[i] / (n > 0 ? n : 1);
-    qsort(e, (size_t)n, sizeof *e, cmp_double);
-    if (n == 0) {
+    double *fit = malloc(sizeof(double) * 2 * (size_t)p->n);
+    double *truth = malloc(sizeof(double) * 2 * (size_t)p->n);
+    long k = 0;
+    for (long i = 0; fit && truth && i < p->n; i++)
+        if (!skip || !skip[i]) {
+            fit[2 * k] = fits[i].peak.row, fit[2 * k + 1] = fits[i].peak.col;
+            truth[2 * k] = p->centre[2 * i], truth[2 * k + 1] = p->centre[2 * i + 1];
+            k++;
+        }
+    bf_peak_errors e;
+    if (!fit || !truth || bf_peak_errors_of(fit, truth, k, &e, NULL) != BF_OK || k == 0)
         printf("  \"%s\": null%s\n", name, tail);
-        return;
-    }
-    printf("  \"%s\": {\"n\": %ld, \"mean\": %.4f, \"p50\": %.4f, \"p75\": %.4f, \"p95\": %.4f, "
-           "\"p99_5\": %.4f}%s\n",
-           name, n, mean, quantile(e, n, 0.5), quantile(e, n, 0.75), quantile(e, n, 0.95),
-           quantile(e, n, 0.995), tail);
+    else
+        printf("  \"%s\": {\"n\": %ld, \"mean\": %.4f, \"p50\": %.4f, \"p75\": %.4f, "
+               "\"p95\": %.4f, \"p99_5\": %.4f}%s\n",
+               name, k, e.mean, e.p50, e.p75, e.p95, e.p995, tail);
+    free(fit);
+    free(truth);
 }
 
 int main(int argc, char **argv)
@@ -72,8 +68,7 @@ int main(int argc, char **argv)
         return 2;
     }
     bf_peak_fit *one = malloc((size_t)n * sizeof *one), *all = malloc((size_t)n * sizeof *all);
-    double *e = malloc((size_t)n * sizeof *e), *e_clean = malloc((size_t)n * sizeof *e);
-    if (!one || !all || !e || !e_clean) {
+    if (!one || !all) {
         fprintf(stderr, "bench_fit_peaks: out of memory\n");
         return 2;
     }
@@ -90,15 +85,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_fit_peaks: %s\n", err.msg);
         return 2;
     }
-    long conv = 0, masked = 0, n_clean = 0, iters = 0, same = 1;
+    long conv = 0, masked = 0, iters = 0, same = 1;
     for (long i = 0; i < n; i++) {
         conv += one[i].converged != 0;
         masked += one[i].masked > 0;
         iters += one[i].iterations;
         same = same && memcmp(&one[i].peak, &all[i].peak, sizeof one[i].peak) == 0;
-        e[i] = hypot(one[i].peak.row - p.centre[2 * i], one[i].peak.col - p.centre[2 * i + 1]);
-        if (!p.neighbour[i])
-            e_clean[n_clean++] = e[i];
     }
     const double per_core = n / t_one;
     struct utsname u;
@@ -116,13 +108,12 @@ int main(int argc, char **argv)
     printf("  \"same_fits_any_thread_count\": %s,\n", same ? "true" : "false");
     printf("  \"peer\": \"seed 002 conventional fit, 2.5 ms of core time per peak\",\n");
     printf("  \"speedup_vs_peer_per_core\": %.2f,\n", per_core / PEER_PATCHES_PER_CORE_S);
-    print_errors("centre_error_px", e, n, ",");
-    print_errors("centre_error_px_no_neighbour", e_clean, n_clean, "");
+    print_errors("centre_error_px", one, &p, NULL, ",");
+    print_errors("centre_error_px_no_neighbour", one, &p, p.neighbour, "");
     printf("}\n");
     free(one);
     free(all);
-    free(e);
-    free(e_clean);
+
     bf_patches_free(&p);
     return 0;
 }

@@ -1,7 +1,7 @@
 /* bench/simulate.c — patterns/s of the TOF powder simulator for the seed
  * workflow's three materials over their published ranges, on one core and on
  * all cores, next to GSAS-II's seconds per pattern measured on this machine
- * kind (shared/reference/gsas2/README.md) as a speed-up ratio.
+ * kind (docs/gsas2.md §12, from shared/reference/gsas2/README.md) as a speed-up ratio.
  *
  * usage: bench_simulate [--shared DIR] [--patterns N] [--threads T]
  * Uses the seed's CIFs and NOMAD bank-4 instrument from DIR/reference/seed-workflow

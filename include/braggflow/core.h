@@ -118,6 +118,8 @@ int bf_path_has_suffix(const char *path, const char *suffix);
 /* Number parsing with full-string validation; returns 0 on success. */
 int bf_parse_double(const char *s, double *out);
 int bf_parse_long(const char *s, long *out);
+/* Exactly n finite numbers separated by blanks ("3.5 3.5 30"); 0 on success. */
+int bf_parse_doubles(const char *s, double *v, int n);
 
 /* Binds the calling thread (and OpenMP teams it starts later) to cores
  * first..first+count-1 (hwloc). Returns 0, or -1 with the reason in why. */

@@ -215,6 +215,18 @@ bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *e
  * ("FILE: patches: patch 17 pixel (3, 4) is NaN") and of the centres. */
 bf_status bf_patches_read_h5(const char *path, bf_patches *out, bf_error *err);
 
+/* Error statistics of centres against reference ones (true centres, or a fit's): the
+ * Euclidean distance in pixels; percentiles as numpy's default, linear between order
+ * statistics at q (n - 1). One definition for every command, test and benchmark. */
+typedef struct {
+    long n;
+    double mean, p50, p75, p95, p995, max;
+} bf_peak_errors;
+
+/* dist[i] = |pred_i - true_i| (px) for (row, col) pairs; stats of those n values. */
+bf_status bf_peak_errors_of(const double *pred_rc, const double *true_rc, long n,
+                            bf_peak_errors *out, bf_error *err);
+
 /* `sample-peaks` configuration: [run] seed, count, patch_size; [peak], [noise],
  * [neighbour] ranges (every key and default in README.md, docs/peaks.md). */
 typedef struct {

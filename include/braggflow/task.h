@@ -27,6 +27,14 @@ void bf_minmax_scale_rows(float *x, long n, int L);
  * ("FILE: model 'structure_net' is not a peaks model (braggnn)"). */
 bf_status bf_task_load(const char *task, const char *path, const bf_backend *be, bf_model **m,
                        bf_checkpoint_info *info, bf_error *err);
+/* A warm start: the checkpoint at path and its optimiser sidecar (opt initialised on
+ * be either way), the model one task serves, Adam's learning rate set to lr. */
+bf_status bf_task_warm_start(const char *task, const char *path, const bf_backend *be,
+                             double lr, bf_model **m, bf_adam *opt, bf_checkpoint_info *info,
+                             bf_error *err);
+/* The registered kind named model, when it serves task. */
+bf_status bf_task_model_kind(const char *task, const char *model, const bf_model_kind **kind,
+                             bf_error *err);
 /* "structure" or "peaks" for a model kind name; NULL for none. */
 const char *bf_task_of_model(const char *model);
 
@@ -96,17 +104,6 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
                              const bf_dataset *val, bf_structure_result *res, bf_error *err);
 
 /* ---- Peak finding (BraggNN, DESIGN §7) ------------------------------------------- */
-/* Error statistics of predicted centres against true ones: Euclidean distance in
- * pixels; percentiles by linear interpolation between order statistics. */
-typedef struct {
-    long n;
-    double mean, p50, p75, p95, p995, max;
-} bf_peak_errors;
-
-/* dist[i] = |pred_i - true_i| (px) for (row, col) pairs; stats of those n values. */
-bf_status bf_peak_errors_of(const double *pred_rc, const double *true_rc, long n,
-                            bf_peak_errors *out, bf_error *err);
-
 /* Model inputs from patches: checks the patch size against the model's, finiteness;
  * min-max scales per patch. targets (n, 2) = (col, row) / S (BraggNN's labels,
  * column first) when wanted (needs p->centre). */

@@ -36,19 +36,6 @@ static const char *usage =
     "  braggflow sample-peaks --count 2000 --out patches.h5\n"
     "  braggflow fit-peaks --data patches.h5 --out fits.h5 --threads 1\n";
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* value at quantile q of sorted v[n] (nearest rank) */
-static double quantile(const double *v, long n, double q)
-{
-    long k = (long)(q * (double)n + 0.5) - 1;
-    return v[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
-
 int cmd_fit_peaks(int argc, char **argv)
 {
     static const struct option longopts[] = {{"data", required_argument, 0, OPT_FP_DATA},
@@ -150,18 +137,15 @@ int cmd_fit_peaks(int argc, char **argv)
             "a neighbour masked; %.0f patches/s on %d threads (%.3f ms of core time per fit)\n",
             p.n, p.size, p.size, out, conv, 100.0 * conv / p.n, masked, p.n / dt, nthreads,
             1e3 * dt * nthreads / p.n);
-    if (p.centre && (e = malloc((size_t)p.n * sizeof *e))) {
-        double mean = 0;
-        for (long i = 0; i < p.n; i++) {
-            e[i] = hypot(fits[i].peak.row - p.centre[2 * i], fits[i].peak.col - p.centre[2 * i + 1]);
-            mean += e[i] / p.n;
-        }
-        qsort(e, (size_t)p.n, sizeof *e, cmp_double);
-        fprintf(stderr,
-                "braggflow fit-peaks: centre error (px, all %ld fits): mean %.4f, p50 %.4f, "
-                "p75 %.4f, p95 %.4f, p99.5 %.4f\n",
-                p.n, mean, quantile(e, p.n, 0.50), quantile(e, p.n, 0.75), quantile(e, p.n, 0.95),
-                quantile(e, p.n, 0.995));
+    if (p.centre && (e = malloc(2 * (size_t)p.n * sizeof *e))) {
+        bf_peak_errors pe;
+        for (long i = 0; i < p.n; i++)
+            e[2 * i] = fits[i].peak.row, e[2 * i + 1] = fits[i].peak.col;
+        if (bf_peak_errors_of(e, p.centre, p.n, &pe, &err) == BF_OK)
+            fprintf(stderr,
+                    "braggflow fit-peaks: centre error (px, all %ld fits): mean %.4f, p50 %.4f, "
+                    "p75 %.4f, p95 %.4f, p99.5 %.4f\n",
+                    p.n, pe.mean, pe.p50, pe.p75, pe.p95, pe.p995);
     }
     free(e);
     free(fits);

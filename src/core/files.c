@@ -171,6 +171,20 @@ int bf_parse_double(const char *s, double *out)
     return 0;
 }
 
+int bf_parse_doubles(const char *s, double *v, int n)
+{
+    char *end;
+    for (int i = 0; i < n; i++) {
+        v[i] = strtod(s, &end);
+        if (end == s || !isfinite(v[i]))
+            return -1;
+        s = end;
+    }
+    while (*s == ' ')
+        s++;
+    return *s ? -1 : 0;
+}
+
 int bf_parse_long(const char *s, long *out)
 {
     if (s == NULL)

@@ -168,20 +168,6 @@ bf_status bf_checkpoint_save(const char *path, bf_model *m, const bf_checkpoint_
 
 /* ---- load ---------------------------------------------------------------------- */
 
-static int parse_numbers(const char *s, double *v, int n)
-{
-    char *end;
-    for (int i = 0; i < n; i++) {
-        v[i] = strtod(s, &end);
-        if (end == s || !isfinite(v[i]))
-            return -1;
-        s = end;
-    }
-    while (*s == ' ')
-        s++;
-    return *s ? -1 : 0;
-}
-
 /* Copies tensor `name` (F32, expected shape) into dst. */
 static bf_status load_tensor(const bf_safetensors *st, const char *path, const char *name,
                              const bf_param_info *p, float *dst, bf_error *err)
@@ -230,7 +216,7 @@ static bf_status read_info(const bf_safetensors *st, const char *path, bf_checkp
                             info->model, bf_model_kind_list());
     double shape[BF_MODEL_DIMS];
     int nd = (*kind)->n_dims;
-    if (parse_numbers(bf_safetensors_meta(st, "shape"), shape, nd))
+    if (bf_parse_doubles(bf_safetensors_meta(st, "shape"), shape, nd))
         return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ shape '%s': expected %d "
                             "numbers for %s", path, bf_safetensors_meta(st, "shape"), nd,
                             info->model);

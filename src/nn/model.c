@@ -202,3 +202,11 @@ bf_status bf_model_alloc_buffers(bf_model *m, void **const *bufs, const size_t *
     }
     return BF_OK;
 }
+
+bf_status bf_model_check_batch(const bf_model *m, int B, bf_error *err)
+{
+    if (B < 1 || B > m->batch_capacity)
+        return bf_error_set(err, BF_ERR_RANGE, "%s: batch of %d but activations reserved for %d",
+                            m->kind->name, B, m->batch_capacity);
+    return BF_OK;
+}

@@ -46,6 +46,8 @@ void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int
  * frees those already allocated, sets them to NULL and returns the error. */
 bf_status bf_model_alloc_buffers(bf_model *m, void **const *bufs, const size_t *sizes, int n,
                                  bf_error *err);
+/* BF_ERR_RANGE unless 1 <= B <= the reserved batch (message names the model). */
+bf_status bf_model_check_batch(const bf_model *m, int B, bf_error *err);
 /* Frees n backend buffers and sets them to NULL. */
 void bf_model_free_buffers(bf_model *m, void **const *bufs, int n);
 

@@ -12,45 +12,6 @@
 
 #define AUGMENT_STREAM 0x4155474d00000000ull /* "AUGM" */
 
-/* ---- errors in pixels --------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* numpy's default percentile: linear between order statistics at q (n - 1). */
-static double percentile(const double *sorted, long n, double q)
-{
-    double at = q * (double)(n - 1);
-    long lo = (long)floor(at);
-    long hi = lo + 1 < n ? lo + 1 : lo;
-    return sorted[lo] + (at - (double)lo) * (sorted[hi] - sorted[lo]);
-}
-
-bf_status bf_peak_errors_of(const double *pred_rc, const double *true_rc, long n,
-                            bf_peak_errors *out, bf_error *err)
-{
-    memset(out, 0, sizeof *out);
-    if (n < 1)
-        return BF_OK;
-    double *d = malloc(sizeof(double) * (size_t)n);
-    if (!d)
-        return bf_error_set(err, BF_ERR_NOMEM, "peak errors: out of memory for %ld", n);
-    double sum = 0;
-    for (long i = 0; i < n; i++) {
-        d[i] = hypot(pred_rc[2 * i] - true_rc[2 * i], pred_rc[2 * i + 1] - true_rc[2 * i + 1]);
-        sum += d[i];
-    }
-    qsort(d, (size_t)n, sizeof *d, cmp_double);
-    *out = (bf_peak_errors){.n = n, .mean = sum / n, .p50 = percentile(d, n, 0.5),
-                            .p75 = percentile(d, n, 0.75), .p95 = percentile(d, n, 0.95),
-                            .p995 = percentile(d, n, 0.995), .max = d[n - 1]};
-    free(d);
-    return BF_OK;
-}
-
 /* ---- inputs ----------------------------------------------------------------------- */
 
 static int model_patch(const bf_model *m) { return bf_model_dim(m->kind, &m->shape, "patch"); }
@@ -254,24 +215,15 @@ static bf_status open_model(const bf_train_config *cfg, const bf_peaks_options *
                             const bf_backend *be, bf_model **m, bf_adam *opt,
                             bf_checkpoint_info *info, bf_error *err)
 {
-    if (cfg->init_path) {
-        bf_status st = bf_checkpoint_load(cfg->init_path, be, m, info, opt, NULL, err);
-        const char *task = st == BF_OK ? bf_task_of_model((*m)->kind->name) : NULL;
-        if (st == BF_OK && (!task || strcmp(task, "peaks")))
-            st = bf_error_set(err, BF_ERR_INVALID, "%s: model '%s' is not a peaks model "
-                              "(braggnn)", cfg->init_path, (*m)->kind->name);
-        if (st == BF_OK)
-            opt->lr = (float)cfg->lr;
-        return st;
-    }
+    if (cfg->init_path)
+        return bf_task_warm_start("peaks", cfg->init_path, be, cfg->lr, m, opt, info, err);
     const char *name = cfg->model ? cfg->model : "braggnn";
-    const bf_model_kind *kind = bf_model_kind_find(name);
-    const char *task = kind ? bf_task_of_model(name) : NULL;
-    if (!kind || !task || strcmp(task, "peaks"))
-        return bf_error_set(err, BF_ERR_INVALID, "model '%s' is not a peaks model (braggnn)",
-                            name);
+    const bf_model_kind *kind;
+    bf_status st = bf_task_model_kind("peaks", name, &kind, err);
+    if (st != BF_OK)
+        return st;
     bf_model_shape shape = kind->default_shape;
-    bf_status st = bf_model_dim_set(kind, &shape, "patch", S, err);
+    st = bf_model_dim_set(kind, &shape, "patch", S, err);
     for (int j = 0; st == BF_OK && po && j < 4; j++)
         if (po->fc[j] > 0) {
             char dim[8];

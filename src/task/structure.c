@@ -18,20 +18,6 @@ const char *const bf_target_units[BF_N_TARGETS] = {"A", "A", "deg"};
 
 /* ---- checkpoint metadata --------------------------------------------------------- */
 
-static int parse_numbers(const char *s, double *v, int n)
-{
-    char *end;
-    for (int i = 0; i < n; i++) {
-        v[i] = strtod(s, &end);
-        if (end == s || !isfinite(v[i]))
-            return -1;
-        s = end;
-    }
-    while (*s == ' ')
-        s++;
-    return *s ? -1 : 0;
-}
-
 bf_status bf_structure_meta_write(const bf_structure_meta *sm, bf_checkpoint_info *info,
                                   bf_error *err)
 {
@@ -66,8 +52,8 @@ bf_status bf_structure_meta_read(const bf_checkpoint_info *info, const bf_model 
         if (!bf_checkpoint_info_get(info, need[i]))
             return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ lacks '%s'", path,
                                 need[i]);
-    if (parse_numbers(bf_checkpoint_info_get(info, "label_offset"), out->scaling.offset, 3) ||
-        parse_numbers(bf_checkpoint_info_get(info, "label_scale"), out->scaling.scale, 3))
+    if (bf_parse_doubles(bf_checkpoint_info_get(info, "label_offset"), out->scaling.offset, 3) ||
+        bf_parse_doubles(bf_checkpoint_info_get(info, "label_scale"), out->scaling.scale, 3))
         return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ label_offset/label_scale: "
                             "expected three numbers each", path);
     for (int i = 0; i < 3; i++)
@@ -321,31 +307,21 @@ static bf_status open_model(const bf_train_config *cfg, int hidden, const bf_dat
                             bf_checkpoint_info *info, bf_structure_meta *meta, bf_error *err)
 {
     if (cfg->init_path) {
-        bf_status st = bf_checkpoint_load(cfg->init_path, be, m, info, opt, NULL, err);
-        if (st == BF_OK && strcmp(bf_task_of_model((*m)->kind->name) ? bf_task_of_model(
-                                                                           (*m)->kind->name)
-                                                                     : "",
-                                  "structure"))
-            st = bf_error_set(err, BF_ERR_INVALID, "%s: model '%s' is not a structure model "
-                              "(structure_net)", cfg->init_path, (*m)->kind->name);
-        if (st == BF_OK)
-            st = bf_structure_meta_read(info, *m, cfg->init_path, meta, err);
-        if (st == BF_OK)
-            opt->lr = (float)cfg->lr; /* a warm restart may change the learning rate */
-        return st;
+        bf_status st = bf_task_warm_start("structure", cfg->init_path, be, cfg->lr, m, opt,
+                                          info, err);
+        return st == BF_OK ? bf_structure_meta_read(info, *m, cfg->init_path, meta, err) : st;
     }
     const char *name = cfg->model ? cfg->model : "structure_net";
-    const bf_model_kind *kind = bf_model_kind_find(name);
-    const char *task = kind ? bf_task_of_model(name) : NULL;
-    if (!kind || !task || strcmp(task, "structure"))
-        return bf_error_set(err, BF_ERR_INVALID, "model '%s' is not a structure model "
-                            "(structure_net)", name);
+    const bf_model_kind *kind;
+    bf_status st = bf_task_model_kind("structure", name, &kind, err);
+    if (st != BF_OK)
+        return st;
     bf_model_shape shape = kind->default_shape;
     int C = 3; /* the seed's classes, or as many as the set's labels need */
     for (int k = 0; k < train->n_classes; k++)
         if (train->class_labels[k] + 1 > C)
             C = train->class_labels[k] + 1;
-    bf_status st = bf_model_dim_set(kind, &shape, "input_len", train->length, err);
+    st = bf_model_dim_set(kind, &shape, "input_len", train->length, err);
     if (st == BF_OK)
         st = bf_model_dim_set(kind, &shape, "n_classes", C, err);
     if (st == BF_OK && hidden > 0)

@@ -33,23 +33,62 @@ const char *bf_task_of_model(const char *model)
     return NULL;
 }
 
+/* BF_OK when model serves task; else an error "[path: ]model 'x' is not a T model (...)". */
+static bf_status check_served(const char *task, const char *model, const char *path,
+                              bf_error *err)
+{
+    const char *t = bf_task_of_model(model);
+    if (t && !strcmp(t, task))
+        return BF_OK;
+    char models[128] = "";
+    for (size_t i = 0; i < sizeof served / sizeof served[0]; i++)
+        if (!strcmp(served[i].task, task))
+            snprintf(models + strlen(models), sizeof models - strlen(models), "%s%s",
+                     models[0] ? ", " : "", served[i].model);
+    return bf_error_set(err, BF_ERR_INVALID, "%s%smodel '%s' is not a %s model (%s)",
+                        path ? path : "", path ? ": " : "", model, task, models);
+}
+
+bf_status bf_task_model_kind(const char *task, const char *model, const bf_model_kind **kind,
+                             bf_error *err)
+{
+    *kind = bf_model_kind_find(model);
+    if (!*kind)
+        return bf_error_set(err, BF_ERR_INVALID, "model '%s': unknown (known: %s)", model,
+                            bf_model_kind_list());
+    return check_served(task, model, NULL, err);
+}
+
+/* Loads path (and, when opt != NULL, its optimiser sidecar) checking the model serves
+ * task. */
+static bf_status load_for(const char *task, const char *path, const bf_backend *be,
+                          bf_model **m, bf_checkpoint_info *info, bf_adam *opt, bf_error *err)
+{
+    bf_status st = bf_checkpoint_load(path, be, m, info, opt, NULL, err);
+    if (st != BF_OK)
+        return st;
+    st = check_served(task, (*m)->kind->name, path, err);
+    if (st != BF_OK) {
+        bf_model_destroy(*m);
+        *m = NULL;
+        if (opt)
+            bf_adam_free(opt);
+    }
+    return st;
+}
+
 bf_status bf_task_load(const char *task, const char *path, const bf_backend *be, bf_model **m,
                        bf_checkpoint_info *info, bf_error *err)
 {
-    bf_status st = bf_checkpoint_load(path, be, m, info, NULL, NULL, err);
-    if (st != BF_OK)
-        return st;
-    const char *t = bf_task_of_model((*m)->kind->name);
-    if (!t || strcmp(t, task)) {
-        char models[128] = "";
-        for (size_t i = 0; i < sizeof served / sizeof served[0]; i++)
-            if (!strcmp(served[i].task, task))
-                snprintf(models + strlen(models), sizeof models - strlen(models), "%s%s",
-                         models[0] ? ", " : "", served[i].model);
-        st = bf_error_set(err, BF_ERR_INVALID, "%s: model '%s' is not a %s model (%s)", path,
-                          (*m)->kind->name, task, models);
-        bf_model_destroy(*m);
-        *m = NULL;
-    }
+    return load_for(task, path, be, m, info, NULL, err);
+}
+
+bf_status bf_task_warm_start(const char *task, const char *path, const bf_backend *be,
+                             double lr, bf_model **m, bf_adam *opt, bf_checkpoint_info *info,
+                             bf_error *err)
+{
+    bf_status st = load_for(task, path, be, m, info, opt, err);
+    if (st == BF_OK)
+        opt->lr = (float)lr; /* a warm restart may change the learning rate */
     return st;
 }

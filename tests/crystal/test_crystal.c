@@ -116,7 +116,7 @@ BF_TEST(operators_from_spglib_symbols)
 
 BF_TEST(scattering_lengths_and_type_symbols)
 {
-    /* the seven of shared/reference/gsas2/README.md, in fm */
+    /* the seven of docs/gsas2.md §9, in fm */
     struct {
         const char *el;
         double b;

@@ -373,7 +373,7 @@ BF_TEST(training_stops_on_a_non_finite_loss_keeping_a_loadable_checkpoint)
     /* a huge learning rate without clipping overflows the loss: an error naming the
      * epoch, and the checkpoint of the warm start's best epoch stays loadable */
     cfg.init_path = path;
-    cfg.lr = 3e-2;
+    cfg.lr = 10;
     cfg.clip_norm = 1e30;
     cfg.epochs = 50;
     cfg.patience = 0;

@@ -164,19 +164,10 @@ static bf_status reserve(bf_model *m, int B, bf_error *err)
     return bf_model_alloc_buffers(m, bufs, sizes, N_BUFS, err);
 }
 
-static bf_status check_batch(const bf_model *m, int B, bf_error *err)
-{
-    if (B < 1 || B > m->batch_capacity)
-        return bf_error_set(err, BF_ERR_RANGE,
-                            "braggnn: batch of %d but activations reserved for %d", B,
-                            m->batch_capacity);
-    return BF_OK;
-}
-
 /* x (B, S, S) -> m->out (B, 2). */
 static bf_status forward(bf_model *m, const float *x, int B, bf_error *err)
 {
-    if (check_batch(m, B, err) != BF_OK)
+    if (bf_model_check_batch(m, B, err) != BF_OK)
         return err->code;
     net_state *s = m->state;
     const bf_backend *be = m->be;
@@ -205,7 +196,7 @@ static bf_status forward(bf_model *m, const float *x, int B, bf_error *err)
 /* dout (B, 2) -> parameter gradients (accumulated), from the last forward(x). */
 static bf_status backward(bf_model *m, const float *x, int B, float *dout, bf_error *err)
 {
-    if (check_batch(m, B, err) != BF_OK)
+    if (bf_model_check_batch(m, B, err) != BF_OK)
         return err->code;
     net_state *s = m->state;
     const bf_backend *be = m->be;

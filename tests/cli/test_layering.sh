@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# tests/cli/test_layering.sh — the layers' include rules (DESIGN §2, CONTRIBUTING): the nn
+# engine knows no task, dataset or physics (no data/sim/crystal/fit/task/al/flow header
+# under src/nn), and no library layer includes the CLI's headers.
+source "$(dirname "$0")/common.bash" "$1"
+
+CASE=the_nn_engine_includes_no_task_data_or_physics_header
+bad=$(grep -rnE '#include "braggflow/(data|sim|crystal|fit|task|al|flow)\.h"' "$SRC/src/nn" || true)
+[ -z "$bad" ] || fail "$bad"
+[ -n "$(ls "$SRC"/src/nn/*.c 2>/dev/null)" ] || fail "no sources under $SRC/src/nn"
+ok
+
+CASE=no_library_layer_includes_the_cli
+bad=$(grep -rn '#include "cli/' "$SRC/src" --include=*.c --include=*.h | grep -v "^$SRC/src/cli/" || true)
+[ -z "$bad" ] || fail "$bad"
+ok
