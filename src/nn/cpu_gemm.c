@@ -15,7 +15,7 @@
 
 #define NV 16 /* floats per vector here: one zmm under AVX-512, two ymm under AVX2 */
 typedef float vf16 __attribute__((vector_size(NV * sizeof(float))));
-#define MR 6
+#define MR 8 /* 16 accumulators, half the zmm registers of AVX-512; divides 32, 64, 96 */
 #define NR (2 * NV)
 
 #define v16load(p)                                                                        \
@@ -32,9 +32,6 @@ typedef float vf16 __attribute__((vector_size(NV * sizeof(float))));
 
 int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 
-/* A(i, k): A stored (M, K) with row stride lda, or (K, M) when trans_a. */
-#define A_AT(i, k) (trans_a ? A[(size_t)(k) * lda + (i)] : A[(size_t)(i) * lda + (k)])
-
 /* Stores (or adds) the tile rows [0, mr) and columns [0, nr) of acc. */
 #define STORE_TILE(mr_)                                                                   \
     for (int r = 0; r < (mr_); r++) {                                                     \
@@ -44,44 +41,53 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
                 c[h * NV + l] = (accumulate ? c[h * NV + l] : 0.0f) + acc[r][h][l];       \
     }
 
-/* The product for columns [j0, j0 + nr) of C from a block of B holding NR readable
- * columns per row (b, rows ldb apart). */
-BF_CLONES static void gemm_block(int trans_a, int M, int K, const float *restrict A, int lda,
-                                 const float *restrict bblk, int ldb, float *restrict C, int ldc,
-                                 int j0, int nr, int accumulate)
+/* One row block: rows [i0, i0 + mr) of C, columns [j0, j0 + nr), from a block of B
+ * holding NR readable columns per row (rows ldb apart). AT(i, k) reads A. */
+#define ROW_BLOCK(mr_, AT)                                                                \
+    do {                                                                                  \
+        vf16 acc[MR][2];                                                                  \
+        for (int r = 0; r < MR; r++)                                                      \
+            acc[r][0] = acc[r][1] = v16splat(0);                                          \
+        const float *b = bblk;                                                            \
+        for (int k = 0; k < K; k++, b += ldb) {                                           \
+            vf16 b0 = v16load(b), b1 = v16load(b + NV);                                   \
+            for (int r = 0; r < (mr_); r++) {                                             \
+                vf16 a = v16splat(AT(i0 + r, k));                                         \
+                acc[r][0] += a * b0;                                                      \
+                acc[r][1] += a * b1;                                                      \
+            }                                                                             \
+        }                                                                                 \
+        STORE_TILE(mr_)                                                                   \
+    } while (0)
+
+/* A(i, k) from A stored (M, K) with row stride lda, or (K, M) when transposed. */
+#define A_N(i, k) A[(size_t)(i) * lda + (k)]
+#define A_T(i, k) A[(size_t)(k) * lda + (i)]
+
+/* The product for columns [j0, j0 + nr) of C: full tiles of MR rows (unrolled, in
+ * registers), then the last rows. One function per layout of A, so the inner loop
+ * has no branch. */
+#define GEMM_BLOCK(name, AT)                                                              \
+    BF_CLONES static void name(int M, int K, const float *restrict A, int lda,             \
+                               const float *restrict bblk, int ldb, float *restrict C,     \
+                               int ldc, int j0, int nr, int accumulate)                    \
+    {                                                                                     \
+        int i0 = 0;                                                                       \
+        for (; i0 + MR <= M; i0 += MR)                                                    \
+            ROW_BLOCK(MR, AT);                                                            \
+        if (i0 < M) {                                                                     \
+            int mr = M - i0;                                                              \
+            ROW_BLOCK(mr, AT);                                                            \
+        }                                                                                 \
+    }
+GEMM_BLOCK(gemm_block_n, A_N)
+GEMM_BLOCK(gemm_block_t, A_T)
+
+static void gemm_block(int trans_a, int M, int K, const float *A, int lda, const float *bblk,
+                       int ldb, float *C, int ldc, int j0, int nr, int accumulate)
 {
-    int i0 = 0;
-    for (; i0 + MR <= M; i0 += MR) { /* full tiles: MR x 2 vectors in registers */
-        vf16 acc[MR][2];
-        for (int r = 0; r < MR; r++)
-            acc[r][0] = acc[r][1] = v16splat(0);
-        const float *b = bblk;
-        for (int k = 0; k < K; k++, b += ldb) {
-            vf16 b0 = v16load(b), b1 = v16load(b + NV);
-            for (int r = 0; r < MR; r++) {
-                vf16 a = v16splat(A_AT(i0 + r, k));
-                acc[r][0] += a * b0;
-                acc[r][1] += a * b1;
-            }
-        }
-        STORE_TILE(MR)
-    }
-    if (i0 < M) { /* the last rows */
-        int mr = M - i0;
-        vf16 acc[MR][2];
-        for (int r = 0; r < MR; r++)
-            acc[r][0] = acc[r][1] = v16splat(0);
-        const float *b = bblk;
-        for (int k = 0; k < K; k++, b += ldb) {
-            vf16 b0 = v16load(b), b1 = v16load(b + NV);
-            for (int r = 0; r < mr; r++) {
-                vf16 a = v16splat(A_AT(i0 + r, k));
-                acc[r][0] += a * b0;
-                acc[r][1] += a * b1;
-            }
-        }
-        STORE_TILE(mr)
-    }
+    (trans_a ? gemm_block_t : gemm_block_n)(M, K, A, lda, bblk, ldb, C, ldc, j0, nr,
+                                            accumulate);
 }
 
 void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda,
