@@ -94,6 +94,16 @@ static void infer_step(bench_state *s)
     }
 }
 
+/* x as a JSON number (2 decimals), or null when it is not finite (not measured). */
+static const char *json_number(double x, char out[32])
+{
+    if (isfinite(x))
+        snprintf(out, 32, "%.2f", x);
+    else
+        snprintf(out, 32, "null");
+    return out;
+}
+
 /* Median over reps of samples/s, each rep >= seconds and >= 3 steps of batch samples. */
 static double timed(bench_state *s, void (*step)(bench_state *), int batch, int warmup,
                     double seconds, int reps)
@@ -251,22 +261,27 @@ int main(int argc, char **argv)
     if (!peer_on)
         snprintf(why, sizeof why, "--no-peer");
 
+    char b1[32], b64[32], l1[32], l64[32];
     printf("{\"bench\":\"train_throughput\",\"model\":\"%s\",\"input_len\":%d,\"batch\":%d,"
            "\"threads\":%d,\"reps\":%d,\"train_seconds\":%g,\"infer_seconds\":%g,"
-           "\"braggflow\":{\"train_samples_per_s\":%.1f,\"infer_samples_per_s\":{\"1\":%.1f,"
-           "\"64\":%.1f,\"512\":%.1f},\"latency_us\":{\"1\":%.1f,\"64\":%.1f}},",
-           model, L, BATCH, threads, reps, seconds, infer_seconds, bf_train, bf_infer[0],
-           bf_infer[1], bf_infer[2], 1e6 / bf_infer[0], 64e6 / bf_infer[1]);
-    if (have_peer)
-        printf("\"pytorch\":{\"train_samples_per_s\":%.1f,\"infer_eager\":{\"1\":%.1f,"
-               "\"64\":%.1f,\"512\":%.1f},\"infer_best\":{\"1\":%.1f,\"64\":%.1f,\"512\":%.1f},"
+           "\"braggflow\":{\"train_samples_per_s\":%.1f,\"infer_samples_per_s\":{\"1\":%s,"
+           "\"64\":%s,\"512\":%.1f},\"latency_us\":{\"1\":%s,\"64\":%s}},",
+           model, L, BATCH, threads, reps, seconds, infer_seconds, bf_train,
+           json_number(bf_infer[0], b1), json_number(bf_infer[1], b64), bf_infer[2],
+           json_number(1e6 / bf_infer[0], l1), json_number(64e6 / bf_infer[1], l64));
+    if (have_peer) {
+        char e1[32], e64[32], x1[32], x64[32], r1[32], r64[32];
+        printf("\"pytorch\":{\"train_samples_per_s\":%.1f,\"infer_eager\":{\"1\":%s,"
+               "\"64\":%s,\"512\":%.1f},\"infer_best\":{\"1\":%s,\"64\":%s,\"512\":%.1f},"
                "\"blas\":\"%s\"},\"ratio\":{\"train\":%.2f,\"infer_512_vs_best\":%.2f,"
-               "\"infer_64_vs_best\":%.2f,\"infer_1_vs_best\":%.2f}}\n",
-               pf.train, pf.eager[0], pf.eager[1], pf.eager[2], pf.best[0], pf.best[1],
-               pf.best[2], PEER_BLAS, bf_train / pf.train, bf_infer[2] / pf.best[2],
-               bf_infer[1] / pf.best[1], bf_infer[0] / pf.best[0]);
-    else
+               "\"infer_512_vs_eager\":%.2f,\"infer_64_vs_best\":%s,\"infer_1_vs_best\":%s}}\n",
+               pf.train, json_number(pf.eager[0], e1), json_number(pf.eager[1], e64), pf.eager[2],
+               json_number(pf.best[0], x1), json_number(pf.best[1], x64), pf.best[2], PEER_BLAS,
+               bf_train / pf.train, bf_infer[2] / pf.best[2], bf_infer[2] / pf.eager[2],
+               json_number(bf_infer[1] / pf.best[1], r64), json_number(bf_infer[0] / pf.best[0], r1));
+    } else {
         printf("\"pytorch\":null,\"peer_error\":\"%s\"}\n", why);
+    }
 
     free(s.x), free(s.targets), free(s.labels), free(s.out), free(s.dl), free(s.dr), free(s.bt);
     bf_step_ws_destroy(s.ws);
