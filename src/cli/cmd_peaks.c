@@ -122,7 +122,9 @@ static bf_status print_errors(const bf_patches *p, const double *nn, const doubl
     static const double edges[] = {0, 158, 500, 1581, INFINITY}; /* half decades from 50 */
     for (int b = 0; st == BF_OK && b < 4; b++) {
         char what[48];
-        if (b < 3)
+        if (b == 0)
+            snprintf(what, sizeof what, "height < %.0f", edges[1]);
+        else if (b < 3)
             snprintf(what, sizeof what, "height %.0f-%.0f", edges[b], edges[b + 1]);
         else
             snprintf(what, sizeof what, "height > %.0f", edges[b]);
