@@ -180,8 +180,6 @@ struct bf_backend {
     bf_status (*upload)(void *dst, const void *host_src, size_t nbytes, bf_error *err);
     bf_status (*download)(void *host_dst, const void *src, size_t nbytes, bf_error *err);
     bf_status (*zero)(void *p, size_t nbytes, bf_error *err);
-    /* dst[i] = src[i] for n floats, both backend memory */
-    bf_status (*copy)(float *dst, const float *src, size_t n, bf_error *err);
     void (*set_threads)(int threads);                              /* 0 = all cores */
 
     /* Linear as bf_linear_*: inp (B, n_in) -> out rows of n_out values, ldo apart

@@ -19,25 +19,38 @@ static bf_status cpu_alloc(size_t nbytes, void **out, bf_error *err)
     return BF_OK;
 }
 
-static void cpu_free(void *p) { free(p); }
+/* ---- what both host-memory backends (cpu, reference) do alike --------------------- */
 
-static bf_status cpu_copy_bytes(void *dst, const void *src, size_t nbytes, bf_error *err)
+void host_free(void *p) { free(p); }
+
+bf_status host_transfer(void *dst, const void *src, size_t nbytes, bf_error *err)
 {
     memmove(dst, src, nbytes);
     return BF_OK;
 }
 
-static bf_status cpu_zero(void *p, size_t nbytes, bf_error *err)
+bf_status host_zero(void *p, size_t nbytes, bf_error *err)
 {
     memset(p, 0, nbytes);
     return BF_OK;
 }
 
-static bf_status cpu_copy(float *dst, const float *src, size_t n, bf_error *err)
+bf_status host_grad_norm_clip(float *grad, size_t n, double max_norm, double *norm,
+                              bf_error *err)
 {
-    memmove(dst, src, n * sizeof *dst);
+    double v = bf_clip_grad_norm(grad, n, max_norm);
+    if (norm)
+        *norm = v;
     return BF_OK;
 }
+
+bf_status host_adam_step(bf_adam *opt, float *value, const float *grad, bf_error *err)
+{
+    bf_adam_step(opt, value, grad);
+    return BF_OK;
+}
+
+/* ---- the CPU backend ------------------------------------------------------------- */
 
 static void cpu_set_threads(int threads)
 {
@@ -96,29 +109,13 @@ static bf_status cpu_linear_backward(float *dinp, float *dw, float *db, float *d
     return BF_OK;
 }
 
-static bf_status cpu_grad_norm_clip(float *grad, size_t n, double max_norm, double *norm,
-                                    bf_error *err)
-{
-    double v = bf_clip_grad_norm(grad, n, max_norm);
-    if (norm)
-        *norm = v;
-    return BF_OK;
-}
-
-static bf_status cpu_adam_step(bf_adam *opt, float *value, const float *grad, bf_error *err)
-{
-    bf_adam_step(opt, value, grad);
-    return BF_OK;
-}
-
 static const bf_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_copy_bytes,
-    .download = cpu_copy_bytes,
-    .zero = cpu_zero,
-    .copy = cpu_copy,
+    .free = host_free,
+    .upload = host_transfer,
+    .download = host_transfer,
+    .zero = host_zero,
     .set_threads = cpu_set_threads,
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
@@ -128,8 +125,8 @@ static const bf_backend cpu_backend = {
     .conv2d_backward = cpu_conv2d_backward,
     .nonlocal_forward = cpu_nonlocal_forward,
     .nonlocal_backward = cpu_nonlocal_backward,
-    .grad_norm_clip = cpu_grad_norm_clip,
-    .adam_step = cpu_adam_step,
+    .grad_norm_clip = host_grad_norm_clip,
+    .adam_step = host_adam_step,
 };
 
 const bf_backend *bf_backend_cpu(void) { return &cpu_backend; }

@@ -20,26 +20,6 @@ static bf_status ref_alloc(size_t nbytes, void **out, bf_error *err)
     return BF_OK;
 }
 
-static void ref_free(void *p) { free(p); }
-
-static bf_status ref_copy_bytes(void *dst, const void *src, size_t nbytes, bf_error *err)
-{
-    memmove(dst, src, nbytes);
-    return BF_OK;
-}
-
-static bf_status ref_zero(void *p, size_t nbytes, bf_error *err)
-{
-    memset(p, 0, nbytes);
-    return BF_OK;
-}
-
-static bf_status ref_copy(float *dst, const float *src, size_t n, bf_error *err)
-{
-    memmove(dst, src, n * sizeof *dst);
-    return BF_OK;
-}
-
 static void ref_set_threads(int threads) { (void)threads; }
 
 /* Temporaries of n floats, zeroed; NULL after a failure reported in err. */
@@ -248,31 +228,13 @@ static bf_status ref_nonlocal_backward(float *dx, float *dw, float *dout, const 
     return BF_OK;
 }
 
-/* ---- Optimiser ------------------------------------------------------------------------ */
-
-static bf_status ref_grad_norm_clip(float *grad, size_t n, double max_norm, double *norm,
-                                    bf_error *err)
-{
-    double v = bf_clip_grad_norm(grad, n, max_norm);
-    if (norm)
-        *norm = v;
-    return BF_OK;
-}
-
-static bf_status ref_adam_step(bf_adam *opt, float *value, const float *grad, bf_error *err)
-{
-    bf_adam_step(opt, value, grad);
-    return BF_OK;
-}
-
 static const bf_backend reference_backend = {
     .name = "reference",
     .alloc = ref_alloc,
-    .free = ref_free,
-    .upload = ref_copy_bytes,
-    .download = ref_copy_bytes,
-    .zero = ref_zero,
-    .copy = ref_copy,
+    .free = host_free,
+    .upload = host_transfer,
+    .download = host_transfer,
+    .zero = host_zero,
     .set_threads = ref_set_threads,
     .linear_forward = ref_linear_forward,
     .linear_backward = ref_linear_backward,
@@ -282,8 +244,9 @@ static const bf_backend reference_backend = {
     .conv2d_backward = ref_conv2d_backward,
     .nonlocal_forward = ref_nonlocal_forward,
     .nonlocal_backward = ref_nonlocal_backward,
-    .grad_norm_clip = ref_grad_norm_clip,
-    .adam_step = ref_adam_step,
+    /* the optimiser's reference functions (params.c) are already plain loops */
+    .grad_norm_clip = host_grad_norm_clip,
+    .adam_step = host_adam_step,
 };
 
 const bf_backend *bf_backend_reference(void) { return &reference_backend; }

@@ -4,6 +4,16 @@
 
 #include "braggflow/nn.h"
 
+/* backend_cpu.c: the memory and optimiser ops of both host-memory backends (cpu,
+ * reference): free, upload/download (memmove), zero, clipping and Adam by the reference
+ * functions of params.c. */
+void host_free(void *p);
+bf_status host_transfer(void *dst, const void *src, size_t nbytes, bf_error *err);
+bf_status host_zero(void *p, size_t nbytes, bf_error *err);
+bf_status host_grad_norm_clip(float *grad, size_t n, double max_norm, double *norm,
+                              bf_error *err);
+bf_status host_adam_step(bf_adam *opt, float *value, const float *grad, bf_error *err);
+
 /* cpu_kernels.c: fused conv1d -> pool -> LeakyReLU, one pattern per thread at a time. */
 bf_status cpu_conv1d_pool_lrelu_forward(float *out, uint8_t *argmax, const float *inp,
                                         const float *w, const float *b, int B, int C_in,
