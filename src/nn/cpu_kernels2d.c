@@ -69,6 +69,9 @@ BF_CLONES static void col2im_add(float *restrict dx, const float *restrict col, 
             }
 }
 
+/* The fused activation and its derivative on one sample's block. (cpu_kernels.c's
+ * cpu_leaky_relu_inplace/mask do the same on whole batches but open an OpenMP region
+ * each call; these run inside the per-sample loop's.) */
 BF_CLONES static void activate(float *x, size_t n, float slope)
 {
     if (slope >= 0)
