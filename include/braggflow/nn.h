@@ -445,6 +445,11 @@ typedef struct {
     bf_status (*make_batch)(void *user, const bf_arrays *set, const long *idx, int B,
                             uint64_t seed, int epoch, float *bx, float *bt, bf_error *err);
     void *user;
+    /* Optional: the task's metrics that score() fills (metrics_size bytes); each epoch's
+     * log carries them as task_metrics, and the best epoch's are copied to best_metrics. */
+    const void *metrics;
+    void *best_metrics;
+    size_t metrics_size;
 } bf_objective;
 
 typedef struct {
@@ -452,7 +457,7 @@ typedef struct {
     double train_loss;
     double val_score;                      /* objective->score of this epoch */
     const float *val_out;                  /* (n_val, n_out) host outputs of this epoch */
-    const void *task_metrics;              /* set by the task layer for its callbacks */
+    const void *task_metrics;              /* the objective's metrics of this epoch, or NULL */
     double seconds;                        /* this epoch, training + validation */
     double samples_per_s;                  /* training throughput */
     int improved;                          /* best validation score so far: checkpoint saved */

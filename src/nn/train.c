@@ -238,7 +238,7 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
 
         bf_epoch_log log = {.epoch = epoch, .epochs = first_epoch + cfg->epochs,
                             .train_loss = sum / tr->n, .samples_per_s = tr->n / t_train,
-                            .val_out = vout};
+                            .val_out = vout, .task_metrics = obj->metrics};
         st = bf_model_predict(m, va->x, va->n, B, vout, err);
         if (st != BF_OK)
             break;
@@ -259,6 +259,8 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
             if (st != BF_OK)
                 break;
             log.improved = 1;
+            if (obj->metrics && obj->best_metrics)
+                memcpy(obj->best_metrics, obj->metrics, obj->metrics_size);
             res->best_epoch = epoch;
             res->best_val_score = best;
         }

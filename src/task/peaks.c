@@ -123,8 +123,6 @@ typedef struct {
     const bf_patches *train;          /* raw patches for the augmented crops */
     double *val_pred, *val_true;      /* (n_val, 2) centres in pixels */
     bf_peak_errors val;
-    const bf_train_config *cfg;
-    bf_peaks_result *res;
 } peaks_objective;
 
 static double peaks_loss(void *user, const float *out, const float *target, int B, int n_out,
@@ -167,18 +165,6 @@ static bf_status peaks_augment(void *user, const bf_arrays *set, const long *idx
     }
     bf_minmax_scale_rows(bx, B, S * S);
     return BF_OK;
-}
-
-static void peaks_epoch(const bf_epoch_log *log, void *user)
-{
-    peaks_objective *o = user;
-    if (log->improved)
-        o->res->best_val = o->val;
-    if (o->cfg->on_epoch) {
-        bf_epoch_log l = *log;
-        l.task_metrics = &o->val;
-        o->cfg->on_epoch(&l, o->cfg->user);
-    }
 }
 
 static bf_status peaks_meta_write(bf_checkpoint_info *info, bf_error *err)
@@ -260,7 +246,7 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
     bf_adam opt = {0};
     bf_checkpoint_info *info = calloc(1, sizeof *info);
     float *tx = NULL, *tt = NULL, *vx = NULL, *vt = NULL;
-    peaks_objective o = {.train = train, .cfg = cfg, .res = res};
+    peaks_objective o = {.train = train};
     if (!info)
         return bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
     st = open_model(cfg, po, augment ? train->size - 2 : train->size, be, &m, &opt, info, err);
@@ -289,14 +275,12 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
     if (st == BF_OK) {
         bf_objective obj = {.name = "mse", .target_len = 2, .loss = peaks_loss,
                             .score = peaks_score, .make_batch = augment ? peaks_augment : NULL,
-                            .user = &o};
-        bf_train_config c = *cfg;
-        c.on_epoch = peaks_epoch;
-        c.user = &o;
+                            .user = &o, .metrics = &o.val, .best_metrics = &res->best_val,
+                            .metrics_size = sizeof o.val};
         snprintf(info->train_sha256, sizeof info->train_sha256, "%s", cfg->train_sha256);
         snprintf(info->val_sha256, sizeof info->val_sha256, "%s", cfg->val_sha256);
         bf_arrays tr = {tx, tt, train->n}, va = {vx, vt, val->n};
-        st = bf_train(&c, m, &opt, &obj, &tr, &va, info, &res->train, err);
+        st = bf_train(cfg, m, &opt, &obj, &tr, &va, info, &res->train, err);
     }
     free(tx), free(tt), free(vx), free(vt), free(o.val_pred), free(o.val_true);
     free(info);

@@ -235,8 +235,6 @@ typedef struct {
     const int32_t *val_labels;    /* the validation set's, for the metrics */
     const float *val_targets;     /* (n_val, 3) */
     bf_metrics val;               /* the last validation's */
-    const bf_train_config *cfg;   /* the caller's callback */
-    bf_structure_result *res;
 } structure_objective;
 
 /* CrossEntropy(logits) + Eq. 6(regression), both means over the batch. */
@@ -269,18 +267,6 @@ static double structure_score(void *user, const float *out, const float *target,
     structure_objective *o = user;
     bf_structure_metrics(out, o->val_labels, o->val_targets, n, o->C, o->sc, &o->val);
     return o->val.loss;
-}
-
-static void structure_epoch(const bf_epoch_log *log, void *user)
-{
-    structure_objective *o = user;
-    if (log->improved)
-        o->res->best_val = o->val;
-    if (o->cfg->on_epoch) {
-        bf_epoch_log l = *log;
-        l.task_metrics = &o->val;
-        o->cfg->on_epoch(&l, o->cfg->user);
-    }
 }
 
 /* Class names by label, from the training set (its config order + labels). */
@@ -390,17 +376,14 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
         o.sc = &meta.scaling;
         o.val_labels = vl;
         o.val_targets = vt;
-        o.cfg = cfg;
-        o.res = res;
         bf_objective obj = {.name = "cross_entropy+hetero_eq6", .target_len = TARGET_LEN,
-                            .loss = structure_loss, .score = structure_score, .user = &o};
-        bf_train_config c = *cfg;
-        c.on_epoch = structure_epoch;
-        c.user = &o;
+                            .loss = structure_loss, .score = structure_score, .user = &o,
+                            .metrics = &o.val, .best_metrics = &res->best_val,
+                            .metrics_size = sizeof o.val};
         snprintf(info->train_sha256, sizeof info->train_sha256, "%s", cfg->train_sha256);
         snprintf(info->val_sha256, sizeof info->val_sha256, "%s", cfg->val_sha256);
         bf_arrays tr = {tx, tpack, train->n}, va = {vx, vpack, val->n};
-        st = bf_train(&c, m, &opt, &obj, &tr, &va, info, &res->train, err);
+        st = bf_train(cfg, m, &opt, &obj, &tr, &va, info, &res->train, err);
     }
     free(tx), free(tt), free(tl), free(vx), free(vt), free(vl), free(tpack), free(vpack);
     free(o.labels), free(o.dl), free(o.dr), free(o.bt);
