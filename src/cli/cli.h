@@ -27,6 +27,10 @@ int cmd_peaks(int argc, char **argv);
 int cmd_sample_peaks(int argc, char **argv);
 int cmd_fit_peaks(int argc, char **argv);
 int cmd_import_peaks(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_serve_client(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
 int bf_cli_fail(const bf_error *err);

@@ -21,6 +21,10 @@ static const struct {
     {"import-peaks", cmd_import_peaks, "BraggNN frames + peaks files -> a patch file (HDF5)"},
     {"fit-peaks", cmd_fit_peaks, "fit a 2-D pseudo-Voigt to every patch of a patch file (HDF5)"},
     {"peaks", cmd_peaks, "Bragg-peak centres of detector patches with a BraggNN model (CSV)"},
+    {"export", cmd_export, "write a trained model as ONNX (opset 17, dynamic batch)"},
+    {"serve", cmd_serve, "ZeroMQ inference service with dynamic batching and live model swap"},
+    {"serve-client", cmd_serve_client, "send a patch file to a service, check replies, report latency"},
+    {"plan", cmd_plan, "seed 002's cost model: when a surrogate pays off (break-even N)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
