@@ -55,6 +55,12 @@ double bf_rng_uniform(bf_rng *rng);                 /* [0, 1) with 53 random bit
 double bf_rng_uniform_range(bf_rng *rng, double lo, double hi);
 double bf_rng_normal(bf_rng *rng);                  /* standard normal (Box-Muller, no caching) */
 
+/* ---- Order statistics ---------------------------------------------------- */
+void bf_sort_doubles(double *x, long n);            /* ascending */
+/* numpy's default percentile of sorted x (n >= 1): linear between the order statistics
+ * around q (n - 1), q in [0, 1]. */
+double bf_percentile_sorted(const double *sorted, long n, double q);
+
 /* ---- Time and progress ------------------------------------------------ */
 double bf_now_seconds(void);                        /* monotonic clock */
 

@@ -61,6 +61,134 @@ void bf_cost_defaults(bf_cost_inputs *in);
 /* Checks every input (finite, in range; field named in the error) and evaluates. */
 bf_status bf_cost_evaluate(const bf_cost_inputs *in, bf_cost_result *out, bf_error *err);
 
+/* ---- The wire format (docs/serve.md §Wire format) ---------------------------------
+ * One ZeroMQ frame per request and per reply, little-endian, fixed headers:
+ *   request  "BFRQ" u16 version, u8 op, u8 model, u64 id, u32 count, u8 dtype, u8 ndims,
+ *            u16 reserved (0), u32 dims[3] (unused 0), then count x prod(dims) values
+ *   reply    "BFRP" u16 version, u16 status, u64 id, 32-byte model SHA-256, u32 count,
+ *            u32 values per item, then count x values float32 (status OK), a UTF-8
+ *            message (an error), or a JSON object (a stats reply). */
+#define BF_WIRE_VERSION 1
+enum { BF_WIRE_REQUEST_HEADER = 36, BF_WIRE_REPLY_HEADER = 56 };
+enum { BF_OP_INFER = 1, BF_OP_STATS = 2 };
+enum { BF_DTYPE_F32 = 1, BF_DTYPE_U16 = 2 };
+enum { BF_WIRE_MODEL_BRAGGNN = 1, BF_WIRE_MODEL_STRUCTURE_NET = 2 };
+typedef enum {
+    BF_WIRE_OK = 0,
+    BF_WIRE_BAD_REQUEST = 1,   /* malformed: length, magic, version, op, dtype, dims */
+    BF_WIRE_WRONG_MODEL = 2,   /* well formed, but not what the served model takes */
+    BF_WIRE_BAD_VALUE = 3,     /* a NaN or infinite input value */
+    BF_WIRE_TOO_LARGE = 4,     /* more items than the service takes in one request */
+    BF_WIRE_UNAVAILABLE = 5,   /* queue full, or the service is draining */
+    BF_WIRE_INTERNAL = 6,      /* the computation failed */
+} bf_wire_status;
+const char *bf_wire_status_name(int status);   /* "ok", "bad_request", ... */
+int bf_wire_model_code(const char *model_kind); /* BF_WIRE_MODEL_*, 0 for none */
+const char *bf_wire_model_name(int code);       /* NULL for none */
+
+typedef struct {
+    int op, model;             /* BF_OP_*, BF_WIRE_MODEL_* (0 in a stats request) */
+    uint64_t id;
+    uint32_t count;            /* items */
+    int dtype, ndims;          /* BF_DTYPE_*; 1..3 */
+    uint32_t dims[3];          /* one item's shape */
+    size_t item_values;        /* prod(dims) */
+    const uint8_t *payload;    /* count x item_values values of dtype (unaligned) */
+} bf_wire_request;
+
+/* Decodes one request frame without trusting anything in it. Returns BF_WIRE_OK or the
+ * fault's status with a message in why ("payload is 480 bytes; 1 x 11 x 11 float32
+ * needs 484"); rq->id is set whenever the frame holds one (>= 16 bytes), else 0.
+ * Checks structure, count <= max_items and (float32) that every value is finite. */
+int bf_wire_decode_request(const void *frame, size_t len, uint32_t max_items,
+                           bf_wire_request *rq, char *why, size_t whysz);
+/* The 36 header bytes of rq (payload not included). */
+void bf_wire_encode_request_header(const bf_wire_request *rq, uint8_t out[BF_WIRE_REQUEST_HEADER]);
+
+typedef struct {
+    int status;                /* bf_wire_status */
+    uint64_t id;
+    uint8_t model_hash[32];
+    uint32_t count, values;    /* items answered, float32 values per item */
+    const uint8_t *body;       /* results, message or JSON */
+    size_t body_bytes;
+} bf_wire_reply;
+
+void bf_wire_encode_reply_header(const bf_wire_reply *rp, uint8_t out[BF_WIRE_REPLY_HEADER]);
+/* Decodes a reply frame (as a client must: nothing trusted); BF_WIRE_OK or
+ * BF_WIRE_BAD_REQUEST with why. For status OK the body must be count x values floats. */
+int bf_wire_decode_reply(const void *frame, size_t len, bf_wire_reply *rp, char *why,
+                         size_t whysz);
+
+/* ---- The service (docs/serve.md §Service) --------------------------------------------
+ * A ROUTER socket; the main thread decodes requests and queues them; worker threads
+ * take dynamic batches (up to max_batch items, waiting at most max_delay_us after the
+ * oldest queued request), each on its own copy of the current model, and hand replies
+ * back to the main thread, which routes them by identity (ZMQ_ROUTER_MANDATORY). The
+ * model file's directory is watched (inotify); a new file is loaded and validated
+ * completely, then swapped in; batches finish on the model they started with. */
+typedef struct {
+    const char *model_path;    /* a peaks or structure checkpoint (or bare BraggNN) */
+    const char *bind;          /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 */
+    int max_batch;             /* items per batch (default 512) */
+    int max_delay_us;          /* queueing delay for a fuller batch (default 200) */
+    int workers;               /* worker threads (default 1) */
+    int threads;               /* compute threads per worker (0: cores / workers) */
+    uint32_t max_request_items; /* items in one request (default 65536) */
+    long max_queue_items;      /* queued items before UNAVAILABLE (default 1 << 20) */
+    int watch;                 /* 1: swap in a new model file (inotify) */
+    int quiet;                 /* 1: no log lines on stderr */
+} bf_serve_config;
+
+void bf_serve_config_defaults(bf_serve_config *c);
+
+typedef struct bf_server bf_server;
+/* Loads the model, binds and starts the workers and the watcher. */
+bf_status bf_server_start(const bf_serve_config *c, bf_server **out, bf_error *err);
+/* Serves until bf_server_stop; then drains: requests already received are answered
+ * (later ones get UNAVAILABLE), replies are flushed, threads joined. */
+bf_status bf_server_run(bf_server *s, bf_error *err);
+/* Async-signal-safe: asks bf_server_run to drain and return. */
+void bf_server_stop(bf_server *s);
+void bf_server_destroy(bf_server *s);
+/* The stats reply's JSON (also what a BF_OP_STATS request returns); malloc'd. */
+char *bf_server_stats_json(bf_server *s);
+
+/* ---- The client (serve-client, tests, bench) ---------------------------------------- */
+typedef struct {
+    const char *connect;       /* endpoint */
+    int concurrency;           /* connections (DEALER sockets), one thread each */
+    int batch;                 /* patches per request */
+    int inflight;              /* requests outstanding per connection (pipelining) */
+    int dtype;                 /* BF_DTYPE_F32 or BF_DTYPE_U16 (counts rounded, clamped) */
+    long repeat;               /* passes over the data */
+    double rate_items_per_s;   /* 0: as fast as replies come */
+    double timeout_s;          /* a reply later than this is an error (default 10) */
+} bf_client_config;
+
+typedef struct {
+    long requests, items;
+    long errors;               /* error replies (any status but OK) */
+    long faults;               /* malformed, duplicate, unknown or missing replies */
+    char first_fault[256];
+    double wall_s, items_per_s;
+    double latency_us[5];      /* round trip p50, p90, p99, p99.9, max */
+    int n_hashes;              /* distinct model hashes seen, in order of first sight */
+    uint8_t hashes[8][32];
+    long hash_replies[8];
+    int swap_order_ok;         /* 0: a request sent after a reply with a later model was
+                                  answered by an earlier one */
+    double *centre_rc;         /* (n patches, 2) the last pass's centres (peaks); owned */
+} bf_client_result;
+
+void bf_client_config_defaults(bf_client_config *c);
+/* Sends every patch of p (repeat times) and checks every reply. */
+bf_status bf_client_run(const bf_client_config *c, const bf_patches *p, bf_client_result *r,
+                        bf_error *err);
+void bf_client_result_free(bf_client_result *r);
+/* One stats request: the JSON text (malloc'd). */
+bf_status bf_client_stats(const char *connect, double timeout_s, char **json, bf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -88,6 +88,11 @@ bf_status bf_structure_inputs(const bf_model *m, const bf_dataset *d, const char
 /* Metrics of outputs (n, n_classes + 4) against labels and scaled targets. */
 void bf_structure_metrics(const float *out, const int32_t *labels, const float *targets, long n,
                           int n_classes, const bf_label_scaling *sc, bf_metrics *mt);
+/* One output row [logits (C), regression (4)] in physical terms: class probabilities
+ * (softmax; prob[C]), the predicted class, a, c, alpha and their sigma (the model's
+ * heteroscedastic uncertainty, seed 001 Eq. 6) in A, A, deg. Returns the class. */
+int bf_structure_decode(const bf_structure_meta *meta, const float *out, double *prob,
+                        double value[BF_N_TARGETS], double sigma[BF_N_TARGETS]);
 /* Loads a checkpoint and computes its metrics on dataset d (name for messages). */
 bf_status bf_structure_evaluate(const char *path, const bf_dataset *d, const char *name,
                                 int batch, bf_metrics *mt, bf_error *err);

@@ -42,23 +42,13 @@ static void print_predictions(const bf_model *m, const bf_structure_meta *info,
                bf_target_units[k]);
     printf("\n");
     for (long i = 0; i < n; i++) {
-        const float *o = out + (size_t)i * m->n_out, *reg = o + C;
-        double mx = o[0], sum = 0, p[BF_MAX_MODEL_CLASSES];
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (o[c] > o[best])
-                best = c;
-        mx = o[best];
-        for (int c = 0; c < C; c++)
-            sum += p[c] = exp(o[c] - mx);
+        double p[BF_MAX_MODEL_CLASSES], value[BF_N_TARGETS], sigma[BF_N_TARGETS];
+        int best = bf_structure_decode(info, out + (size_t)i * m->n_out, p, value, sigma);
         printf("%ld,%s", i, info->class_names[best]);
         for (int c = 0; c < C; c++)
-            printf(",%.4f", p[c] / sum);
-        /* sigma in scaled units is exp(s / 2); scaled = (physical - offset) / scale */
-        double sigma = exp(0.5 * reg[BF_N_TARGETS]);
+            printf(",%.4f", p[c]);
         for (int k = 0; k < BF_N_TARGETS; k++)
-            printf(",%.4f,%.4f", reg[k] * info->scaling.scale[k] + info->scaling.offset[k],
-                   sigma * fabs(info->scaling.scale[k]));
+            printf(",%.4f,%.4f", value[k], sigma[k]);
         printf("\n");
     }
 }

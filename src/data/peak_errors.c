@@ -6,21 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* numpy's default percentile: linear between order statistics at q (n - 1). */
-static double percentile(const double *sorted, long n, double q)
-{
-    double at = q * (double)(n - 1);
-    long lo = (long)floor(at);
-    long hi = lo + 1 < n ? lo + 1 : lo;
-    return sorted[lo] + (at - (double)lo) * (sorted[hi] - sorted[lo]);
-}
-
 bf_status bf_peak_errors_of(const double *pred_rc, const double *true_rc, long n,
                             bf_peak_errors *out, bf_error *err)
 {
@@ -35,10 +20,14 @@ bf_status bf_peak_errors_of(const double *pred_rc, const double *true_rc, long n
         d[i] = hypot(pred_rc[2 * i] - true_rc[2 * i], pred_rc[2 * i + 1] - true_rc[2 * i + 1]);
         sum += d[i];
     }
-    qsort(d, (size_t)n, sizeof *d, cmp_double);
-    *out = (bf_peak_errors){.n = n, .mean = sum / n, .p50 = percentile(d, n, 0.5),
-                            .p75 = percentile(d, n, 0.75), .p95 = percentile(d, n, 0.95),
-                            .p995 = percentile(d, n, 0.995), .max = d[n - 1]};
+    bf_sort_doubles(d, n);
+    *out = (bf_peak_errors){.n = n,
+                            .mean = sum / n,
+                            .p50 = bf_percentile_sorted(d, n, 0.5),
+                            .p75 = bf_percentile_sorted(d, n, 0.75),
+                            .p95 = bf_percentile_sorted(d, n, 0.95),
+                            .p995 = bf_percentile_sorted(d, n, 0.995),
+                            .max = d[n - 1]};
     free(d);
     return BF_OK;
 }

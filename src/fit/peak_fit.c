@@ -177,16 +177,10 @@ static bf_status ws_alloc(fit_ws *ws, int S, int sloped, bf_error *err)
     return BF_OK;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    bf_sort_doubles(v, n);
+    return bf_percentile_sorted(v, n, 0.5);   /* the mean of the middle two for even n */
 }
 
 /* Initial guess (x layout as unpack):

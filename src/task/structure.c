@@ -392,3 +392,25 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
     bf_model_destroy(m);
     return st;
 }
+
+int bf_structure_decode(const bf_structure_meta *meta, const float *out, double *prob,
+                        double value[BF_N_TARGETS], double sigma[BF_N_TARGETS])
+{
+    int C = meta->n_classes, best = 0;
+    const float *reg = out + C;
+    for (int c = 1; c < C; c++)
+        if (out[c] > out[best])
+            best = c;
+    double sum = 0;
+    for (int c = 0; c < C; c++)
+        sum += prob[c] = exp((double)out[c] - out[best]);
+    for (int c = 0; c < C; c++)
+        prob[c] /= sum;
+    /* sigma in scaled units is exp(s / 2); scaled = (physical - offset) / scale */
+    double s = exp(0.5 * reg[BF_N_TARGETS]);
+    for (int k = 0; k < BF_N_TARGETS; k++) {
+        value[k] = reg[k] * meta->scaling.scale[k] + meta->scaling.offset[k];
+        sigma[k] = s * fabs(meta->scaling.scale[k]);
+    }
+    return best;
+}
