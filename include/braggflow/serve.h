@@ -123,7 +123,8 @@ bf_status bf_edge_timings_read(const char *dir, bf_edge_timings *t, bf_error *er
  * E = inference_s / inference_items (wall time per item with `threads` cores),
  * T = train_s, item_bytes, model_bytes. The others are left as they are. */
 void bf_cost_from_timings(const bf_edge_timings *t, bf_cost_inputs *in, unsigned *measured);
-/* bf_edge_timings_read + bf_cost_from_timings. */
+/* bf_edge_timings_read + bf_cost_from_timings; on an error *in is left as it was and
+ * *measured is 0. */
 bf_status bf_cost_measure(const char *dir, bf_cost_inputs *in, unsigned *measured,
                           bf_error *err);
 
