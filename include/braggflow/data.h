@@ -1,7 +1,7 @@
 /* braggflow/data.h — symmetry classes and their parameter boxes, parameter
  * samplers (uniform random, grid sweep, seed 000's bias-free phased
- * partition), `sample` configurations (INI), threaded dataset simulation and
- * HDF5 datasets in braggflow's and the seed workflow's layouts. */
+ * partition), the INI tokenizer, `sample` configurations (INI), threaded
+ * dataset simulation and HDF5 datasets in braggflow's and the seed workflow's layouts. */
 #ifndef BRAGGFLOW_DATA_H
 #define BRAGGFLOW_DATA_H
 
@@ -66,6 +66,22 @@ int bf_class_accepts(const bf_class_spec *cls, const bf_cell *cell);
 /* Checks the box is non-empty and that at least one point satisfies the
  * constraints; message names the class and key. */
 bf_status bf_class_validate(const bf_class_spec *cls, bf_error *err);
+
+/* ---- INI tokenizer (data/ini.c) ------------------------------------------------
+ * The one INI reader for the layers above too (the sample-peaks config here, the
+ * serve layer's timings.ini). braggflow's INI dialect: "[section]" headers and "key = value" (or
+ * "key: value") lines; comments are ';' or '#' at the start of a line or after
+ * a blank; indentation and trailing blanks are ignored; no multi-line values;
+ * a UTF-8 byte order mark is skipped. The callback sees each header
+ * (key == NULL, value == NULL) and each key line, with its 1-based line
+ * number; key and value are trimmed. A non-BF_OK return stops the parse and is
+ * returned. Syntax errors ("FILE:LINE: ...") are reported for a line that is
+ * neither, a key before any section, an empty key, or an unterminated or
+ * empty header. The separator is the first '=' or ':' of the line. */
+typedef bf_status (*bf_ini_fn)(void *user, const char *section, const char *key,
+                               const char *value, int line, bf_error *err);
+bf_status bf_ini_parse(const char *text, const char *name, bf_ini_fn fn, void *user,
+                       bf_error *err);
 
 /* ---- Samplers ----------------------------------------------------------- */
 typedef enum { BF_SAMPLER_RANDOM, BF_SAMPLER_GRID, BF_SAMPLER_PHASED } bf_sampler_kind;

@@ -58,8 +58,75 @@ typedef struct {
 /* The paper's example (DESIGN §9): 242-byte patches at 1 GB/s, 8-byte labels, a 3 MB
  * model, A = 2.44 us, E = 0.35 us, p = 0.1, T = 19 s, N = 1e7. */
 void bf_cost_defaults(bf_cost_inputs *in);
-/* Checks every input (finite, in range; field named in the error) and evaluates. */
+/* Checks every input (finite, in range; field named in the error) and evaluates
+ * seed 002 Eqs. 4-5 in their general form (docs/serve.md §Cost model):
+ *   transfer_x_us = x_bytes / bandwidth_bytes_per_s * 1e6
+ *   f_c  = N (transfer_item + A + transfer_label)                              (Eq. 1, 4)
+ *   f_ml = p N (transfer_item + A + transfer_label) + T + transfer_model
+ *          + (1 - p) N E                                                       (Eq. 3, 5)
+ * break_even_items = fml_fixed_us / (fc_per_item_us - fml_per_item_us), +inf when
+ * the difference, (1 - p)(transfer_item + A + transfer_label - E), is <= 0.
+ * BF_ERR_RANGE when a cost overflows a double. */
 bf_status bf_cost_evaluate(const bf_cost_inputs *in, bf_cost_result *out, bf_error *err);
+
+/* One bit per bf_cost_inputs field: where an input came from (bf_cost_measure's
+ * `measured`, the plan command's sources). */
+enum {
+    BF_COST_N_ITEMS = 1u << 0,
+    BF_COST_LABELLED_FRACTION = 1u << 1,
+    BF_COST_ITEM_BYTES = 1u << 2,
+    BF_COST_LABEL_BYTES = 1u << 3,
+    BF_COST_MODEL_BYTES = 1u << 4,
+    BF_COST_BANDWIDTH = 1u << 5,
+    BF_COST_ANALYSIS = 1u << 6,
+    BF_COST_INFERENCE = 1u << 7,
+    BF_COST_TRAIN = 1u << 8,
+};
+
+/* DIR/timings.ini, seed 002's Table 1 measured on one machine (written by
+ * scripts/edge-demo.sh; the format is in docs/serve.md §Cost model): one [edge]
+ * section, every key optional, an unknown section or key, a repeated key or a
+ * malformed number is an error naming FILE:LINE and the key. Counts (threads,
+ * *_items) are whole numbers >= 1, times 0..1e9 s, sizes 0..1e18 bytes; label_s and
+ * label_items come together, as do inference_s and inference_items. */
+enum {
+    BF_TIMING_THREADS = 1u << 0,
+    BF_TIMING_LABEL_ITEMS = 1u << 1,
+    BF_TIMING_LABEL_S = 1u << 2,
+    BF_TIMING_TRAIN_ITEMS = 1u << 3,
+    BF_TIMING_TRAIN_S = 1u << 4,
+    BF_TIMING_DEPLOY_S = 1u << 5,
+    BF_TIMING_INFERENCE_ITEMS = 1u << 6,
+    BF_TIMING_INFERENCE_S = 1u << 7,
+    BF_TIMING_ITEM_BYTES = 1u << 8,
+    BF_TIMING_MODEL_BYTES = 1u << 9,
+    BF_TIMING_END_TO_END_S = 1u << 10,
+};
+typedef struct {
+    unsigned present;              /* BF_TIMING_* bit per key the file gave */
+    double threads;                /* cores used by every step */
+    double label_items, label_s;   /* the conventional analysis (fit-peaks): items, wall s */
+    double train_items, train_s;   /* the fine-tuning */
+    double deploy_s;               /* checkpoint written -> first reply with its hash */
+    double inference_items, inference_s; /* answered by the service, wall s */
+    double item_bytes, model_bytes;
+    double end_to_end_s;           /* labelling + training + deployment */
+} bf_edge_timings;
+
+/* Parses timings.ini text; name (the path) goes into messages. Absent keys stay 0. */
+bf_status bf_edge_timings_parse(const char *text, const char *name, bf_edge_timings *t,
+                                bf_error *err);
+/* Reads and parses DIR/timings.ini ("DIR/timings.ini: cannot open: ..." when absent). */
+bf_status bf_edge_timings_read(const char *dir, bf_edge_timings *t, bf_error *err);
+/* Fills the inputs the timings measure and sets their BF_COST_* bits in *measured
+ * (which is first cleared; may be NULL): A = label_s / label_items,
+ * E = inference_s / inference_items (wall time per item with `threads` cores),
+ * T = train_s, item_bytes, model_bytes. The others are left as they are. */
+void bf_cost_from_timings(const bf_edge_timings *t, bf_cost_inputs *in, unsigned *measured);
+/* bf_edge_timings_read + bf_cost_from_timings; on an error *in is left as it was and
+ * *measured is 0. */
+bf_status bf_cost_measure(const char *dir, bf_cost_inputs *in, unsigned *measured,
+                          bf_error *err);
 
 /* ---- The wire format (docs/serve.md §Wire format) ---------------------------------
  * One ZeroMQ frame per request and per reply, little-endian, fixed headers:

@@ -1,6 +1,5 @@
-/* data/data_internal.h — pieces shared inside the data layer: the INI
- * tokenizer (data/ini.c) and the HDF5 helpers of the dataset and patch files
- * (data/h5_util.c). HDF5's automatic error printing is turned off around every
+/* data/data_internal.h — pieces shared inside the data layer: the peak-patch
+ * helpers and the HDF5 helpers of the dataset and patch files (data/h5_util.c). HDF5's automatic error printing is turned off around every
  * call (bf_h5_quiet_*); messages name the file and the dataset or attribute. */
 #ifndef BF_DATA_INTERNAL_H
 #define BF_DATA_INTERNAL_H
@@ -8,21 +7,6 @@
 #include <hdf5.h>
 
 #include "braggflow/data.h"
-
-/* ---- INI (data/ini.c) ---------------------------------------------------------
- * braggflow's INI dialect: "[section]" headers and "key = value" (or
- * "key: value") lines; comments are ';' or '#' at the start of a line or after
- * a blank; indentation and trailing blanks are ignored; no multi-line values;
- * a UTF-8 byte order mark is skipped. The callback sees each header
- * (key == NULL, value == NULL) and each key line, with its 1-based line
- * number; key and value are trimmed. A non-BF_OK return stops the parse and is
- * returned. Syntax errors ("FILE:LINE: ...") are reported for a line that is
- * neither, a key before any section, an empty key, or an unterminated or
- * empty header. The separator is the first '=' or ':' of the line. */
-typedef bf_status (*bf_ini_fn)(void *user, const char *section, const char *key,
-                               const char *value, int line, bf_error *err);
-bf_status bf_ini_parse(const char *text, const char *name, bf_ini_fn fn, void *user,
-                       bf_error *err);
 
 /* ---- peak patches ----------------------------------------------------------------- */
 /* cfg as INI text with every key (data/peaks_config.c): parsing it gives cfg back

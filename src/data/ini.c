@@ -1,4 +1,4 @@
-/* data/ini.c — a tokenizer for braggflow's INI dialect (data_internal.h):
+/* data/ini.c — a tokenizer for braggflow's INI dialect (braggflow/data.h):
  * "[section]" and "key = value" / "key: value" lines, ';' and '#' comments at
  * a line start or after a blank, indentation ignored, no multi-line values.
  * It reads line by line itself (no inih), so every callback gets the line
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/data_internal.h"
+#include "braggflow/data.h"
 
 static int is_blank(char ch)
 {
