@@ -14,3 +14,9 @@ CASE=no_library_layer_includes_the_cli
 bad=$(grep -rn '#include "cli/' "$SRC/src" --include=*.c --include=*.h | grep -v "^$SRC/src/cli/" || true)
 [ -z "$bad" ] || fail "$bad"
 ok
+
+CASE=only_the_cli_and_serve_include_the_serve_header
+bad=$(grep -rn '#include "braggflow/serve.h"\|#include "serve/' "$SRC/src" --include=*.c --include=*.h |
+    grep -v "^$SRC/src/cli/\|^$SRC/src/serve/" || true)
+[ -z "$bad" ] || fail "$bad"
+ok

@@ -1,0 +1,197 @@
+/* bench/serve.c — the inference service against `peaks` in-process, same run, same
+ * compute threads (issue 10's targets, docs/serve.md §Measured):
+ *   latency     batch 1, one connection, one request in flight, over loopback TCP,
+ *               --max-delay-us 0: round-trip p50/p99 next to bf_peaks_predict's on
+ *               one patch (what `peaks` runs); target p99 ratio <= 2.
+ *   throughput  dynamic batching (max batch 512), several connections with requests
+ *               in flight: items/s next to bf_peaks_predict over the same patches at
+ *               batch 512 (`peaks` offline); target ratio >= 0.8.
+ * The model is a fresh BraggNN (its speed does not depend on its weights); the server
+ * runs in this process on its own threads, the client on others, as they would share
+ * this machine's cores as two processes. Prints one JSON object.
+ *
+ *   ./build/bench/bench_serve [--threads 2] [--patches 20000] [--seconds 3]
+ *       [--port 5599] [--batch 64] [--concurrency 4] [--inflight 4] */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "braggflow/serve.h"
+
+typedef struct {
+    bf_server *s;
+    bf_error err;
+} server_thread;
+
+static void *run_server(void *arg)
+{
+    server_thread *t = arg;
+    bf_server_run(t->s, &t->err);
+    return NULL;
+}
+
+static int die(const bf_error *err)
+{
+    fprintf(stderr, "bench_serve: %s\n", err->msg);
+    return 2;
+}
+
+/* p50 and p99 (us) of bf_peaks_predict on one patch at a time, for `seconds`. */
+static bf_status inprocess_latency(bf_model *m, const bf_patches *p, double seconds, double q[2],
+                                   bf_error *err)
+{
+    long cap = 200000, n = 0;
+    double *lat = malloc(sizeof(double) * (size_t)cap), c[2];
+    if (!lat)
+        return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    bf_patches one = *p;
+    one.n = 1;
+    one.centre = NULL;
+    bf_status st = BF_OK;
+    double t_end = bf_now_seconds() + seconds;
+    for (long i = 0; st == BF_OK && n < cap && bf_now_seconds() < t_end; i++) {
+        one.patches = p->patches + (size_t)(i % p->n) * p->size * p->size;
+        double t0 = bf_now_seconds();
+        st = bf_peaks_predict(m, &one, "bench", 1, c, err);
+        lat[n++] = 1e6 * (bf_now_seconds() - t0);
+    }
+    bf_sort_doubles(lat, n);
+    q[0] = bf_percentile_sorted(lat, n, 0.5);
+    q[1] = bf_percentile_sorted(lat, n, 0.99);
+    free(lat);
+    return st;
+}
+
+static bf_status start_server(const char *model, const char *ep, int threads, int delay_us,
+                              server_thread *t, pthread_t *tid, bf_error *err)
+{
+    bf_serve_config c;
+    bf_serve_config_defaults(&c);
+    c.model_path = model, c.bind = ep, c.threads = threads, c.quiet = 1, c.watch = 0;
+    c.max_delay_us = delay_us;
+    bf_status st = bf_server_start(&c, &t->s, err);
+    if (st != BF_OK) {
+        bf_server_destroy(t->s);
+        return st;
+    }
+    if (pthread_create(tid, NULL, run_server, t)) {
+        bf_server_destroy(t->s);
+        return bf_error_set(err, BF_ERR_NOMEM, "cannot start the server thread");
+    }
+    return BF_OK;
+}
+
+static void stop_server(server_thread *t, pthread_t tid)
+{
+    bf_server_stop(t->s);
+    pthread_join(tid, NULL);
+    bf_server_destroy(t->s);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2, port = 5599, batch = 64, concurrency = 4, inflight = 4;
+    long n_patches = 20000;
+    double seconds = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--patches"))
+            n_patches = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds"))
+            seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--port"))
+            port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch"))
+            batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--concurrency"))
+            concurrency = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--inflight"))
+            inflight = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "bench_serve: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    bf_error err = {0};
+    char model[256], ep[64];
+    snprintf(model, sizeof model, "/tmp/bench_serve_%d.safetensors", (int)getpid());
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    bf_model *m = NULL;
+    bf_checkpoint_info info = {0};
+    bf_peaks_config pc;
+    bf_peaks_config_defaults(&pc);
+    pc.count = n_patches, pc.seed = 1;
+    bf_patches p;
+    memset(&p, 0, sizeof p);
+    bf_backend_cpu()->set_threads(threads);
+    if (bf_model_create("braggnn", NULL, bf_backend_cpu(), 1, &m, &err) != BF_OK ||
+        bf_checkpoint_save(model, m, &info, NULL, &err) != BF_OK ||
+        bf_patches_simulate(&pc, threads, &p, &err) != BF_OK)
+        return die(&err);
+
+    /* offline throughput as `peaks` runs it, best of three passes */
+    double *centres = malloc(sizeof(double) * 2 * (size_t)p.n);
+    double offline = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = bf_now_seconds();
+        if (bf_peaks_predict(m, &p, "bench", 512, centres, &err) != BF_OK)
+            return die(&err);
+        double r = (double)p.n / (bf_now_seconds() - t0);
+        offline = r > offline ? r : offline;
+    }
+    free(centres);
+    double inproc[2] = {0, 0};
+    if (inprocess_latency(m, &p, seconds, inproc, &err) != BF_OK)
+        return die(&err);
+    bf_model_destroy(m);
+
+    /* batch-1 round trips: no queueing delay */
+    server_thread t;
+    pthread_t tid;
+    if (start_server(model, ep, threads, 0, &t, &tid, &err) != BF_OK)
+        return die(&err);
+    bf_client_config cc;
+    bf_client_config_defaults(&cc);
+    cc.connect = ep, cc.batch = 1, cc.concurrency = 1, cc.inflight = 1;
+    bf_patches few = p;
+    few.n = p.n < 5000 ? p.n : 5000;
+    bf_client_result lat;
+    bf_status st = bf_client_run(&cc, &few, &lat, &err);
+    stop_server(&t, tid);
+    if (st != BF_OK)
+        return die(&err);
+
+    /* throughput with dynamic batching */
+    if (start_server(model, ep, threads, 500, &t, &tid, &err) != BF_OK)
+        return die(&err);
+    cc.batch = batch, cc.concurrency = concurrency, cc.inflight = inflight, cc.repeat = 2;
+    bf_client_result thr;
+    st = bf_client_run(&cc, &p, &thr, &err);
+    char *stats = bf_server_stats_json(t.s);
+    stop_server(&t, tid);
+    remove(model);
+    if (st != BF_OK)
+        return die(&err);
+    int clean = lat.faults == 0 && lat.errors == 0 && thr.faults == 0 && thr.errors == 0;
+    printf("{\"bench\": \"serve\", \"model\": \"braggnn\", \"threads\": %d, \"endpoint\": \"%s\", "
+           "\"all_replies_ok\": %s,\n"
+           " \"latency_batch1_us\": {\"inprocess_p50\": %.1f, \"inprocess_p99\": %.1f, "
+           "\"service_p50\": %.1f, \"service_p99\": %.1f, \"service_p99.9\": %.1f, "
+           "\"p99_ratio\": %.3f, \"target_ratio_max\": 2},\n"
+           " \"throughput_items_per_s\": {\"offline_batch512\": %.0f, \"service\": %.0f, "
+           "\"ratio\": %.3f, \"target_ratio_min\": 0.8, \"client_batch\": %d, "
+           "\"concurrency\": %d, \"inflight\": %d, \"max_delay_us\": 500},\n"
+           " \"server_stats\": %s}\n",
+           threads, ep, clean ? "true" : "false", inproc[0], inproc[1], lat.latency_us[0],
+           lat.latency_us[2], lat.latency_us[3], lat.latency_us[2] / inproc[1], offline,
+           thr.items_per_s, thr.items_per_s / offline, batch, concurrency, inflight,
+           stats ? stats : "null");
+    free(stats);
+    bf_client_result_free(&lat);
+    bf_client_result_free(&thr);
+    bf_patches_free(&p);
+    return clean ? 0 : 1;
+}
