@@ -41,6 +41,7 @@ bench: build
 	./$(BUILD)/bench/train_throughput --threads 2
 	./$(BUILD)/bench/train_throughput --model braggnn --threads 2
 	./$(BUILD)/bench/bench_fit_peaks --threads 2
+	./$(BUILD)/bench/bench_serve --threads 2
 	./$(BUILD)/bench/workflow_speedup
 
 clean:
