@@ -49,7 +49,7 @@ typedef struct {
     long requests, items, batches, stats_requests, replies_dropped;
     long errors[8];             /* by bf_wire_status */
     long batch_hist[BATCH_BUCKETS];
-    long latency[LAT_BUCKETS];  /* request received -> reply handed to the router */
+    long latency[LAT_BUCKETS];  /* request received -> its batch computed */
     long swaps, failed_loads;
     char last_load_error[512];
 } counters;
@@ -212,7 +212,6 @@ static void answer_now(bf_server *s, zmq_msg_t *env, int n_env, int status, uint
 typedef struct worker_arg {
     bf_server *s;
     int index;
-    long latency[LAT_BUCKETS];  /* this batch's, merged into the counters after it */
 } worker_arg;
 
 static void job_free(job *j)
@@ -316,9 +315,22 @@ static void run_batch(bf_server *s, worker_arg *w, void *push, job *jobs, float 
                                *r + (size_t)i * sv->values, &err);
     }
 
+    /* Counters first, replies second: a client that has its reply can read stats
+     * that already include it. Every job of a batch finished computing now. */
+    double t_done = bf_now_seconds();
+    pthread_mutex_lock(&s->stats_mu);
+    s->st.batches++;
+    s->st.batch_hist[batch_bucket(items)]++;
+    if (st == BF_OK)
+        s->st.items += items;
+    else
+        s->st.errors[BF_WIRE_INTERNAL] += n_jobs;
+    for (job *j = jobs; j; j = j->next)
+        s->st.latency[latency_bucket(1e6 * (t_done - j->t_recv))]++;
+    pthread_mutex_unlock(&s->stats_mu);
+
     at = 0;
     long dropped = 0;
-    int lat_lo = LAT_BUCKETS, lat_hi = -1;
     job *next;
     for (job *j = jobs; j; j = next) {
         next = j->next;
@@ -340,27 +352,16 @@ static void run_batch(bf_server *s, worker_arg *w, void *push, job *jobs, float 
          * job's reply (it answers INTERNAL), so none is ever lost. */
         if (!ok)
             zmq_msg_init(&body);
-        int b = latency_bucket(1e6 * (bf_now_seconds() - j->t_recv));
-        w->latency[b]++;
-        lat_lo = b < lat_lo ? b : lat_lo;
-        lat_hi = b > lat_hi ? b : lat_hi;
         if (send_routed(push, j->env, j->n_env, &body))
             dropped++;
         j->n_env = 0;
         job_free(j);
     }
-
-    pthread_mutex_lock(&s->stats_mu);
-    s->st.batches++;
-    s->st.batch_hist[batch_bucket(items)]++;
-    if (st == BF_OK)
-        s->st.items += items;
-    else
-        s->st.errors[BF_WIRE_INTERNAL] += n_jobs;
-    for (int b = lat_lo; b <= lat_hi; b++)
-        s->st.latency[b] += w->latency[b], w->latency[b] = 0;
-    s->st.replies_dropped += dropped;
-    pthread_mutex_unlock(&s->stats_mu);
+    if (dropped) {
+        pthread_mutex_lock(&s->stats_mu);
+        s->st.replies_dropped += dropped;
+        pthread_mutex_unlock(&s->stats_mu);
+    }
 
     pthread_mutex_lock(&s->model_mu);
     int last = --sv->refs == 0;
