@@ -1,5 +1,5 @@
 /* braggflow/core.h — errors, reproducible RNG, timing, progress, hashing, a growable
- * byte buffer and crash-safe file writes shared by every layer.
+ * byte buffer, half-precision floats and crash-safe file writes shared by every layer.
  *
  * Conventions (docs/CONTRIBUTING.md): library functions return bf_status and
  * fill a bf_error with a one-line message naming the file, line or field; they
@@ -116,6 +116,13 @@ void bf_buf_insert(bf_buf *b, size_t pos, const void *bytes, size_t n);
 bf_status bf_buf_check(const bf_buf *b, const char *what, bf_error *err);
 /* Frees the bytes; b is an empty buffer again. */
 void bf_buf_free(bf_buf *b);
+
+/* ---- IEEE 754 half precision (binary16) --------------------------------------
+ * float32 -> float16 rounds to nearest, ties to even; what does not fit (|x| >= 65520)
+ * becomes +-inf, what is below half of the smallest subnormal (2^-25) becomes +-0, NaN
+ * stays NaN. float16 -> float32 is exact. */
+uint16_t bf_half_from_float(float x);
+float bf_half_to_float(uint16_t h);
 
 /* ---- Files ------------------------------------------------------------ */
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). */
