@@ -218,7 +218,9 @@ int cmd_export(int argc, char **argv)
         case OPT_FORMAT: format = optarg; break;
         case OPT_FP16: fp16 = 1; break;
         case OPT_DATA: data = optarg; break;
-        case OPT_BATCH: rc = bf_cli_parse_count("export", "--batch", optarg, 1, 65536, &batch); break;
+        case OPT_BATCH:
+            rc = bf_cli_parse_count("export", "--batch", optarg, 1, 65536, &batch);
+            break;
         case OPT_THREADS:
             rc = bf_cli_parse_count("export", "--threads", optarg, 0, 4096, &threads);
             break;

@@ -13,9 +13,12 @@
 'use strict';
 const fs = require('fs');
 
-const f32 = (p) => { const b = fs.readFileSync(p); return new Float32Array(b.buffer, b.byteOffset, b.length / 4); };
-const f64 = (p) => { const b = fs.readFileSync(p); return new Float64Array(b.buffer, b.byteOffset, b.length / 8); };
-const i32 = (p) => { const b = fs.readFileSync(p); return new Int32Array(b.buffer, b.byteOffset, b.length / 4); };
+// a raw little-endian file as a typed array (copied: Node's Buffer may not be aligned)
+const typed = (Type) => (p) => {
+  const b = fs.readFileSync(p);
+  return new Type(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+};
+const f32 = typed(Float32Array), f64 = typed(Float64Array), i32 = typed(Int32Array);
 const maxdiff = (a, b) => {
   if (a.length !== b.length) throw new Error(`lengths ${a.length} and ${b.length}`);
   let d = 0;
@@ -24,7 +27,8 @@ const maxdiff = (a, b) => {
 };
 // numpy's default percentile: linear between order statistics at q (n - 1)
 const percentile = (sorted, q) => {
-  const pos = q * (sorted.length - 1), lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
+  const pos = q * (sorted.length - 1), lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, sorted.length - 1);
   return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
 };
 
