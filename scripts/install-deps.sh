@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs braggflow's build and test dependencies from Debian 12 packages.
+# Installs braggflow's build and test dependencies: Debian 12 packages, then the npm
+# package the ONNX export tests run (onnxruntime-node, into tools/onnx/).
 # Idempotent: does nothing (and needs no root) when everything is present.
 set -euo pipefail
 
@@ -22,12 +23,27 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# ONNX Runtime for the export tests (tests/serve, tests/cli/test_export.sh): the npm
+# package onnxruntime-node, pinned by tools/onnx/package-lock.json, into
+# tools/onnx/node_modules. It carries its CPU build; ONNXRUNTIME_NODE_INSTALL=skip stops
+# its install script from fetching a CUDA build (DESIGN §9). Skipped when already
+# there. Without npm it says so and goes on: those tests then skip where `node` is
+# missing too, and fail (naming this script) where only the package is.
+ONNX_DIR="$(cd "$(dirname "$0")/.." && pwd)/tools/onnx"
+if [ ! -d "$ONNX_DIR/node_modules/onnxruntime-node" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "install-deps: installing onnxruntime-node into $ONNX_DIR" >&2
+    (cd "$ONNX_DIR" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "install-deps: npm not found: not installing onnxruntime-node (ONNX export tests)" >&2
+  fi
+fi

@@ -1,5 +1,5 @@
-/* braggflow/core.h — errors, reproducible RNG, timing, progress, hashing and
- * crash-safe file writes shared by every layer.
+/* braggflow/core.h — errors, reproducible RNG, timing, progress, hashing, a growable
+ * byte buffer, half-precision floats and crash-safe file writes shared by every layer.
  *
  * Conventions (docs/CONTRIBUTING.md): library functions return bf_status and
  * fill a bf_error with a one-line message naming the file, line or field; they
@@ -96,6 +96,39 @@ bf_status bf_sha256_file_hex(const char *path, char hex[65], bf_error *err);
  * escaped, RFC 8259); returns out. When it does not fit, it is cut before a
  * character and stays a valid literal. outsz >= 3. */
 const char *bf_json_quote(const char *s, char *out, size_t outsz);
+
+/* ---- Growable byte buffer ---------------------------------------------------
+ * One buffer for text (report.html) and binary output (the ONNX protobuf). Appends
+ * never fail on the spot: an allocation failure (or a size that would overflow) sets
+ * failed, later appends are dropped, and the writer checks once at the end
+ * (bf_buf_check). data stays NUL-terminated after every append (the NUL is not in len),
+ * so text can be used as a C string. A zeroed bf_buf is an empty one. */
+typedef struct {
+    char *data;          /* heap; NULL until the first append */
+    size_t len, cap;     /* bytes used, bytes allocated */
+    int failed;          /* 1: an append was dropped, the contents are incomplete */
+} bf_buf;
+
+/* Room for extra more bytes (and the NUL): 1, or 0 with failed set. */
+int bf_buf_reserve(bf_buf *b, size_t extra);
+void bf_buf_append(bf_buf *b, const void *bytes, size_t n);
+void bf_buf_puts(bf_buf *b, const char *s);
+void bf_buf_putc(bf_buf *b, char c);
+void bf_buf_printf(bf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Inserts n bytes at offset pos <= len, moving what follows (a length prefix written
+ * after its message: the protobuf encoder). */
+void bf_buf_insert(bf_buf *b, size_t pos, const void *bytes, size_t n);
+/* BF_OK, or BF_ERR_NOMEM "what: out of memory ..." when an append was dropped. */
+bf_status bf_buf_check(const bf_buf *b, const char *what, bf_error *err);
+/* Frees the bytes; b is an empty buffer again. */
+void bf_buf_free(bf_buf *b);
+
+/* ---- IEEE 754 half precision (binary16) --------------------------------------
+ * float32 -> float16 rounds to nearest, ties to even; what does not fit (|x| >= 65520)
+ * becomes +-inf, what is below half of the smallest subnormal (2^-25) becomes +-0, NaN
+ * stays NaN. float16 -> float32 is exact. */
+uint16_t bf_half_from_float(float x);
+float bf_half_to_float(uint16_t h);
 
 /* ---- Files ------------------------------------------------------------ */
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). */

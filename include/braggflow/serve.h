@@ -29,7 +29,13 @@ typedef struct {
     int fp16;            /* 1: initialisers stored as float16 and Cast to float32 */
 } bf_onnx_options;
 
-/* Writes m (with its checkpoint info, may be NULL) to path atomically. */
+/* Writes m (with its checkpoint info, may be NULL) to path atomically, from its host
+ * master copy (downloaded from the backend first). Initialisers carry the state_dict
+ * names; with fp16 each is FLOAT16 followed by a Cast whose output is "<name>.float32".
+ * Errors: BF_ERR_UNSUPPORTED for a kind without a graph, BF_ERR_INVALID for a
+ * non-finite weight or a task metadata key equal to one of the export's, BF_ERR_RANGE
+ * for a weight beyond float16 (|w| >= 65520) with fp16, BF_ERR_IO, BF_ERR_NOMEM; no
+ * file is left behind on any of them. */
 bf_status bf_onnx_export(bf_model *m, const bf_checkpoint_info *info, const bf_onnx_options *o,
                          const char *path, bf_error *err);
 

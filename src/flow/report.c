@@ -33,88 +33,32 @@ static const char *const param_axis_label[BF_N_CELL_PARAMS] = {"a (Å)", "b (Å)
                                                                "α (°)", "β (°)", "γ (°)"};
 static const char *const param_symbol[BF_N_CELL_PARAMS] = {"a", "b", "c", "α", "β", "γ"};
 
-/* ---- string buffer ------------------------------------------------------------------
- * Appends never fail on the spot: an allocation failure sets oom, later appends are
- * dropped, and the writer checks oom once at the end. */
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static int sb_reserve(sbuf *b, size_t extra)
-{
-    if (b->oom)
-        return 0;
-    if (b->n + extra + 1 <= b->cap)
-        return 1;
-    size_t cap = b->cap ? b->cap : (size_t)1 << 16;
-    while (cap < b->n + extra + 1)
-        cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-        b->oom = 1;
-        return 0;
-    }
-    b->s = s;
-    b->cap = cap;
-    return 1;
-}
-
-static void sb_putn(sbuf *b, const char *s, size_t n)
-{
-    if (!sb_reserve(b, n))
-        return;
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sb_put(sbuf *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !sb_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)n;
-}
+/* ---- the page's text: a bf_buf (core.h), checked once at the end ------------------ */
 
 /* Text from files (names, summary, provenance) goes through here: &, <, > and " are
  * escaped, so it can neither open a tag nor end an attribute. */
-static void sb_esc(sbuf *b, const char *s)
+static void html_esc(bf_buf *b, const char *s)
 {
     while (*s) {
         size_t run = strcspn(s, "&<>\"");
-        sb_putn(b, s, run);
+        bf_buf_append(b, s, run);
         s += run;
         switch (*s) {
-        case '&': sb_put(b, "&amp;"); break;
-        case '<': sb_put(b, "&lt;"); break;
-        case '>': sb_put(b, "&gt;"); break;
-        case '"': sb_put(b, "&quot;"); break;
+        case '&': bf_buf_puts(b, "&amp;"); break;
+        case '<': bf_buf_puts(b, "&lt;"); break;
+        case '>': bf_buf_puts(b, "&gt;"); break;
+        case '"': bf_buf_puts(b, "&quot;"); break;
         default: return; /* the terminating NUL */
         }
         s++;
     }
 }
 
-static void note(sbuf *b, const char *text)
+static void note(bf_buf *b, const char *text)
 {
-    sb_put(b, "<p class=\"note\">");
-    sb_esc(b, text);
-    sb_put(b, "</p>\n");
+    bf_buf_puts(b, "<p class=\"note\">");
+    html_esc(b, text);
+    bf_buf_puts(b, "</p>\n");
 }
 
 /* ---- CSV ------------------------------------------------------------------------------
@@ -571,50 +515,52 @@ static void fmt_tick(const axis *a, double v, char *out, size_t n)
 }
 
 /* Horizontal axis at pixel row y, with grid lines up to y_top and the label below. */
-static void x_axis(sbuf *b, const axis *a, double y, double y_top, const char *label)
+static void x_axis(bf_buf *b, const axis *a, double y, double y_top, const char *label)
 {
     double t[64];
     char text[64];
     int n = ax_ticks(a, t, 64);
-    sb_put(b, "<g class=\"axis\">\n");
+    bf_buf_puts(b, "<g class=\"axis\">\n");
     for (int i = 0; i < n; i++) {
         double x = ax_map(a, t[i]);
         fmt_tick(a, t[i], text, sizeof text);
-        sb_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                     "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-                  x, y_top, x, y, x, y, x, y + 5, x, y + 18, text);
+        bf_buf_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                         "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                      x, y_top, x, y, x, y, x, y + 5, x, y + 18, text);
     }
-    sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", a->p0, y, a->p1, y);
-    sb_printf(b, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
-              (a->p0 + a->p1) / 2, y + 36);
-    sb_esc(b, label);
-    sb_put(b, "</text>\n</g>\n");
+    bf_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", a->p0, y,
+                  a->p1, y);
+    bf_buf_printf(b, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+                  (a->p0 + a->p1) / 2, y + 36);
+    html_esc(b, label);
+    bf_buf_puts(b, "</text>\n</g>\n");
 }
 
 /* Vertical axis at pixel column x, with grid lines to x_right and the label rotated at
  * its left. */
-static void y_axis(sbuf *b, const axis *a, double x, double x_right, const char *label)
+static void y_axis(bf_buf *b, const axis *a, double x, double x_right, const char *label)
 {
     double t[64];
     char text[64];
     int n = ax_ticks(a, t, 64);
-    sb_put(b, "<g class=\"axis\">\n");
+    bf_buf_puts(b, "<g class=\"axis\">\n");
     for (int i = 0; i < n; i++) {
         double y = ax_map(a, t[i]);
         fmt_tick(a, t[i], text, sizeof text);
-        sb_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                     "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-                  x, y, x_right, y, x - 5, y, x, y, x - 8, y + 4, text);
+        bf_buf_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                         "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                      x, y, x_right, y, x - 5, y, x, y, x - 8, y + 4, text);
     }
-    sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, a->p0, x, a->p1);
+    bf_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, a->p0,
+                  x, a->p1);
     double ym = (a->p0 + a->p1) / 2, xl = x - 50;
-    sb_printf(b, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
-                 "transform=\"rotate(-90 %.1f %.1f)\">",
-              xl, ym, xl, ym);
-    sb_esc(b, label);
-    sb_put(b, "</text>\n</g>\n");
+    bf_buf_printf(b, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+                     "transform=\"rotate(-90 %.1f %.1f)\">",
+                  xl, ym, xl, ym);
+    html_esc(b, label);
+    bf_buf_puts(b, "</text>\n</g>\n");
 }
 
 /* ---- legends and SVG frames --------------------------------------------------------- */
@@ -629,7 +575,7 @@ typedef struct {
 
 /* Entries left to right from (x, y), wrapping at x + width; returns the height used.
  * With b == NULL it only measures, so a chart can size itself before drawing. */
-static double legend(sbuf *b, double x, double y, double width, const legend_entry *e, int n)
+static double legend(bf_buf *b, double x, double y, double width, const legend_entry *e, int n)
 {
     double cx = x, cy = y;
     for (int i = 0; i < n; i++) {
@@ -642,31 +588,32 @@ static double legend(sbuf *b, double x, double y, double width, const legend_ent
             const char *c = e[i].color;
             switch (e[i].mark) {
             case MARK_BOX:
-                sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" rx=\"2\" "
-                             "fill=\"%s\"/>", cx, cy - 5, c);
+                bf_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" rx=\"2\" "
+                                 "fill=\"%s\"/>", cx, cy - 5, c);
                 break;
             case MARK_DOT:
-                sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", cx + 9, cy,
-                          c);
+                bf_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>",
+                              cx + 9, cy, c);
                 break;
             case MARK_RING:
-                sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"none\" "
-                             "stroke=\"%s\" stroke-width=\"1.2\"/>", cx + 9, cy, c);
+                bf_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"none\" "
+                                 "stroke=\"%s\" stroke-width=\"1.2\"/>", cx + 9, cy, c);
                 break;
             case MARK_LINE:
             case MARK_DASH:
-                sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                             "stroke-width=\"2\"%s/>", cx, cy, cx + 18, cy, c,
-                          e[i].mark == MARK_DASH ? " stroke-dasharray=\"5 3\"" : "");
+                bf_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                                 "stroke=\"%s\" stroke-width=\"2\"%s/>", cx, cy, cx + 18, cy, c,
+                              e[i].mark == MARK_DASH ? " stroke-dasharray=\"5 3\"" : "");
                 break;
             case MARK_BRACKET:
-                sb_printf(b, "<path d=\"M%.1f %.1fV%.1fH%.1fV%.1f\" fill=\"none\" stroke=\"%s\" "
-                             "stroke-width=\"1.5\"/>", cx, cy - 5, cy + 2, cx + 18, cy - 5, c);
+                bf_buf_printf(b, "<path d=\"M%.1f %.1fV%.1fH%.1fV%.1f\" fill=\"none\" "
+                                 "stroke=\"%s\" stroke-width=\"1.5\"/>", cx, cy - 5, cy + 2,
+                              cx + 18, cy - 5, c);
                 break;
             }
-            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", cx + 24, cy + 4);
-            sb_esc(b, e[i].label);
-            sb_put(b, "</text>\n");
+            bf_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", cx + 24, cy + 4);
+            html_esc(b, e[i].label);
+            bf_buf_puts(b, "</text>\n");
         }
         cx += w;
     }
@@ -674,22 +621,22 @@ static double legend(sbuf *b, double x, double y, double width, const legend_ent
 }
 
 /* <svg> with its accessible <title> (shown as a tooltip too). */
-static void svg_open(sbuf *b, const char *id, double w, double h, const char *title)
+static void svg_open(bf_buf *b, const char *id, double w, double h, const char *title)
 {
-    sb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"%s\" width=\"%.0f\" "
-                 "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
-                 "aria-labelledby=\"%s-title\">\n<title id=\"%s-title\">",
-              id, w, h, w, h, id, id);
-    sb_esc(b, title);
-    sb_put(b, "</title>\n");
+    bf_buf_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"%s\" width=\"%.0f\" "
+                     "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
+                     "aria-labelledby=\"%s-title\">\n<title id=\"%s-title\">",
+                  id, w, h, w, h, id, id);
+    html_esc(b, title);
+    bf_buf_puts(b, "</title>\n");
 }
 
 /* Chart heading drawn inside the SVG, so a saved image keeps it. */
-static void svg_heading(sbuf *b, double x, double y, const char *text)
+static void svg_heading(bf_buf *b, double x, double y, const char *text)
 {
-    sb_printf(b, "<text class=\"heading\" x=\"%.1f\" y=\"%.1f\">", x, y);
-    sb_esc(b, text);
-    sb_put(b, "</text>\n");
+    bf_buf_printf(b, "<text class=\"heading\" x=\"%.1f\" y=\"%.1f\">", x, y);
+    html_esc(b, text);
+    bf_buf_puts(b, "</text>\n");
 }
 
 static void fmt_seconds(double s, char *out, size_t n)
@@ -726,7 +673,7 @@ static const struct {
     [TASK_OTHER] = {"other", "#999999", MARK_BOX},
 };
 
-static void chart_timeline(sbuf *b, const report *r)
+static void chart_timeline(bf_buf *b, const report *r)
 {
     const double width = 1120, left = 92, right = 70, row_h = 22;
     int present[TASK_OTHER + 1] = {0};
@@ -753,54 +700,55 @@ static void chart_timeline(sbuf *b, const report *r)
     legend(b, left, 40, width - left - right, e, ne);
     axis ax = axis_linear(0, total > 0 ? total : 1, 10, left, width - right, 1);
     x_axis(b, &ax, top + plot_h, top, "time since the campaign started (s)");
-    sb_printf(b, "<text class=\"label\" x=\"14\" y=\"%.1f\" text-anchor=\"middle\" "
-                 "transform=\"rotate(-90 14 %.1f)\">task</text>\n",
-              top + plot_h / 2, top + plot_h / 2);
+    bf_buf_printf(b, "<text class=\"label\" x=\"14\" y=\"%.1f\" text-anchor=\"middle\" "
+                     "transform=\"rotate(-90 14 %.1f)\">task</text>\n",
+                  top + plot_h / 2, top + plot_h / 2);
     for (int i = 0; i < r->n_tasks; i++) {
         const task_row *t = &r->tasks[i];
         task_kind k = kind_of(t->name);
         double y = top + i * row_h, x0 = ax_map(&ax, t->start_s);
         double w = fmax(ax_map(&ax, t->end_s) - x0, 1.5); /* a 0.1 s task stays visible */
         fmt_seconds(t->end_s - t->start_s, dur, sizeof dur);
-        sb_put(b, "<g class=\"task\" data-task=\"");
-        sb_esc(b, t->name);
-        sb_put(b, "\"><title>");
-        sb_esc(b, t->name);
-        sb_printf(b, " (phase %d): %.2f to %.2f s, %s", t->phase, t->start_s, t->end_s, dur);
+        bf_buf_puts(b, "<g class=\"task\" data-task=\"");
+        html_esc(b, t->name);
+        bf_buf_puts(b, "\"><title>");
+        html_esc(b, t->name);
+        bf_buf_printf(b, " (phase %d): %.2f to %.2f s, %s", t->phase, t->start_s, t->end_s, dur);
         if (t->samples > 0)
-            sb_printf(b, ", %ld patterns", t->samples);
-        sb_printf(b, "</title>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 8,
-                  y + row_h / 2 + 4);
-        sb_esc(b, t->name);
-        sb_put(b, "</text>");
+            bf_buf_printf(b, ", %ld patterns", t->samples);
+        bf_buf_printf(b, "</title>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 8,
+                      y + row_h / 2 + 4);
+        html_esc(b, t->name);
+        bf_buf_puts(b, "</text>");
         if (k == TASK_GROUP)
-            sb_printf(b, "<path d=\"M%.1f %.1fV%.1fH%.1fV%.1f\" fill=\"none\" stroke=\"%s\" "
-                         "stroke-width=\"1.5\"/>",
-                      x0, y + 3, y + row_h / 2, x0 + w, y + 3, task_style[k].color);
+            bf_buf_printf(b, "<path d=\"M%.1f %.1fV%.1fH%.1fV%.1f\" fill=\"none\" stroke=\"%s\" "
+                             "stroke-width=\"1.5\"/>",
+                          x0, y + 3, y + row_h / 2, x0 + w, y + 3, task_style[k].color);
         else
-            sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"2\" "
-                         "fill=\"%s\"/>",
-                      x0, y + 4, w, row_h - 8, task_style[k].color);
-        sb_printf(b, "<text class=\"small\" x=\"%.1f\" y=\"%.1f\">%s</text></g>\n", x0 + w + 4,
-                  y + row_h / 2 + 4, dur);
+            bf_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"2\" "
+                             "fill=\"%s\"/>",
+                          x0, y + 4, w, row_h - 8, task_style[k].color);
+        bf_buf_printf(b, "<text class=\"small\" x=\"%.1f\" y=\"%.1f\">%s</text></g>\n", x0 + w + 4,
+                      y + row_h / 2 + 4, dur);
     }
-    sb_put(b, "</svg>\n");
+    bf_buf_puts(b, "</svg>\n");
 }
 
-static void section_timeline(sbuf *b, const report *r)
+static void section_timeline(bf_buf *b, const report *r)
 {
-    sb_put(b, "<section id=\"timeline\">\n<h2>Task timeline</h2>\n");
+    bf_buf_puts(b, "<section id=\"timeline\">\n<h2>Task timeline</h2>\n");
     if (r->n_tasks == 0) {
         note(b, "timeline.csv has no tasks yet.");
-        sb_put(b, "</section>\n");
+        bf_buf_puts(b, "</section>\n");
         return;
     }
-    sb_put(b, "<p class=\"caption\">Each bar is one task from its start to its end, in seconds "
-              "since the campaign started (seed 001 Figs. 2-3); hover a bar for its times and "
-              "pattern count. Brackets mark parallel groups: training beside the simulation "
-              "that streams the next data.</p>\n");
+    bf_buf_puts(b, "<p class=\"caption\">Each bar is one task from its start to its end, in "
+                   "seconds since the campaign started (seed 001 Figs. 2-3); hover a bar for its "
+                   "times and "
+                   "pattern count. Brackets mark parallel groups: training beside the simulation "
+                   "that streams the next data.</p>\n");
     chart_timeline(b, r);
-    sb_put(b, "</section>\n");
+    bf_buf_puts(b, "</section>\n");
 }
 
 /* ---- 2. test metrics per phase ------------------------------------------------------- */
@@ -817,7 +765,7 @@ static int usable(double v, int log_y)
 }
 
 /* x = phase (evenly spaced, annotated with the training-set size), y = the series. */
-static void chart_metric(sbuf *b, const report *r, const char *id, const char *title,
+static void chart_metric(bf_buf *b, const report *r, const char *id, const char *title,
                          const char *ylabel, const series *s, int ns, int log_y)
 {
     const double width = 550, left = 76, right = 20, bottom = 62;
@@ -851,56 +799,56 @@ static void chart_metric(sbuf *b, const report *r, const char *id, const char *t
     double xs[MAX_METRIC_ROWS];
     int n = r->n_metrics < MAX_METRIC_ROWS ? r->n_metrics : MAX_METRIC_ROWS;
     double x0 = left + 30, x1 = width - right - 30;
-    sb_put(b, "<g class=\"axis\">\n");
-    sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, y_base,
-              width - right, y_base);
+    bf_buf_puts(b, "<g class=\"axis\">\n");
+    bf_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, y_base,
+                  width - right, y_base);
     for (int i = 0; i < n; i++) {
         xs[i] = n == 1 ? (x0 + x1) / 2 : x0 + i * (x1 - x0) / (n - 1);
-        sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>"
-                     "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
-                     "n=%ld</text>\n",
-                  xs[i], y_base, xs[i], y_base + 5, xs[i], y_base + 18, r->metrics[i].phase,
-                  xs[i], y_base + 31, r->metrics[i].n_train);
+        bf_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                         "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>"
+                         "<text class=\"small\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
+                         "n=%ld</text>\n",
+                      xs[i], y_base, xs[i], y_base + 5, xs[i], y_base + 18, r->metrics[i].phase,
+                      xs[i], y_base + 31, r->metrics[i].n_train);
     }
-    sb_printf(b, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">phase "
-                 "(n = training-set size)</text>\n</g>\n",
-              (left + width - right) / 2, y_base + 50);
+    bf_buf_printf(b, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">phase "
+                     "(n = training-set size)</text>\n</g>\n",
+                  (left + width - right) / 2, y_base + 50);
 
     for (int j = 0; j < ns; j++) {
-        sb_printf(b, "<g class=\"series\"><polyline fill=\"none\" stroke=\"%s\" "
-                     "stroke-width=\"2\"%s points=\"",
-                  s[j].color, s[j].dashed ? " stroke-dasharray=\"6 4\"" : "");
+        bf_buf_printf(b, "<g class=\"series\"><polyline fill=\"none\" stroke=\"%s\" "
+                         "stroke-width=\"2\"%s points=\"",
+                      s[j].color, s[j].dashed ? " stroke-dasharray=\"6 4\"" : "");
         for (int i = 0; i < n; i++)
             if (usable(s[j].v[i], log_y))
-                sb_printf(b, "%.1f,%.1f ", xs[i], ax_map(&ay, s[j].v[i]));
-        sb_put(b, "\"/>\n");
+                bf_buf_printf(b, "%.1f,%.1f ", xs[i], ax_map(&ay, s[j].v[i]));
+        bf_buf_puts(b, "\"/>\n");
         for (int i = 0; i < n && !s[j].dashed; i++) {
             if (!usable(s[j].v[i], log_y))
                 continue;
-            sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>", xs[i],
-                      ax_map(&ay, s[j].v[i]), s[j].color);
-            sb_esc(b, s[j].name);
-            sb_printf(b, ", phase %d (n=%ld): %.4g</title></circle>\n", r->metrics[i].phase,
-                      r->metrics[i].n_train, s[j].v[i]);
+            bf_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>", xs[i],
+                          ax_map(&ay, s[j].v[i]), s[j].color);
+            html_esc(b, s[j].name);
+            bf_buf_printf(b, ", phase %d (n=%ld): %.4g</title></circle>\n", r->metrics[i].phase,
+                          r->metrics[i].n_train, s[j].v[i]);
         }
-        sb_put(b, "</g>\n");
+        bf_buf_puts(b, "</g>\n");
     }
-    sb_put(b, "</svg>\n");
+    bf_buf_puts(b, "</svg>\n");
 }
 
-static void section_metrics(sbuf *b, const report *r)
+static void section_metrics(bf_buf *b, const report *r)
 {
-    sb_put(b, "<section id=\"metrics\">\n<h2>Test metrics per phase</h2>\n");
+    bf_buf_puts(b, "<section id=\"metrics\">\n<h2>Test metrics per phase</h2>\n");
     int n = r->n_metrics;
     if (n == 0) {
         note(b, "metrics.csv has no phases yet.");
-        sb_put(b, "</section>\n");
+        bf_buf_puts(b, "</section>\n");
         return;
     }
     double *v = malloc((size_t)n * 3 * sizeof *v);
     if (!v) {
-        b->oom = 1;
+        b->failed = 1;
         return;
     }
     double *loss = v, *mse = v + n, *base = v + 2 * n;
@@ -909,17 +857,17 @@ static void section_metrics(sbuf *b, const report *r)
         mse[i] = r->metrics[i].mse;
         base[i] = r->metrics[i].mse_baseline;
     }
-    sb_put(b, "<p class=\"caption\">Each phase's best model on the test set (seed 001 Figs. "
-              "9-10)");
+    bf_buf_puts(b, "<p class=\"caption\">Each phase's best model on the test set (seed 001 Figs. "
+                   "9-10)");
     if (r->metrics[0].test_n > 0)
-        sb_printf(b, ", %ld patterns", r->metrics[0].test_n);
+        bf_buf_printf(b, ", %ld patterns", r->metrics[0].test_n);
     int have_base = 0;
     for (int i = 0; i < n; i++)
         have_base |= usable(base[i], 1);
-    sb_put(b, have_base ? ". The dashed line is the MSE of always predicting the test set's "
-                          "mean: a model below it has learned the lattice parameters.</p>\n"
-                        : ".</p>\n");
-    sb_put(b, "<div class=\"charts\">\n");
+    bf_buf_puts(b, have_base ? ". The dashed line is the MSE of always predicting the test set's "
+                               "mean: a model below it has learned the lattice parameters.</p>\n"
+                             : ".</p>\n");
+    bf_buf_puts(b, "<div class=\"charts\">\n");
     const series s_loss[] = {{"test class loss", "#1f77b4", loss, 0}};
     const series s_mse[] = {{"test MSE", "#d62728", mse, 0},
                             {"mean predictor (test_mse_baseline)", "#777777", base, 1}};
@@ -927,7 +875,7 @@ static void section_metrics(sbuf *b, const report *r)
                  "class loss (cross-entropy)", s_loss, 1, 0);
     chart_metric(b, r, "mse-chart", "Test MSE per phase (log scale)",
                  "MSE of scaled a, c, α (log)", s_mse, 2, 1);
-    sb_put(b, "</div>\n</section>\n");
+    bf_buf_puts(b, "</div>\n</section>\n");
     free(v);
 }
 
@@ -999,24 +947,24 @@ static double jitter(long i)
     return x - floor(x) - 0.5;
 }
 
-static void points_open(sbuf *b, const point_set *s, long shown)
+static void points_open(bf_buf *b, const point_set *s, long shown)
 {
     if (s->ring)
-        sb_printf(b, "<g class=\"points\" fill=\"none\" stroke=\"%s\" stroke-width=\"1\">"
-                     "<title>", s->color);
+        bf_buf_printf(b, "<g class=\"points\" fill=\"none\" stroke=\"%s\" stroke-width=\"1\">"
+                         "<title>", s->color);
     else
-        sb_printf(b, "<g class=\"points\" fill=\"%s\" fill-opacity=\"0.55\"><title>",
-                  s->color);
-    sb_esc(b, s->label);
-    sb_printf(b, ": %ld point(s)", s->n);
+        bf_buf_printf(b, "<g class=\"points\" fill=\"%s\" fill-opacity=\"0.55\"><title>",
+                      s->color);
+    html_esc(b, s->label);
+    bf_buf_printf(b, ": %ld point(s)", s->n);
     if (shown < s->n)
-        sb_printf(b, ", %ld shown", shown);
-    sb_put(b, "</title>\n");
+        bf_buf_printf(b, ", %ld shown", shown);
+    bf_buf_puts(b, "</title>\n");
 }
 
 /* One class's chart: a strip per set along the free parameter (one free parameter) or a
  * scatter of the first two free parameters. */
-static void chart_al_class(sbuf *b, const char *cls, int chart_no, const point_set *s, int ns)
+static void chart_al_class(bf_buf *b, const char *cls, int chart_no, const point_set *s, int ns)
 {
     int free_p[BF_N_CELL_PARAMS];
     int nf = free_params(s, ns, free_p);
@@ -1045,16 +993,16 @@ static void chart_al_class(sbuf *b, const char *cls, int chart_no, const point_s
     svg_heading(b, left - 40, 20, title);
     legend(b, left - 40, 40, width - left + 40 - right, e, ne);
     if (nf == 0) {
-        sb_put(b, "</svg>\n");
+        bf_buf_puts(b, "</svg>\n");
         return;
     }
     axis ax = param_axis(s, ns, free_p[0], left, width - right);
     x_axis(b, &ax, top + plot_h, top, param_axis_label[free_p[0]]);
     axis ay = {0};
     if (strip) {
-        sb_printf(b, "<text class=\"label\" x=\"14\" y=\"%.1f\" text-anchor=\"middle\" "
-                     "transform=\"rotate(-90 14 %.1f)\">set</text>\n",
-                  top + plot_h / 2, top + plot_h / 2);
+        bf_buf_printf(b, "<text class=\"label\" x=\"14\" y=\"%.1f\" text-anchor=\"middle\" "
+                         "transform=\"rotate(-90 14 %.1f)\">set</text>\n",
+                      top + plot_h / 2, top + plot_h / 2);
     } else {
         ay = param_axis(s, ns, free_p[1], top + plot_h, top);
         y_axis(b, &ay, left, width - right, param_axis_label[free_p[1]]);
@@ -1069,38 +1017,38 @@ static void chart_al_class(sbuf *b, const char *cls, int chart_no, const point_s
         long stride = (s[j].n + MAX_SCATTER_POINTS - 1) / MAX_SCATTER_POINTS;
         double yc = top + (row + 0.5) * 34.0;
         if (strip) {
-            sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 6, yc + 4);
-            sb_esc(b, s[j].label);
-            sb_put(b, "</text>\n");
+            bf_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 6, yc + 4);
+            html_esc(b, s[j].label);
+            bf_buf_puts(b, "</text>\n");
         }
         points_open(b, &s[j], (s[j].n + stride - 1) / stride);
         for (long i = 0; i < s[j].n; i += stride) {
             const double *c = s[j].cells + s[j].rows[i] * BF_N_CELL_PARAMS;
             double x = ax_map(&ax, c[free_p[0]]);
             double y = strip ? yc + 22 * jitter(i) : ax_map(&ay, c[free_p[1]]);
-            sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\"/>", x, y,
-                      s[j].ring ? "3.2" : "2.6");
+            bf_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\"/>", x, y,
+                          s[j].ring ? "3.2" : "2.6");
             if (i % (16 * stride) == 15 * stride)
-                sb_put(b, "\n");
+                bf_buf_puts(b, "\n");
         }
-        sb_put(b, "\n</g>\n");
+        bf_buf_puts(b, "\n</g>\n");
     }
-    sb_put(b, "</svg>\n");
+    bf_buf_puts(b, "</svg>\n");
 }
 
-static void section_al(sbuf *b, const report *r)
+static void section_al(bf_buf *b, const report *r)
 {
-    sb_put(b, "<section id=\"al\">\n<h2>Where active learning sampled</h2>\n");
+    bf_buf_puts(b, "<section id=\"al\">\n<h2>Where active learning sampled</h2>\n");
     if (!r->have_study && r->n_al == 0) {
         note(b, "No study set (data/study.h5) and no AL batches (data/al-K.csv): a baseline "
                 "campaign, or one that has not reached its first AL phase.");
-        sb_put(b, "</section>\n");
+        bf_buf_puts(b, "</section>\n");
         return;
     }
-    sb_put(b, "<p class=\"caption\">Per class, in the parameters that vary within it: the "
-              "study set (grey rings), where the model's uncertainty is measured, against "
-              "the batch each AL phase drew (one colour per phase). A class with one free "
-              "parameter is a strip per set along it.</p>\n");
+    bf_buf_puts(b, "<p class=\"caption\">Per class, in the parameters that vary within it: the "
+                   "study set (grey rings), where the model's uncertainty is measured, against "
+                   "the batch each AL phase drew (one colour per phase). A class with one free "
+                   "parameter is a strip per set along it.</p>\n");
     if (!r->have_study)
         note(b, "No study set (data/study.h5): only the AL batches are shown.");
     if (r->n_al == 0)
@@ -1125,10 +1073,10 @@ static void section_al(sbuf *b, const report *r)
         cap += r->al[j].n;
     long *rows = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *rows);
     if (!rows) {
-        b->oom = 1;
+        b->failed = 1;
         return;
     }
-    sb_put(b, "<div class=\"charts\">\n");
+    bf_buf_puts(b, "<div class=\"charts\">\n");
     for (int k = 0; k < n_labels; k++) {
         point_set s[BF_MAX_PHASES + 1];
         int ns = 0;
@@ -1163,7 +1111,7 @@ static void section_al(sbuf *b, const report *r)
         class_name(r->have_study ? &r->study : NULL, labels[k], name, sizeof name);
         chart_al_class(b, name, k, s, ns);
     }
-    sb_put(b, "</div>\n</section>\n");
+    bf_buf_puts(b, "</div>\n</section>\n");
     free(rows);
 }
 
@@ -1193,7 +1141,7 @@ static int pick_examples(const bf_dataset *d, long *pick)
 
 /* Points of pattern y (min-max scaled to [0, 1]); above MAX_PATTERN_POINTS each bucket
  * gives its minimum and maximum in order, so no peak is lost. */
-static void pattern_polyline(sbuf *b, const float *y, const double *tof, int len,
+static void pattern_polyline(bf_buf *b, const float *y, const double *tof, int len,
                              const axis *ax, const axis *ay, const char *color)
 {
     float lo = y[0], hi = y[0];
@@ -1202,7 +1150,7 @@ static void pattern_polyline(sbuf *b, const float *y, const double *tof, int len
         hi = fmaxf(hi, y[i]);
     }
     double scale = hi > lo ? 1.0 / ((double)hi - lo) : 0;
-    sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.2\" points=\"", color);
+    bf_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.2\" points=\"", color);
     int buckets = len <= MAX_PATTERN_POINTS ? len : MAX_PATTERN_POINTS / 2;
     for (int k = 0; k < buckets; k++) {
         int i0 = (int)((long)k * len / buckets), i1 = (int)((long)(k + 1) * len / buckets);
@@ -1214,17 +1162,17 @@ static void pattern_polyline(sbuf *b, const float *y, const double *tof, int len
                 imax = i;
         }
         int first = imin < imax ? imin : imax, second = imin < imax ? imax : imin;
-        sb_printf(b, "%.1f,%.1f ", ax_map(ax, tof[first]), ax_map(ay, (y[first] - lo) * scale));
+        bf_buf_printf(b, "%.1f,%.1f ", ax_map(ax, tof[first]), ax_map(ay, (y[first] - lo) * scale));
         if (second != first)
-            sb_printf(b, "%.1f,%.1f ", ax_map(ax, tof[second]),
-                      ax_map(ay, (y[second] - lo) * scale));
+            bf_buf_printf(b, "%.1f,%.1f ", ax_map(ax, tof[second]),
+                          ax_map(ay, (y[second] - lo) * scale));
         if (k % 8 == 7)
-            sb_put(b, "\n");
+            bf_buf_puts(b, "\n");
     }
-    sb_put(b, "\"/>\n");
+    bf_buf_puts(b, "\"/>\n");
 }
 
-static void chart_patterns(sbuf *b, const bf_dataset *d, const long *pick, int n)
+static void chart_patterns(bf_buf *b, const bf_dataset *d, const long *pick, int n)
 {
     const double width = 1120, left = 76, right = 20, panel_h = 140, gap = 30, top = 48;
     double height = top + n * (panel_h + gap) - gap + 50;
@@ -1243,38 +1191,38 @@ static void chart_patterns(sbuf *b, const bf_dataset *d, const long *pick, int n
         const double *c = d->cells + i * BF_N_CELL_PARAMS;
         snprintf(text, sizeof text, "%s: test pattern %ld, a = %.4f Å, c = %.4f Å, α = %.3f°",
                  name, i, c[BF_P_A], c[BF_P_C], c[BF_P_ALPHA]);
-        sb_put(b, "<g class=\"pattern\"><title>");
-        sb_esc(b, text);
+        bf_buf_puts(b, "<g class=\"pattern\"><title>");
+        html_esc(b, text);
         /* the caption sits above the panel, clear of the peaks */
-        sb_printf(b, "</title>\n<text class=\"small\" x=\"%.1f\" y=\"%.1f\">", left + 4,
-                  y0 - 4);
-        sb_esc(b, text);
-        sb_put(b, "</text>\n");
+        bf_buf_printf(b, "</title>\n<text class=\"small\" x=\"%.1f\" y=\"%.1f\">", left + 4,
+                      y0 - 4);
+        html_esc(b, text);
+        bf_buf_puts(b, "</text>\n");
         pattern_polyline(b, d->patterns + (size_t)i * (size_t)d->length, d->tof_us, d->length,
                          &ax, &ay, phase_colors[(p + 1) % N_PHASE_COLORS]);
-        sb_put(b, "</g>\n");
+        bf_buf_puts(b, "</g>\n");
     }
-    sb_put(b, "</svg>\n");
+    bf_buf_puts(b, "</svg>\n");
 }
 
-static void section_patterns(sbuf *b, const report *r)
+static void section_patterns(bf_buf *b, const report *r)
 {
-    sb_put(b, "<section id=\"patterns\">\n<h2>Example patterns</h2>\n");
+    bf_buf_puts(b, "<section id=\"patterns\">\n<h2>Example patterns</h2>\n");
     const bf_dataset *d = &r->test;
     if (!r->have_test || d->n == 0 || d->length < 2) {
         note(b, "No test set (data/test.h5) with patterns yet.");
-        sb_put(b, "</section>\n");
+        bf_buf_puts(b, "</section>\n");
         return;
     }
     long pick[N_EXAMPLE_PATTERNS];
     int n = pick_examples(d, pick);
-    sb_printf(b, "<p class=\"caption\">The first test pattern of each class, intensity "
-                 "min-max scaled to [0, 1]%s.</p>\n",
-              d->length > MAX_PATTERN_POINTS ? " (each line keeps the minimum and maximum of "
-                                               "every bucket of points, so no peak is lost)"
-                                             : "");
+    bf_buf_printf(b, "<p class=\"caption\">The first test pattern of each class, intensity "
+                     "min-max scaled to [0, 1]%s.</p>\n",
+                  d->length > MAX_PATTERN_POINTS ? " (each line keeps the minimum and maximum of "
+                                                   "every bucket of points, so no peak is lost)"
+                                                 : "");
     chart_patterns(b, d, pick, n);
-    sb_put(b, "</section>\n");
+    bf_buf_puts(b, "</section>\n");
 }
 
 /* ---- 5. the page ---------------------------------------------------------------------- */
@@ -1301,24 +1249,24 @@ static const char *const page_css =
     "svg .axis line.grid{stroke:#ececec}\n"
     "footer{color:#777;font-size:12px;margin-top:30px}\n";
 
-static void pre_block(sbuf *b, const char *text)
+static void pre_block(bf_buf *b, const char *text)
 {
-    sb_put(b, "<pre>");
-    sb_esc(b, text);
-    sb_put(b, "</pre>\n");
+    bf_buf_puts(b, "<pre>");
+    html_esc(b, text);
+    bf_buf_puts(b, "</pre>\n");
 }
 
 /* A file's text, folded away: provenance and config are for when something looks odd. */
-static void details_block(sbuf *b, const char *name, const char *text)
+static void details_block(bf_buf *b, const char *name, const char *text)
 {
-    sb_put(b, "<details><summary>");
-    sb_esc(b, name);
-    sb_put(b, "</summary>");
+    bf_buf_puts(b, "<details><summary>");
+    html_esc(b, name);
+    bf_buf_puts(b, "</summary>");
     pre_block(b, text);
-    sb_put(b, "</details>\n");
+    bf_buf_puts(b, "</details>\n");
 }
 
-static void page(sbuf *b, const report *r)
+static void page(bf_buf *b, const report *r)
 {
     /* the folder's own name, for the title */
     char name[4096];
@@ -1328,21 +1276,22 @@ static void page(sbuf *b, const report *r)
         name[--len] = 0;
     const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
 
-    sb_put(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-              "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-              "<title>braggflow campaign report: ");
-    sb_esc(b, base);
-    sb_printf(b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header>\n<h1>Campaign ",
-              page_css);
-    sb_esc(b, base);
-    sb_put(b, "</h1>\n<p class=\"meta\">");
-    sb_esc(b, r->dir);
-    sb_printf(b, " · %d task(s), %d phase(s) with test metrics</p>\n", r->n_tasks, r->n_metrics);
-    sb_put(b, "<nav><a href=\"#summary\">Summary</a><a href=\"#timeline\">Task timeline</a>"
-              "<a href=\"#metrics\">Test metrics</a><a href=\"#al\">Active learning</a>"
-              "<a href=\"#patterns\">Example patterns</a></nav>\n</header>\n");
+    bf_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                   "<title>braggflow campaign report: ");
+    html_esc(b, base);
+    bf_buf_printf(b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header>\n<h1>Campaign ",
+                  page_css);
+    html_esc(b, base);
+    bf_buf_puts(b, "</h1>\n<p class=\"meta\">");
+    html_esc(b, r->dir);
+    bf_buf_printf(b, " · %d task(s), %d phase(s) with test metrics</p>\n", r->n_tasks,
+                  r->n_metrics);
+    bf_buf_puts(b, "<nav><a href=\"#summary\">Summary</a><a href=\"#timeline\">Task timeline</a>"
+                   "<a href=\"#metrics\">Test metrics</a><a href=\"#al\">Active learning</a>"
+                   "<a href=\"#patterns\">Example patterns</a></nav>\n</header>\n");
 
-    sb_put(b, "<section id=\"summary\">\n<h2>Summary</h2>\n");
+    bf_buf_puts(b, "<section id=\"summary\">\n<h2>Summary</h2>\n");
     if (r->summary)
         pre_block(b, r->summary);
     else
@@ -1353,22 +1302,22 @@ static void page(sbuf *b, const report *r)
         note(b, "No provenance.json.");
     if (r->config)
         details_block(b, "config.ini", r->config);
-    sb_put(b, "</section>\n");
+    bf_buf_puts(b, "</section>\n");
 
     section_timeline(b, r);
     section_metrics(b, r);
     section_al(b, r);
     section_patterns(b, r);
-    sb_printf(b, "<footer><p>Written by braggflow %s from the files in this folder "
-                 "(braggflow report). Self-contained: no scripts, no network.</p></footer>\n"
-                 "</body>\n</html>\n",
-              BF_VERSION);
+    bf_buf_printf(b, "<footer><p>Written by braggflow %s from the files in this folder "
+                     "(braggflow report). Self-contained: no scripts, no network.</p></footer>\n"
+                     "</body>\n</html>\n",
+                  BF_VERSION);
 }
 
 bf_status bf_campaign_report(const char *dir, bf_error *err)
 {
     report r = {.dir = dir};
-    sbuf b = {0};
+    bf_buf b = {0};
     bf_atomic_file af = {0};
     struct stat sb;
     bf_status st = BF_OK;
@@ -1397,20 +1346,20 @@ bf_status bf_campaign_report(const char *dir, bf_error *err)
         st = read_optional_text(&r, "config.ini", &r.config, err);
     if (st == BF_OK) {
         page(&b, &r);
-        if (b.oom)
+        if (b.failed)
             st = bf_error_set(err, BF_ERR_NOMEM, "%s/report.html: out of memory", dir);
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/report.html", dir);
     if (st == BF_OK)
         st = bf_atomic_begin(&af, path, 1, err);
-    if (st == BF_OK && fwrite(b.s, 1, b.n, af.fp) != b.n)
+    if (st == BF_OK && fwrite(b.data, 1, b.len, af.fp) != b.len)
         st = bf_error_set(err, BF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     if (st == BF_OK)
         st = bf_atomic_commit(&af, err);
     if (st != BF_OK)
         bf_atomic_abort(&af);
-    free(b.s);
+    bf_buf_free(&b);
     report_free(&r);
     return st;
 }
