@@ -212,7 +212,13 @@ static void answer_now(bf_server *s, zmq_msg_t *env, int n_env, int status, uint
 typedef struct worker_arg {
     bf_server *s;
     int index;
+    int threads, threads_now;   /* compute threads for large batches; as set now */
 } worker_arg;
+
+/* Below this many items a batch runs on one thread: batch-1 BraggNN takes the same
+ * ~50 us on one thread as on two, and a second thread's fork/join and spin-wait
+ * only take a core from the threads that move the replies. */
+#define SMALL_BATCH 32
 
 static void job_free(job *j)
 {
@@ -309,6 +315,9 @@ static void run_batch(bf_server *s, worker_arg *w, void *push, job *jobs, float 
         item_values(&j->rq, *x + (size_t)at * sv->item_values);
         at += j->rq.count;
     }
+    int threads = items < SMALL_BATCH ? 1 : w->threads;
+    if (threads != w->threads_now)
+        bf_backend_cpu()->set_threads(w->threads_now = threads);
     for (long i = 0; st == BF_OK && i < items; i += s->cfg.max_batch) {
         long B = items - i < s->cfg.max_batch ? items - i : s->cfg.max_batch;
         st = bf_served_predict(sv, w->index, *x + (size_t)i * sv->item_values, B,
@@ -379,7 +388,7 @@ static void *worker_main(void *arg)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads = (int)(cores / s->cfg.workers > 0 ? cores / s->cfg.workers : 1);
     }
-    bf_backend_cpu()->set_threads(threads);
+    bf_backend_cpu()->set_threads(w->threads = w->threads_now = threads);
     void *push = zmq_socket(s->zctx, ZMQ_PUSH);
     int zero = 0;
     if (push)
