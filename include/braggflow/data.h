@@ -230,6 +230,10 @@ bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *e
 /* Reads the layout above; checks shapes, finiteness of every patch value
  * ("FILE: patches: patch 17 pixel (3, 4) is NaN") and of the centres. */
 bf_status bf_patches_read_h5(const char *path, bf_patches *out, bf_error *err);
+/* out = rows[0..n) of p (in that order; a row may repeat): every array p has, and
+ * its kind, seed and source. Each row must lie in [0, p->n) and n >= 1. */
+bf_status bf_patches_select(const bf_patches *p, const long *rows, long n, bf_patches *out,
+                            bf_error *err);
 
 /* Error statistics of centres against reference ones (true centres, or a fit's): the
  * Euclidean distance in pixels; percentiles as numpy's default, linear between order
