@@ -9,7 +9,8 @@
 #
 # usage: scripts/edge-demo.sh [BUILD_DIR]      (default build; make edge-demo)
 # environment: BRAGGFLOW=path/to/braggflow (instead of BUILD_DIR/braggflow),
-#   EDGE_DEMO_OUT=DIR (default out/edge-demo; emptied first), EDGE_DEMO_SIZE=full|ci
+#   EDGE_DEMO_OUT=DIR (default out/edge-demo; emptied first if an earlier run made it),
+#   EDGE_DEMO_SIZE=full|ci
 #   (ci: tiny sizes for tests/cli/test_edge_demo.sh; the same loop, numbers that
 #   mean little).
 set -euo pipefail
@@ -36,8 +37,14 @@ threads=$(nproc 2>/dev/null || echo 2)
 drift=$root/examples/peaks/edge-drift.ini
 shown=${out#"$root"/}                 # the out folder as printed
 
+# emptied first, but only a folder this script made (EDGE_DEMO_OUT may be anything)
+if [ -d "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -e "$out/.edge-demo" ]; then
+    echo "edge-demo: $out exists and is not an earlier edge-demo's output; not emptying it" >&2
+    exit 2
+fi
 rm -rf "$out"
 mkdir -p "$out/served"
+touch "$out/.edge-demo"
 cd "$out"                             # every file below is relative to it
 served=served/model.safetensors
 next=served/model.next.safetensors    # train writes here; then renamed onto $served

@@ -3,8 +3,8 @@
 # loop runs end to end, the labels are the stream's first patches with fitted (not
 # true) centres, the service swapped models once while a stream ran (two hashes
 # answered it), timings.ini is what `plan --measure` reads, the service exited 0 on
-# SIGTERM; and a step failing after the service started stops the script and the
-# service with it.
+# SIGTERM; a step failing after the service started stops the script and the
+# service with it; a folder the script did not make is not emptied.
 source "$(dirname "$0")/common.bash" "$1"
 SCRIPT=$SRC/scripts/edge-demo.sh
 
@@ -64,6 +64,15 @@ else
     grep -qE '^(peak|background|neighbour) ' ls.txt && fail "labels-train.h5 carries the truth"
     h5dump -a kind "$E/labels-train.h5" | grep -q '"fitted"' || fail "kind is not fitted"
 fi
+ok
+
+CASE=a_folder_it_did_not_make_is_not_emptied
+mkdir mine && echo keep >mine/file
+BRAGGFLOW=$BF EDGE_DEMO_OUT=$TMP/mine EDGE_DEMO_SIZE=ci bash "$SCRIPT" >stdout 2>stderr
+RC=$?
+[ "$RC" = 2 ] || fail "rc $RC"
+grep -q "not an earlier edge-demo's output" stderr || fail "$(cat stderr)"
+[ "$(cat mine/file)" = keep ] || fail "mine/file is gone"
 ok
 
 CASE=a_failing_step_stops_the_script_and_the_service
