@@ -1,14 +1,16 @@
 # braggflow — the two commands a user needs:
 #   make demo   install dependencies, build, run the main job on built-in examples
 #   make test   install dependencies, build, run the whole test suite
-# Other targets: build, asan (unit tests under AddressSanitizer+UBSan),
-# fuzz (libFuzzer targets, FUZZ_SECONDS each), bench, clean.
+# Other targets: build, edge-demo (seed 002's retrain loop on one machine: serve,
+# drift, label, fine-tune, swap, its Table 1 here; about a minute on 2 cores), asan
+# (unit tests under AddressSanitizer+UBSan), fuzz (libFuzzer targets, FUZZ_SECONDS
+# each), bench, clean.
 
 BUILD        ?= build
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build test demo asan fuzz bench clean
+.PHONY: all deps build test demo edge-demo asan fuzz bench clean
 
 all: build
 
@@ -24,6 +26,9 @@ test: build
 
 demo: build
 	./scripts/demo.sh $(BUILD)
+
+edge-demo: build
+	./scripts/edge-demo.sh $(BUILD)
 
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBF_SANITIZE=ON >/dev/null

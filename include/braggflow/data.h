@@ -198,10 +198,12 @@ bf_status bf_pattern_csv_read(const char *path, bf_dataset *out, bf_error *err);
  *     float64 (zeros where neighbour = 0)
  *   imported files: frame_index (N) uint32, origin (N, 2) int32 (frame row and
  *     column of patch pixel (0, 0)), npeaks (N) uint16, deviation (N) float32
- *   root attributes: version, kind ("simulated" | "imported"), patch_size, seed,
- *     and `config` when kind is "simulated" (the effective configuration as INI
+ *   root attributes: version, kind ("simulated" | "imported" | "fitted"), patch_size,
+ *     seed, and `config` when kind is "simulated" (the effective configuration as INI
  *     text with every key, bf_patches.source; parsing it reproduces the run) or
- *     `source` otherwise (the input files' names and SHA-256). */
+ *     `source` otherwise (the input files' names and SHA-256).
+ *   fitted files (fit.h bf_patches_label_with_fits, `fit-peaks --labelled`): centre
+ *     holds the conventional fit's centres, not a truth, and no simulated truth. */
 typedef struct {
     long n;
     int size;                         /* S */
@@ -219,7 +221,7 @@ typedef struct {
     uint16_t *npeaks;                 /* [n] */
     float *deviation;                 /* [n] */
     /* provenance */
-    char kind[16];                    /* "simulated" | "imported" */
+    char kind[16];                    /* "simulated" | "imported" | "fitted" */
     uint64_t seed;
     char source[8192];                /* INI text, or "frames=... sha256=..." */
 } bf_patches;
@@ -230,6 +232,10 @@ bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *e
 /* Reads the layout above; checks shapes, finiteness of every patch value
  * ("FILE: patches: patch 17 pixel (3, 4) is NaN") and of the centres. */
 bf_status bf_patches_read_h5(const char *path, bf_patches *out, bf_error *err);
+/* out = rows[0..n) of p (in that order; a row may repeat): every array p has, and
+ * its kind, seed and source. Each row must lie in [0, p->n) and n >= 1. */
+bf_status bf_patches_select(const bf_patches *p, const long *rows, long n, bf_patches *out,
+                            bf_error *err);
 
 /* Error statistics of centres against reference ones (true centres, or a fit's): the
  * Euclidean distance in pixels; percentiles as numpy's default, linear between order

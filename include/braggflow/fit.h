@@ -59,6 +59,20 @@ bf_status bf_fits_write_h5(const bf_peak_fit *fits, long n, int S, const char *s
 /* Reads fits.h5 back: *out (caller frees) holds n fits. */
 bf_status bf_fits_read_h5(const char *path, bf_peak_fit **out, long *n, int *S, bf_error *err);
 
+/* Training labels from the fit (seed 002's loop, DESIGN §9: the conventional analysis
+ * labels the share of the data the surrogate is retrained on). out holds, in file
+ * order, the patches of p whose fit can serve as a label: converged, with its centre
+ * inside the patch ([0, S) along both axes); out->centre is that fitted centre. The
+ * simulator's truth (peak, background, read_sigma, neighbour, neighbour_peak) is left
+ * out, so nothing downstream trains or scores on it unawares; an imported file's
+ * frame_index, origin, npeaks and deviation stay. kind "fitted", source = `source`.
+ * *not_converged and *outside (either may be NULL) count the patches left out;
+ * rows (NULL, or room for p->n) receives the row of p each label came from. A file
+ * with no usable fit is an error. */
+bf_status bf_patches_label_with_fits(const bf_patches *p, const bf_peak_fit *fits,
+                                     const char *source, bf_patches *out, long *rows,
+                                     long *not_converged, long *outside, bf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -108,9 +108,12 @@ static bf_status print_errors(const bf_patches *p, const double *nn, const doubl
                               const char *data, bf_error *err)
 {
     const double *ref = p->centre ? p->centre : fit;
+    /* a fitted file's centres are labels from the fit (fit-peaks --labelled), not a truth */
+    const char *ref_name = !p->centre                   ? "the conventional fit"
+                           : !strcmp(p->kind, "fitted") ? "the file's fitted centres"
+                                                        : "the true centres";
     fprintf(stderr, "error (px) against %s, %ld patches:\n  %-26s %7s %8s %8s %8s %8s %8s\n",
-            p->centre ? "the true centres" : "the conventional fit", p->n, "", "n", "mean", "p50",
-            "p75", "p95", "p99.5");
+            ref_name, p->n, "", "n", "mean", "p50", "p75", "p95", "p99.5");
     const double *fit_col = p->centre ? fit : NULL;
     bf_status st = print_subset("all", nn, fit_col, ref, NULL, p->n, err);
     if (st != BF_OK || !p->peak)

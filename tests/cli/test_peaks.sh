@@ -51,6 +51,15 @@ fit_mean=$(awk '/^  all fit / { print $4 }' stderr)
 awk -v m="$fit_mean" 'BEGIN { exit !(m > 0 && m < 0.1) }' || fail "fit mean $fit_mean"
 ok
 
+CASE=peaks_on_fitted_labels_names_them_not_the_truth
+run fit-peaks --data test.h5 --out fits2.h5 --labelled labelled.h5
+[ "$RC" = 0 ] || fail "fit-peaks rc $RC"
+run peaks --model peaks.safetensors --data labelled.h5 --out lc.csv
+[ "$RC" = 0 ] || fail "rc $RC: $(cat stderr)"
+grep -q "error (px) against the file's fitted centres" stderr || fail "$(cat stderr)"
+grep -q "true centres" stderr && fail "fitted centres called true: $(cat stderr)"
+ok
+
 CASE=peaks_without_out_writes_the_csv_to_stdout_and_the_same_centres
 # same batch and threads: the same bits (others change sgemm's summation order)
 run peaks --model peaks.safetensors --data test.h5 --batch 100

@@ -605,3 +605,45 @@ BF_TEST(test_import_rejects_bad_frame_indices_lengths_ranks_and_empty_files)
     CHECK(bf_patches_import_braggnn(fr, pk, 8, &p, &e6) == BF_ERR_INVALID);
     CHECK(!strcmp(e6.msg, "patch size 8 must be odd, 5..63"));
 }
+
+/* ---- choosing rows ----------------------------------------------------------------- */
+
+BF_TEST(test_selected_rows_carry_every_array_in_the_order_asked_and_bad_rows_are_named)
+{
+    bf_peaks_config cfg;
+    bf_peaks_config_defaults(&cfg);
+    cfg.count = 6;
+    cfg.seed = 4;
+    cfg.neighbour_fraction = 0.5;
+    bf_patches p, q;
+    bf_error err = {0};
+    CHECK(bf_patches_simulate(&cfg, 1, &p, &err) == BF_OK);
+    const long rows[] = {5, 1, 1, 0};
+    CHECK_MSG(bf_patches_select(&p, rows, 4, &q, &err) == BF_OK, "%s", err.msg);
+    CHECK(q.n == 4 && q.size == 11 && q.seed == 4);
+    CHECK(!strcmp(q.kind, "simulated") && !strcmp(q.source, p.source));
+    for (int k = 0; k < 4; k++) {
+        const long i = rows[k];
+        CHECK(!memcmp(q.patches + (size_t)k * 121, p.patches + (size_t)i * 121,
+                      121 * sizeof(float)));
+        CHECK(q.centre[2 * k] == p.centre[2 * i] && q.centre[2 * k + 1] == p.centre[2 * i + 1]);
+        CHECK(!memcmp(&q.peak[k], &p.peak[i], sizeof q.peak[k]));
+        CHECK(!memcmp(&q.background[k], &p.background[i], sizeof q.background[k]));
+        CHECK(q.read_sigma[k] == p.read_sigma[i] && q.neighbour[k] == p.neighbour[i]);
+        CHECK(!memcmp(&q.neighbour_peak[k], &p.neighbour_peak[i], sizeof q.neighbour_peak[k]));
+    }
+    /* rows 5 and 0 are different patches: the copy is not of one row four times */
+    CHECK(memcmp(q.patches, q.patches + 3 * 121, 121 * sizeof(float)));
+    /* arrays the source lacks stay absent */
+    CHECK(!q.frame_index && !q.origin && !q.npeaks && !q.deviation);
+    bf_patches_free(&q);
+
+    const long bad[] = {2, 6};
+    CHECK(bf_patches_select(&p, bad, 2, &q, &err) == BF_ERR_RANGE);
+    CHECK_MSG(strstr(err.msg, "row 1 is 6, the patches have 6"), "%s", err.msg);
+    CHECK(q.n == 0 && !q.patches);
+    const long neg[] = {-1};
+    CHECK(bf_patches_select(&p, neg, 1, &q, &err) == BF_ERR_RANGE);
+    CHECK(bf_patches_select(&p, rows, 0, &q, &err) == BF_ERR_INVALID);
+    bf_patches_free(&p);
+}

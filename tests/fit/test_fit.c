@@ -283,3 +283,61 @@ BF_TEST(fits_file_round_trips_and_is_written_atomically)
     free(f);
     bf_patches_free(&p);
 }
+
+/* ---- fits as training labels (seed 002's loop, DESIGN §9) -------------------------- */
+
+BF_TEST(labels_are_the_usable_fits_centres_without_the_simulated_truth)
+{
+    bf_patches p;
+    simulate(12, 3, 0.3, &p);
+    /* hand-made fits: every one converged, 0.25 px off the truth, then spoiled */
+    bf_peak_fit f[12];
+    memset(f, 0, sizeof f);
+    for (int i = 0; i < 12; i++) {
+        f[i].converged = 1;
+        f[i].peak.row = p.centre[2 * i] + 0.25;
+        f[i].peak.col = p.centre[2 * i + 1] - 0.25;
+    }
+    f[2].converged = 0;
+    f[4].peak.row = -0.01;  /* outside the patch, above row 0 */
+    f[7].peak.col = 11.0;   /* pixel 10 spans [10, 11): 11 is outside */
+    f[9].peak.row = NAN;
+    f[10].peak.col = 10.999; /* inside */
+    bf_patches q;
+    long rows[12], not_conv = -1, outside = -1;
+    bf_error err = {0};
+    CHECK_MSG(bf_patches_label_with_fits(&p, f, "fitted centres of x.h5", &q, rows, &not_conv,
+                                         &outside, &err) == BF_OK,
+              "%s", err.msg);
+    CHECK(not_conv == 1 && outside == 3 && q.n == 8);
+    const long want[] = {0, 1, 3, 5, 6, 8, 10, 11};
+    for (int k = 0; k < 8; k++) {
+        CHECK(rows[k] == want[k]);
+        CHECK(q.centre[2 * k] == f[want[k]].peak.row);
+        CHECK(q.centre[2 * k + 1] == f[want[k]].peak.col);
+        CHECK(q.centre[2 * k] != p.centre[2 * want[k]]);
+        CHECK(!memcmp(q.patches + (size_t)k * 121, p.patches + (size_t)want[k] * 121,
+                      121 * sizeof(float)));
+    }
+    CHECK(!q.peak && !q.background && !q.read_sigma && !q.neighbour && !q.neighbour_peak);
+    CHECK(!strcmp(q.kind, "fitted") && !strcmp(q.source, "fitted centres of x.h5"));
+
+    /* what train reads back: the fitted centres, kind and source; no truth */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/labels.h5", bf_test_tmp_dir());
+    CHECK_MSG(bf_patches_write_h5(&q, path, &err) == BF_OK, "%s", err.msg);
+    bf_patches r;
+    CHECK_MSG(bf_patches_read_h5(path, &r, &err) == BF_OK, "%s", err.msg);
+    CHECK(r.n == 8 && !strcmp(r.kind, "fitted") && !strcmp(r.source, q.source));
+    CHECK(!memcmp(r.centre, q.centre, 16 * sizeof(double)) && !r.peak);
+    bf_patches_free(&r);
+    bf_patches_free(&q);
+
+    /* no usable fit: an error that says why */
+    for (int i = 0; i < 12; i++)
+        f[i].converged = 0;
+    CHECK(bf_patches_label_with_fits(&p, f, "x", &q, NULL, NULL, NULL, &err) == BF_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "none of 12 fits is usable (12 not converged"), "%s", err.msg);
+    CHECK(q.n == 0 && !q.patches);
+    bf_patches_free(&p);
+}
