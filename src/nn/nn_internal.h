@@ -51,6 +51,11 @@ void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda, c
                     float *C, int ldc, int accumulate);
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, float *C, int ldc, int accumulate, float *panel);
+/* C (M, N) = A (M, ntaps Kc) B with B's row s Kc + c at B + tap[s] + c ldb (the taps of
+ * a convolution over its input image, read in place): every row must be readable for
+ * cpu_gemm_panel_cols(N) floats. */
+void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
+                   const float *B, int ldb, float *C, int ldc);
 
 /* model.c: allocates n backend buffers (*bufs[i], sizes[i] bytes, zeroed); on failure
  * frees those already allocated, sets them to NULL and returns the error. */
