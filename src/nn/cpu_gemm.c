@@ -60,7 +60,7 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
     do {                                                                                  \
         vf16 acc[MR][2];                                                                  \
         for (int r = 0; r < MR; r++)                                                      \
-            acc[r][0] = acc[r][1] = v16splat(0);                                          \
+            acc[r][0] = acc[r][1] = v16splat(bias && r < (mr_) ? bias[i0 + r] : 0.0f);    \
         for (int s = 0, k = 0; s < ntaps; s++) {                                          \
             const float *b = bblk + tap[s];                                               \
             for (int c = 0; c < Kc; c++, k++, b += ldb) {                                 \
@@ -86,7 +86,7 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
     BF_CLONES static void name(int M, int Kc, int ntaps, const int *restrict tap,          \
                                const float *restrict A, int lda, const float *restrict bblk,\
                                int ldb, float *restrict C, int ldc, int j0, int nr,        \
-                               int accumulate)                                            \
+                               const float *restrict bias, int accumulate)                \
     {                                                                                     \
         int i0 = 0;                                                                       \
         for (; i0 + MR <= M; i0 += MR)                                                    \
@@ -102,19 +102,20 @@ GEMM_BLOCK(gemm_block_t, A_T)
 static const int no_taps[1] = {0}; /* a plain matrix: one tap at offset 0 */
 
 static void gemm_block(int trans_a, int M, int K, const float *A, int lda, const float *bblk,
-                       int ldb, float *C, int ldc, int j0, int nr, int accumulate)
+                       int ldb, float *C, int ldc, int j0, int nr, const float *bias,
+                       int accumulate)
 {
     (trans_a ? gemm_block_t : gemm_block_n)(M, K, 1, no_taps, A, lda, bblk, ldb, C, ldc, j0,
-                                            nr, accumulate);
+                                            nr, bias, accumulate);
 }
 
 void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda,
-                    const float *panel, float *C, int ldc, int accumulate)
+                    const float *panel, float *C, int ldc, const float *bias, int accumulate)
 {
     int Np = cpu_gemm_panel_cols(N);
     for (int j0 = 0; j0 < N; j0 += NR)
         gemm_block(trans_a, M, K, A, lda, panel + j0, Np, C, ldc, j0,
-                   N - j0 < NR ? N - j0 : NR, accumulate);
+                   N - j0 < NR ? N - j0 : NR, bias, accumulate);
 }
 
 void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
@@ -122,7 +123,7 @@ void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float 
 {
     for (int j0 = 0; j0 < N; j0 += NR)
         gemm_block_n(M, Kc, ntaps, tap, A, Kc * ntaps, B + j0, ldb, C, ldc, j0,
-                     N - j0 < NR ? N - j0 : NR, 0);
+                     N - j0 < NR ? N - j0 : NR, NULL, 0);
 }
 
 /* Copies columns [j0, j0 + nr) of op(B) (K rows) into blk (K x NR), zero beyond nr. */
@@ -141,15 +142,16 @@ BF_CLONES static void pack_block(int trans_b, int K, int j0, int nr, const float
 /* Whole column blocks of an untransposed B are read in place; the last, partial one
  * and every block of a transposed B go through a packed copy (K x NR of panel). */
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float *C, int ldc, int accumulate, float *panel)
+              const float *B, int ldb, float *C, int ldc, const float *bias, int accumulate,
+              float *panel)
 {
     for (int j0 = 0; j0 < N; j0 += NR) {
         int nr = N - j0 < NR ? N - j0 : NR;
         if (!trans_b && nr == NR) {
-            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, accumulate);
+            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, accumulate);
             continue;
         }
         pack_block(trans_b, K, j0, nr, B, ldb, panel);
-        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, accumulate);
+        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, accumulate);
     }
 }
