@@ -9,8 +9,7 @@
  * zeros to a multiple of NR columns (cpu_pack_b, or written that way by the caller,
  * as im2col does, or the input image itself by taps, cpu_gemm_taps), A read in place
  * (either layout), the bias (per row of C) loaded into the accumulators. Sums run over
- * k in order, the
- * same bits for any thread count. Tested against the reference backend through the
+ * k in order, the same bits for any thread count. Tested against the reference backend through the
  * ops that use it (tests/nn/test_backends.c). */
 #include "nn/cpu_simd.h"
 #include "nn/nn_internal.h"
