@@ -7,8 +7,9 @@
  * (target_clones, cpu_simd.h). One register-blocked kernel: a tile of MR rows x NR
  * columns of C in registers, B read from a packed panel whose rows are padded with
  * zeros to a multiple of NR columns (cpu_pack_b, or written that way by the caller,
- * as im2col does), A read in place (either layout). Sums run over k in order, the
- * same bits for any thread count. Tested against the reference backend through the
+ * as im2col does, or the input image itself by taps, cpu_gemm_taps), A read in place
+ * (either layout), the bias (per row of C) loaded into the accumulators. Sums run over
+ * k in order, the same bits for any thread count. Tested against the reference backend through the
  * ops that use it (tests/nn/test_backends.c). */
 #include "nn/cpu_simd.h"
 #include "nn/nn_internal.h"
@@ -32,29 +33,44 @@ typedef float vf16 __attribute__((vector_size(NV * sizeof(float))));
 
 int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 
-/* Stores (or adds) the tile rows [0, mr) and columns [0, nr) of acc. */
+/* Stores (or adds) the tile rows [0, mr) and columns [0, nr) of acc: whole vectors where
+ * the block is full, lane by lane only in the last, partial one. (An all-scalar store
+ * cost more than the products when K is short: the non-local block's K = 32 products
+ * spent more time storing than multiplying.) */
 #define STORE_TILE(mr_)                                                                   \
     for (int r = 0; r < (mr_); r++) {                                                     \
         float *c = C + (size_t)(i0 + r) * ldc + j0;                                       \
-        for (int h = 0; h < 2; h++)                                                       \
-            for (int l = 0; l < NV && h * NV + l < nr; l++)                               \
-                c[h * NV + l] = (accumulate ? c[h * NV + l] : 0.0f) + acc[r][h][l];       \
+        for (int h = 0; h < 2; h++) {                                                     \
+            vf16 v = acc[r][h];                                                           \
+            if ((h + 1) * NV <= nr) {                                                     \
+                if (accumulate)                                                           \
+                    v += v16load(c + h * NV);                                             \
+                memcpy(c + h * NV, &v, sizeof v);                                         \
+            } else                                                                        \
+                for (int l = 0; h * NV + l < nr; l++)                                     \
+                    c[h * NV + l] = (accumulate ? c[h * NV + l] : 0.0f) + v[l];           \
+        }                                                                                 \
     }
 
 /* One row block: rows [i0, i0 + mr) of C, columns [j0, j0 + nr), from a block of B
- * holding NR readable columns per row (rows ldb apart). AT(i, k) reads A. */
+ * holding NR readable columns per row. B's row k = s Kc + c (tap s of ntaps, c < Kc)
+ * starts at bblk + tap[s] + c ldb: a plain matrix is one tap at 0 (Kc = K); the
+ * wide-grid convolution's B is its input image itself, one tap per kernel offset.
+ * AT(i, k) reads A. */
 #define ROW_BLOCK(mr_, AT)                                                                \
     do {                                                                                  \
         vf16 acc[MR][2];                                                                  \
         for (int r = 0; r < MR; r++)                                                      \
-            acc[r][0] = acc[r][1] = v16splat(0);                                          \
-        const float *b = bblk;                                                            \
-        for (int k = 0; k < K; k++, b += ldb) {                                           \
-            vf16 b0 = v16load(b), b1 = v16load(b + NV);                                   \
-            for (int r = 0; r < (mr_); r++) {                                             \
-                vf16 a = v16splat(AT(i0 + r, k));                                         \
-                acc[r][0] += a * b0;                                                      \
-                acc[r][1] += a * b1;                                                      \
+            acc[r][0] = acc[r][1] = v16splat(bias && r < (mr_) ? bias[i0 + r] : 0.0f);    \
+        for (int s = 0, k = 0; s < ntaps; s++) {                                          \
+            const float *b = bblk + tap[s];                                               \
+            for (int c = 0; c < Kc; c++, k++, b += ldb) {                                 \
+                vf16 b0 = v16load(b), b1 = v16load(b + NV);                               \
+                for (int r = 0; r < (mr_); r++) {                                         \
+                    vf16 a = v16splat(AT(i0 + r, k));                                     \
+                    acc[r][0] += a * b0;                                                  \
+                    acc[r][1] += a * b1;                                                  \
+                }                                                                         \
             }                                                                             \
         }                                                                                 \
         STORE_TILE(mr_)                                                                   \
@@ -64,13 +80,14 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 #define A_N(i, k) A[(size_t)(i) * lda + (k)]
 #define A_T(i, k) A[(size_t)(k) * lda + (i)]
 
-/* The product for columns [j0, j0 + nr) of C: full tiles of MR rows (unrolled, in
- * registers), then the last rows. One function per layout of A, so the inner loop
- * has no branch. */
+/* The product for columns [j0, j0 + nr) of C (K = ntaps Kc): full tiles of MR rows
+ * (unrolled, in registers), then the last rows. One function per layout of A, so the
+ * inner loop has no branch. */
 #define GEMM_BLOCK(name, AT)                                                              \
-    BF_CLONES static void name(int M, int K, const float *restrict A, int lda,             \
-                               const float *restrict bblk, int ldb, float *restrict C,     \
-                               int ldc, int j0, int nr, int accumulate)                    \
+    BF_CLONES static void name(int M, int Kc, int ntaps, const int *restrict tap,          \
+                               const float *restrict A, int lda, const float *restrict bblk,\
+                               int ldb, float *restrict C, int ldc, int j0, int nr,        \
+                               const float *restrict bias, int accumulate)                \
     {                                                                                     \
         int i0 = 0;                                                                       \
         for (; i0 + MR <= M; i0 += MR)                                                    \
@@ -83,20 +100,31 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 GEMM_BLOCK(gemm_block_n, A_N)
 GEMM_BLOCK(gemm_block_t, A_T)
 
+static const int no_taps[1] = {0}; /* a plain matrix: one tap at offset 0 */
+
 static void gemm_block(int trans_a, int M, int K, const float *A, int lda, const float *bblk,
-                       int ldb, float *C, int ldc, int j0, int nr, int accumulate)
+                       int ldb, float *C, int ldc, int j0, int nr, const float *bias,
+                       int accumulate)
 {
-    (trans_a ? gemm_block_t : gemm_block_n)(M, K, A, lda, bblk, ldb, C, ldc, j0, nr,
-                                            accumulate);
+    (trans_a ? gemm_block_t : gemm_block_n)(M, K, 1, no_taps, A, lda, bblk, ldb, C, ldc, j0,
+                                            nr, bias, accumulate);
 }
 
 void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda,
-                    const float *panel, float *C, int ldc, int accumulate)
+                    const float *panel, float *C, int ldc, const float *bias, int accumulate)
 {
     int Np = cpu_gemm_panel_cols(N);
     for (int j0 = 0; j0 < N; j0 += NR)
         gemm_block(trans_a, M, K, A, lda, panel + j0, Np, C, ldc, j0,
-                   N - j0 < NR ? N - j0 : NR, accumulate);
+                   N - j0 < NR ? N - j0 : NR, bias, accumulate);
+}
+
+void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
+                   const float *B, int ldb, float *C, int ldc)
+{
+    for (int j0 = 0; j0 < N; j0 += NR)
+        gemm_block_n(M, Kc, ntaps, tap, A, Kc * ntaps, B + j0, ldb, C, ldc, j0,
+                     N - j0 < NR ? N - j0 : NR, NULL, 0);
 }
 
 /* Copies columns [j0, j0 + nr) of op(B) (K rows) into blk (K x NR), zero beyond nr. */
@@ -115,15 +143,16 @@ BF_CLONES static void pack_block(int trans_b, int K, int j0, int nr, const float
 /* Whole column blocks of an untransposed B are read in place; the last, partial one
  * and every block of a transposed B go through a packed copy (K x NR of panel). */
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float *C, int ldc, int accumulate, float *panel)
+              const float *B, int ldb, float *C, int ldc, const float *bias, int accumulate,
+              float *panel)
 {
     for (int j0 = 0; j0 < N; j0 += NR) {
         int nr = N - j0 < NR ? N - j0 : NR;
         if (!trans_b && nr == NR) {
-            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, accumulate);
+            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, accumulate);
             continue;
         }
         pack_block(trans_b, K, j0, nr, B, ldb, panel);
-        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, accumulate);
+        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, accumulate);
     }
 }

@@ -79,19 +79,6 @@ BF_CLONES static void activate(float *x, size_t n, float slope)
             x[i] = x[i] > 0 ? x[i] : slope * x[i];
 }
 
-/* x (rows, cols) += b[row] (b may be NULL), then the activation. */
-BF_CLONES static void add_bias_activate(float *restrict x, const float *restrict b, int rows,
-                                        int cols, float slope)
-{
-    for (int o = 0; o < rows; o++) {
-        float *r = x + (size_t)o * cols, bo = b ? b[o] : 0.0f;
-        for (int p = 0; p < cols; p++) {
-            float v = r[p] + bo;
-            r[p] = slope >= 0 && v <= 0 ? slope * v : v;
-        }
-    }
-}
-
 BF_CLONES static void mask(float *dout, const float *out, size_t n, float slope)
 {
     if (slope >= 0)
@@ -122,9 +109,108 @@ static void reduce_threads(float *dst, const float *acc, int threads, size_t str
 
 /* ---- Conv2d ------------------------------------------------------------------------- */
 
+/* The wide-grid convolution computes the outputs on a grid of Ho rows of W (not Wo)
+ * positions: output q = oy W + ox needs x[c][q + ky W + kx], so for each tap (ky, kx)
+ * the product's B rows are the input channels themselves, shifted, and no im2col copy
+ * is made (for conv2 of BraggNN im2col wrote 147 KB per sample, more than L1, and took
+ * a quarter of the op). The W - Wo extra columns per row are computed and dropped; it
+ * is used where they cost no extra column block of the product (conv2: 63 -> 64 columns
+ * as 49 -> 64; not conv1, 99 -> 128 against 81 -> 96). */
+static int wide_grid_pays(int H, int W, int K)
+{
+    int Ho = H - K + 1, Wo = W - K + 1;
+    return cpu_gemm_panel_cols(Ho * W) == cpu_gemm_panel_cols(Ho * Wo);
+}
+
+/* out (C_out, Ho, Wo) = act(wide (C_out, Ho x W, rows ldw apart) + b), dropping the
+ * columns ox >= Wo. In vectors of VL: a row's last vector may spill into the rows after
+ * it, which are written later (not past the sample's end); wide must be readable VL
+ * floats past its last row. (A scalar loop here branched on the sign of each output and
+ * mispredicted half of them: it cost as much as the product.) */
+BF_CLONES static void wide_to_out(float *restrict out, const float *restrict wide, int ldw,
+                                  const float *restrict b, int C_out, int Ho, int Wo, int W,
+                                  float slope)
+{
+    vf zero = vsplat(0), vs = vsplat(slope);
+    size_t n_out = (size_t)C_out * Ho * Wo;
+    for (int o = 0; o < C_out; o++) {
+        vf bo = vsplat(b ? b[o] : 0.0f);
+        for (int oy = 0; oy < Ho; oy++) {
+            const float *src = wide + (size_t)o * ldw + (size_t)oy * W;
+            size_t at = ((size_t)o * Ho + oy) * Wo; /* of the sample's n_out outputs */
+            for (int ox = 0; ox < Wo; ox += VL) {
+                vf v = vload(src + ox) + bo;
+                if (slope >= 0)
+                    v = vselect(v > zero, v, v * vs);
+                if (ox + VL <= Wo || at + ox + VL <= n_out)
+                    vstore(out + at + ox, v);
+                else
+                    for (int l = 0; ox + l < Wo; l++)
+                        out[at + ox + l] = v[l];
+            }
+        }
+    }
+}
+
+static bf_status conv2d_forward_wide(float *out, const float *inp, const float *w,
+                                     const float *b, int B, int C_in, int H, int W, int C_out,
+                                     int K, float slope, bf_error *err)
+{
+    int Ho = H - K + 1, Wo = W - K + 1, KK = K * K, T = C_in * KK, Nw = Ho * W;
+    int Np = cpu_gemm_panel_cols(Nw);
+    size_t HW = (size_t)H * W, in_n = (size_t)C_in * HW;
+    /* the last tap's rows are read for Np columns: past the sample's end by `over`
+     * floats, which is the next sample's data but past the buffer for the last one */
+    size_t reach = (size_t)(C_in - 1) * HW + (size_t)(K - 1) * W + (K - 1) + Np;
+    size_t over = reach > in_n ? reach - in_n : 0;
+    /* A (C_out, KK C_in): w reordered tap-major, k = (ky K + kx) C_in + c */
+    float *wt = malloc(sizeof(float) * ((size_t)C_out * T + KK) + sizeof(int) * KK);
+    if (!wt)
+        return bf_error_set(err, BF_ERR_NOMEM, "conv2d: out of memory for the weights");
+    int *tap = (int *)(wt + (size_t)C_out * T);
+    for (int o = 0; o < C_out; o++)
+        for (int c = 0; c < C_in; c++)
+            for (int t = 0; t < KK; t++)
+                wt[(size_t)o * T + (size_t)t * C_in + c] = w[(size_t)o * T + (size_t)c * KK + t];
+    for (int t = 0; t < KK; t++)
+        tap[t] = t / K * W + t % K;
+    size_t n_wide = (size_t)C_out * Np + VL; /* wide_to_out reads a vector past it */
+    size_t n_scratch = n_wide + (over ? in_n + over : 0);
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *wide = calloc(n_scratch, sizeof(float)); /* the copy's tail stays zero */
+        float *copy = wide ? wide + n_wide : NULL;
+        if (!wide) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int n = 0; n < B; n++) {
+            if (!wide)
+                continue; /* reported below: the whole call fails */
+            const float *x = inp + (size_t)n * in_n;
+            if (over && n == B - 1) {
+                memcpy(copy, x, sizeof(float) * in_n);
+                x = copy;
+            }
+            cpu_gemm_taps(C_out, Nw, C_in, KK, tap, wt, x, (int)HW, wide, Np);
+            wide_to_out(out + (size_t)n * C_out * Ho * Wo, wide, Np, b, C_out, Ho, Wo, W, slope);
+        }
+        free(wide);
+    }
+    free(wt);
+    if (failed)
+        return bf_error_set(err, BF_ERR_NOMEM, "conv2d: %zu bytes of scratch per thread",
+                            sizeof(float) * n_scratch);
+    return BF_OK;
+}
+
 bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err)
 {
+    if (wide_grid_pays(H, W, K))
+        return conv2d_forward_wide(out, inp, w, b, B, C_in, H, W, C_out, K, slope, err);
     int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
     int Pp = cpu_gemm_panel_cols(P);
     int failed = 0;
@@ -141,8 +227,8 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
                 continue; /* reported below: the whole call fails */
             float *o = out + (size_t)n * C_out * P;
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
-            cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, 0);
-            add_bias_activate(o, b, C_out, P, slope);
+            cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, b, 0);
+            activate(o, (size_t)C_out * P, slope);
         }
         free(col);
     }
@@ -191,13 +277,13 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
             add_row_sums(tdb, d, C_out, P);
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
             /* dw^T (T, C_out) += col (T, P) d^T (P, C_out) */
-            cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, 1, panel);
+            cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, NULL, 1, panel);
             if (dinp) { /* dcol (T, Pr) = w^T (T, C_out) d (C_out, Pr) */
                 for (int co = 0; co < C_out; co++)
                     for (int oy = 0; oy < Ho; oy++)
                         memcpy(dpad + (size_t)co * Pr + (size_t)oy * rs,
                                d + (size_t)co * P + (size_t)oy * Wo, sizeof(float) * Wo);
-                cpu_gemm(1, 0, T, Pr, C_out, w, T, dpad, Pr, dcol, Pr, 0, panel);
+                cpu_gemm(1, 0, T, Pr, C_out, w, T, dpad, Pr, dcol, Pr, NULL, 0, panel);
                 col2im_add(dinp + (size_t)n * C_in * H * W, dcol, rs, C_in, H, W, K);
             }
         }
@@ -220,7 +306,7 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
 /* ---- Non-local block ------------------------------------------------------------------
  * Per sample, the three input 1x1 convs are one product with their weights stacked,
  * [theta; phi; g] (3 Ci, N) = W3 (3 Ci, C) x (C, N) + b3, and the workspace keeps one
- * block per sample: [theta; phi; g] (3 Ci, N), A (N, N), y (Ci, N) (this backend's own
+ * block per sample: [theta; phi; g] (3 Ci, N), A^T (N, N), y (Ci, N) (this backend's own
  * layout; its size is bf_nonlocal_workspace's). */
 
 typedef struct {
@@ -242,25 +328,14 @@ static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci)
     return 0;
 }
 
-/* out (Co, N) = w (Co, Ci) x (Ci, N) + b (+ add (Co, N) when given), by sgemm on top of
- * the bias. */
-BF_CLONES static void bias_plus(float *restrict out, const float *restrict b,
-                                const float *restrict add, int Co, int N)
-{
-    for (int o = 0; o < Co; o++)
-        if (add)
-            for (int p = 0; p < N; p++)
-                out[(size_t)o * N + p] = b[o] + add[(size_t)o * N + p];
-        else
-            for (int p = 0; p < N; p++)
-                out[(size_t)o * N + p] = b[o];
-}
-
+/* out (Co, N) = w (Co, Ci) x (Ci, N) + b (+ add (Co, N) when given), the bias in the
+ * product's accumulators (a separate pass writing it first took 5 % of the block). */
 static void conv1x1(float *out, const float *x, const float *w, const float *b, const float *add,
                     int Ci, int N, int Co, float *panel)
 {
-    bias_plus(out, b, add, Co, N);
-    cpu_gemm(0, 0, Co, N, Ci, w, Ci, x, N, out, N, 1, panel);
+    if (add)
+        memcpy(out, add, sizeof(float) * (size_t)Co * N);
+    cpu_gemm(0, 0, Co, N, Ci, w, Ci, x, N, out, N, b, add != NULL, panel);
 }
 
 /* Floats of the per-thread panel the block's products need: K x 32, K <= max(N, C, 3 Ci). */
@@ -270,74 +345,96 @@ static size_t nonlocal_panel(int C, int Ci, int N)
     return (size_t)(k > 3 * Ci ? k : 3 * Ci) * cpu_gemm_panel_cols(1);
 }
 
-/* e^x lane by lane for x <= 0 (softmax after the row maximum is subtracted): x = n ln2
- * + r with |r| <= ln2 / 2 (Cody-Waite split of ln2), e^r by its Taylor polynomial to
+/* e^x lane by lane for x <= 0 (softmax after the column maximum is subtracted): x = n
+ * ln2 + r with |r| <= ln2 / 2 (Cody-Waite split of ln2), e^r by its Taylor polynomial to
  * r^7 (truncation below 2e-8 relative), 2^n through the exponent bits; x below -87 is
- * clamped there (e^-87 ~ 2e-38, negligible next to the row maximum's 1). */
-#define vexp_nonpositive(x)                                                               \
+ * clamped there (e^-87 ~ 2e-38, negligible next to the maximum's 1). */
+#define vwexp_nonpositive(x)                                                              \
     ({                                                                                    \
-        vf x_ = (x);                                                                      \
-        x_ = vselect(x_ < vsplat(-87.0f), vsplat(-87.0f), x_);                            \
-        vf t_ = x_ * vsplat(1.44269504f) + vsplat(12582912.0f);                           \
-        vf n_ = t_ - vsplat(12582912.0f); /* round to nearest */                          \
-        vf r_ = x_ - n_ * vsplat(0.693145752f) - n_ * vsplat(1.42860677e-6f);             \
-        vf p_ = vsplat(1.0f / 5040);                                                      \
-        p_ = p_ * r_ + vsplat(1.0f / 720);                                                \
-        p_ = p_ * r_ + vsplat(1.0f / 120);                                                \
-        p_ = p_ * r_ + vsplat(1.0f / 24);                                                 \
-        p_ = p_ * r_ + vsplat(1.0f / 6);                                                  \
-        p_ = p_ * r_ + vsplat(0.5f);                                                      \
-        p_ = p_ * r_ + vsplat(1.0f);                                                      \
-        p_ = p_ * r_ + vsplat(1.0f);                                                      \
-        vi e_ = (__builtin_convertvector(n_, vi) + 127) << 23;                            \
-        p_ * (vf)e_;                                                                      \
+        vfw x_ = (x);                                                                     \
+        x_ = vwselect(x_ < -87.0f, (vfw){} - 87.0f, x_);                                  \
+        vfw t_ = x_ * 1.44269504f + 12582912.0f;                                          \
+        vfw n_ = t_ - 12582912.0f; /* round to nearest */                                 \
+        vfw r_ = x_ - n_ * 0.693145752f - n_ * 1.42860677e-6f;                            \
+        vfw p_ = r_ * (1.0f / 5040) + 1.0f / 720;                                         \
+        p_ = p_ * r_ + 1.0f / 120;                                                        \
+        p_ = p_ * r_ + 1.0f / 24;                                                         \
+        p_ = p_ * r_ + 1.0f / 6;                                                          \
+        p_ = p_ * r_ + 0.5f;                                                              \
+        p_ = p_ * r_ + 1.0f;                                                              \
+        p_ = p_ * r_ + 1.0f;                                                              \
+        viw e_ = (__builtin_convertvector(n_, viw) + 127) << 23;                          \
+        p_ * (vfw)e_;                                                                     \
     })
 
-/* Softmax of each row of a (N, N) in place. */
-BF_CLONES static void softmax_rows(float *a, int N)
+/* The block keeps the attention transposed, A^T (N, N) with A^T[m][n] = A[n][m]: the
+ * softmax over m then runs down columns, VW columns at a time with no horizontal
+ * reductions, and y = g A^T reads A^T as an untransposed operand. (Row by row, the
+ * softmax took a sixth of the block's time and y's product packed A transposed, another
+ * tenth.) */
+
+/* Softmax down each column of a (N, N) in place (the row-wise softmax of a^T). */
+BF_CLONES static void softmax_columns(float *a, int N)
 {
-    int nv = N / VL * VL;
-    for (int r = 0; r < N; r++) {
-        float *x = a + (size_t)r * N, m = x[0];
-        if (nv) {
-            vf vm = vload(x);
-            for (int c = VL; c < nv; c += VL) {
-                vf v = vload(x + c);
-                vm = vselect(v > vm, v, vm);
-            }
-            for (int i = 0; i < VL; i++)
-                m = vm[i] > m ? vm[i] : m;
+    int i = 0;
+    for (; i + VW <= N; i += VW) {
+        /* the maximum in two independent chains: one compare-and-select chain down
+         * the column was bound by its latency (~a third of the softmax's time) */
+        vfw m = vwload(a + i), m1 = m;
+        int r2 = 1;
+        for (; r2 + 1 < N; r2 += 2) {
+            vfw v = vwload(a + (size_t)r2 * N + i), v1 = vwload(a + (size_t)(r2 + 1) * N + i);
+            m = vwselect(v > m, v, m);
+            m1 = vwselect(v1 > m1, v1, m1);
         }
-        for (int c = nv; c < N; c++)
-            m = x[c] > m ? x[c] : m;
-        vf acc = vsplat(0);
-        for (int c = 0; c < nv; c += VL) {
-            vf e = vexp_nonpositive(vload(x + c) - vsplat(m));
-            acc += e;
-            vstore(x + c, e);
+        if (r2 < N) {
+            vfw v = vwload(a + (size_t)r2 * N + i);
+            m = vwselect(v > m, v, m);
         }
-        float sum = 0;
-        for (int i = 0; i < VL; i++)
-            sum += acc[i];
-        for (int c = nv; c < N; c++)
-            sum += (x[c] = expf(x[c] - m));
+        m = vwselect(m1 > m, m1, m);
+        vfw sum = {};
+        for (int r = 0; r < N; r++) {
+            vfw e = vwexp_nonpositive(vwload(a + (size_t)r * N + i) - m);
+            sum += e;
+            vwstore(a + (size_t)r * N + i, e);
+        }
+        vfw inv = 1.0f / sum;
+        for (int r = 0; r < N; r++)
+            vwstore(a + (size_t)r * N + i, vwload(a + (size_t)r * N + i) * inv);
+    }
+    for (; i < N; i++) { /* the last N mod VW columns */
+        float m = a[i], sum = 0;
+        for (int r = 1; r < N; r++)
+            m = a[(size_t)r * N + i] > m ? a[(size_t)r * N + i] : m;
+        for (int r = 0; r < N; r++)
+            sum += (a[(size_t)r * N + i] = expf(a[(size_t)r * N + i] - m));
         float inv = 1.0f / sum;
-        for (int c = 0; c < N; c++)
-            x[c] *= inv;
+        for (int r = 0; r < N; r++)
+            a[(size_t)r * N + i] *= inv;
     }
 }
 
-/* dS = A (dA - sum_c dA_c A_c), row by row: the softmax's Jacobian-vector product. */
-BF_CLONES static void softmax_rows_backward(float *restrict dS, const float *restrict dA,
-                                            const float *restrict A, int N)
+/* dS = A (dA - sum_r dA_r A_r) down each column (all (N, N), transposed like A): the
+ * softmax's Jacobian-vector product. */
+BF_CLONES static void softmax_columns_backward(float *restrict dS, const float *restrict dA,
+                                               const float *restrict A, int N)
 {
-    for (int r = 0; r < N; r++) {
-        const float *a = A + (size_t)r * N, *da = dA + (size_t)r * N;
+    int i = 0;
+    for (; i + VW <= N; i += VW) {
+        vfw dot = {};
+        for (int r = 0; r < N; r++)
+            dot += vwload(dA + (size_t)r * N + i) * vwload(A + (size_t)r * N + i);
+        for (int r = 0; r < N; r++) {
+            size_t at = (size_t)r * N + i;
+            vwstore(dS + at, vwload(A + at) * (vwload(dA + at) - dot));
+        }
+    }
+    for (; i < N; i++) {
         float dot = 0;
-        for (int c = 0; c < N; c++)
-            dot += da[c] * a[c];
-        for (int c = 0; c < N; c++)
-            dS[(size_t)r * N + c] = a[c] * (da[c] - dot);
+        for (int r = 0; r < N; r++)
+            dot += dA[(size_t)r * N + i] * A[(size_t)r * N + i];
+        for (int r = 0; r < N; r++)
+            dS[(size_t)r * N + i] = A[(size_t)r * N + i] * (dA[(size_t)r * N + i] - dot);
     }
 }
 
@@ -361,15 +458,16 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
         for (int n = 0; n < B; n++) {
             if (!panel)
                 continue; /* reported below: the whole call fails */
-            float *tpg = ws + (size_t)n * per, *A = tpg + 3 * (size_t)Ci * N;
-            float *y = A + (size_t)N * N;
+            float *tpg = ws + (size_t)n * per, *AT = tpg + 3 * (size_t)Ci * N;
+            float *y = AT + (size_t)N * N;
             const float *xn = x + (size_t)n * C * N, *theta = tpg, *phi = tpg + (size_t)Ci * N;
             const float *g = phi + (size_t)Ci * N;
             float *o = out + (size_t)n * C * N;
             conv1x1(tpg, xn, sw.w3, sw.b3, NULL, C, N, 3 * Ci, panel);
-            cpu_gemm(1, 0, N, N, Ci, theta, N, phi, N, A, N, 0, panel); /* S = theta^T phi */
-            softmax_rows(A, N);
-            cpu_gemm(0, 1, Ci, N, N, g, N, A, N, y, N, 0, panel);       /* y = g A^T */
+            /* S^T = phi^T theta, A^T its softmax down columns, y = g A^T */
+            cpu_gemm(1, 0, N, N, Ci, phi, N, theta, N, AT, N, NULL, 0, panel);
+            softmax_columns(AT, N);
+            cpu_gemm(0, 0, Ci, N, N, g, N, AT, N, y, N, NULL, 0, panel);
             conv1x1(o, y, ow, ow + (size_t)C * Ci, xn, Ci, N, C, panel); /* + the residual */
             activate(o, (size_t)C * N, slope);
         }
@@ -417,9 +515,9 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
             float *dtpg = s, *dth = dtpg, *dph = dth + (size_t)Ci * N, *dg = dph + (size_t)Ci * N;
             float *dy = dg + (size_t)Ci * N, *dA = dy + (size_t)Ci * N, *dS = dA + (size_t)N * N;
             float *panel = dS + (size_t)N * N;
-            const float *tpg = ws + (size_t)n * per, *An = tpg + 3 * (size_t)Ci * N;
+            const float *tpg = ws + (size_t)n * per, *AT = tpg + 3 * (size_t)Ci * N;
             const float *theta = tpg, *phi = tpg + (size_t)Ci * N, *g = phi + (size_t)Ci * N;
-            const float *y = An + (size_t)N * N;
+            const float *y = AT + (size_t)N * N;
             const float *xn = x + (size_t)n * C * N;
             float *d = dout + (size_t)n * C * N;
             mask(d, out + (size_t)n * C * N, (size_t)C * N, slope);
@@ -428,22 +526,22 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
                 for (size_t i = 0; i < (size_t)C * N; i++)
                     dxn[i] += d[i];
             /* out conv: dWo (C, Ci) += d y^T, dbo += row sums, dy (Ci, N) = Wo^T d */
-            cpu_gemm(0, 1, C, Ci, N, d, N, y, N, dwo, Ci, 1, panel);
+            cpu_gemm(0, 1, C, Ci, N, d, N, y, N, dwo, Ci, NULL, 1, panel);
             add_row_sums(dwo + (size_t)C * Ci, d, C, N);
-            cpu_gemm(1, 0, Ci, N, C, ow, Ci, d, N, dy, N, 0, panel);
-            /* y = g A^T: dg = dy A, dA = dy^T g */
-            cpu_gemm(0, 0, Ci, N, N, dy, N, An, N, dg, N, 0, panel);
-            cpu_gemm(1, 0, N, N, Ci, dy, N, g, N, dA, N, 0, panel);
-            softmax_rows_backward(dS, dA, An, N);
+            cpu_gemm(1, 0, Ci, N, C, ow, Ci, d, N, dy, N, NULL, 0, panel);
+            /* y = g A^T: dg = dy A, dA^T = g^T dy (dA, dS transposed like A) */
+            cpu_gemm(0, 1, Ci, N, N, dy, N, AT, N, dg, N, NULL, 0, panel);
+            cpu_gemm(1, 0, N, N, Ci, g, N, dy, N, dA, N, NULL, 0, panel);
+            softmax_columns_backward(dS, dA, AT, N);
             /* S = theta^T phi: dtheta = phi dS^T, dphi = theta dS */
-            cpu_gemm(0, 1, Ci, N, N, phi, N, dS, N, dth, N, 0, panel);
-            cpu_gemm(0, 0, Ci, N, N, theta, N, dS, N, dph, N, 0, panel);
+            cpu_gemm(0, 0, Ci, N, N, phi, N, dS, N, dth, N, NULL, 0, panel);
+            cpu_gemm(0, 1, Ci, N, N, theta, N, dS, N, dph, N, NULL, 0, panel);
             /* the stacked input convs: dW3 (3 Ci, C) += dtpg x^T, db3 += row sums,
              * dx += W3^T dtpg */
-            cpu_gemm(0, 1, 3 * Ci, C, N, dtpg, N, xn, N, tdw, C, 1, panel);
+            cpu_gemm(0, 1, 3 * Ci, C, N, dtpg, N, xn, N, tdw, C, NULL, 1, panel);
             add_row_sums(tdb, dtpg, 3 * Ci, N);
             if (dxn)
-                cpu_gemm(1, 0, C, N, 3 * Ci, sw.w3, C, dtpg, N, dxn, N, 1, panel);
+                cpu_gemm(1, 0, C, N, 3 * Ci, sw.w3, C, dtpg, N, dxn, N, NULL, 1, panel);
         }
         free(s);
     }

@@ -44,4 +44,22 @@ typedef int32_t vi __attribute__((vector_size(VL * sizeof(int32_t))));
 /* mask ? a : b, lane by lane (mask lanes are all ones or zero) */
 #define vselect(mask, a, b) ((vf)(((vi)(a) & (mask)) | ((vi)(b) & ~(mask))))
 
+/* Sixteen floats: one zmm under AVX-512 (two ymm under AVX2), for kernels that run
+ * down columns of a matrix 16 at a time. Scalar operands broadcast (x * 2.0f). */
+#define VW 16
+typedef float vfw __attribute__((vector_size(VW * sizeof(float))));
+typedef int32_t viw __attribute__((vector_size(VW * sizeof(int32_t))));
+#define vwload(p)                                                                         \
+    ({                                                                                    \
+        vfw v_;                                                                           \
+        memcpy(&v_, (p), sizeof v_);                                                      \
+        v_;                                                                               \
+    })
+#define vwstore(p, v)                                                                     \
+    do {                                                                                  \
+        vfw w_ = (v);                                                                     \
+        memcpy((p), &w_, sizeof w_);                                                      \
+    } while (0)
+#define vwselect(mask, a, b) ((vfw)(((viw)(a) & (mask)) | ((viw)(b) & ~(mask))))
+
 #endif

@@ -41,16 +41,22 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
                                 int Ci, int N, float slope, bf_error *err);
 
 
-/* cpu_gemm.c: C (M, N) = op(A) op(B), or C += it (accumulate), row-major; A is (M, K)
- * with row stride lda, or (K, M) when trans_a, likewise B (K, N) / (N, K). cpu_gemm uses
- * panel (K x 32 floats of the caller's scratch) for the blocks of B it packs;
- * cpu_gemm_panel takes all of B packed (rows of cpu_gemm_panel_cols(N) floats, padded
- * with zeros). */
+/* cpu_gemm.c: C (M, N) = bias[row] + op(A) op(B), or C += it (accumulate), row-major
+ * (bias may be NULL); A is (M, K) with row stride lda, or (K, M) when trans_a, likewise
+ * B (K, N) / (N, K). cpu_gemm uses panel (K x 32 floats of the caller's scratch) for
+ * the blocks of B it packs; cpu_gemm_panel takes all of B packed (rows of
+ * cpu_gemm_panel_cols(N) floats, padded with zeros). */
 int cpu_gemm_panel_cols(int N);
 void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda, const float *panel,
-                    float *C, int ldc, int accumulate);
+                    float *C, int ldc, const float *bias, int accumulate);
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float *C, int ldc, int accumulate, float *panel);
+              const float *B, int ldb, float *C, int ldc, const float *bias, int accumulate,
+              float *panel);
+/* C (M, N) = A (M, ntaps Kc) B with B's row s Kc + c at B + tap[s] + c ldb (the taps of
+ * a convolution over its input image, read in place): every row must be readable for
+ * cpu_gemm_panel_cols(N) floats. */
+void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
+                   const float *B, int ldb, float *C, int ldc);
 
 /* model.c: allocates n backend buffers (*bufs[i], sizes[i] bytes, zeroed); on failure
  * frees those already allocated, sets them to NULL and returns the error. */

@@ -167,6 +167,13 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
         {2, 32, 7, 7, 8, 3, 1, 1},      /* conv3 */
         {2, 3, 6, 9, 5, 2, 10, 2},      /* not square, even kernel, 5 channels */
         {1, 2, 3, 3, 1, 3, 0, 1},       /* one output position, ReLU */
+        /* the wide grid (conv2's path): batch 1 (its only sample read through the copy),
+         * 11 output channels (not a multiple of 8 rows), odd batch on 2 threads, rows
+         * longer than a vector (Wo 10), a 1-wide output */
+        {1, 64, 9, 9, 32, 3, 1, 2},
+        {5, 7, 9, 9, 11, 3, 1, 2},
+        {3, 4, 12, 12, 6, 3, -100, 2},
+        {2, 3, 5, 3, 9, 3, 10, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
@@ -206,7 +213,10 @@ static double compare_nonlocal(int B, int C, int Ci, int N, float slope, int thr
 BF_TEST(nonlocal_block_matches_reference_backend)
 {
     /* B, C, Ci, N, slope x 100, threads */
-    const int cases[][6] = {{3, 64, 32, 81, 1, 2}, {2, 8, 4, 25, -100, 1}, {1, 5, 3, 7, 10, 2}};
+    /* N = 81: five 16-column blocks of the softmax and one column; 32: blocks only;
+     * 17 and 7: one block and one column, and columns only */
+    const int cases[][6] = {{3, 64, 32, 81, 1, 2}, {2, 8, 4, 25, -100, 1}, {1, 5, 3, 7, 10, 2},
+                            {1, 6, 3, 32, 1, 2},   {5, 9, 5, 17, 1, 2}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
         double d = compare_nonlocal(c[0], c[1], c[2], c[3], c[4] / 100.0f, c[5]);
