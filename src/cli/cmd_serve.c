@@ -40,11 +40,15 @@ static const char *usage =
     "  braggflow serve --model peaks.safetensors --bind tcp://127.0.0.1:5555 &\n"
     "  braggflow serve-client --connect tcp://127.0.0.1:5555 --data test.h5 --batch 64\n";
 
-static bf_server *g_server;
+static bf_server *volatile g_server;
+static volatile sig_atomic_t g_stop_requested;
 
+/* Installed before the model loads: a SIGTERM during start-up still ends in a drain
+ * (of nothing) and exit 0, not in the default action. */
 static void on_signal(int sig)
 {
     (void)sig;
+    g_stop_requested = 1;
     if (g_server)
         bf_server_stop(g_server);
 }
@@ -106,17 +110,19 @@ int cmd_serve(int argc, char **argv)
         return bf_cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!cfg.model_path)
         return bf_cli_usage_error("serve", "--model is required");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     bf_error err = {0};
     bf_server *s = NULL;
     bf_status st = bf_server_start(&cfg, &s, &err);
     if (st == BF_OK) {
         g_server = s;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
+        if (g_stop_requested)   /* the signal came while the model loaded */
+            bf_server_stop(s);
         st = bf_server_run(s, &err);
         g_server = NULL;
     }
