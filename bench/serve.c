@@ -6,6 +6,8 @@
  *   throughput  dynamic batching (max batch 512), several connections with requests
  *               in flight: items/s next to bf_peaks_predict over the same patches at
  *               batch 512 (`peaks` offline); target ratio >= 0.8.
+ * Next to the latency, the transport's floor in the same run: a bare ZeroMQ echo of a
+ * frame of the same size (no model, no batching).
  * The model is a fresh BraggNN (its speed does not depend on its weights); the server
  * runs in this process on its own threads, the client on others, as they would share
  * this machine's cores as two processes. Prints one JSON object.
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "braggflow/serve.h"
 
@@ -62,6 +65,59 @@ static bf_status inprocess_latency(bf_model *m, const bf_patches *p, double seco
     q[1] = bf_percentile_sorted(lat, n, 0.99);
     free(lat);
     return st;
+}
+
+/* The transport's own floor: a bare ROUTER that echoes each frame back, the same
+ * size as a batch-1 request, over the same kind of endpoint. */
+static void *echo_main(void *arg)
+{
+    void *router = arg;
+    for (;;) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, router, 0) < 0 || zmq_msg_recv(&body, router, 0) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            return NULL;   /* the context was terminated */
+        }
+        zmq_msg_send(&id, router, ZMQ_SNDMORE);
+        zmq_msg_send(&body, router, 0);
+    }
+}
+
+static bf_status echo_latency(const char *ep, int n, double q[2], bf_error *err)
+{
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    double *lat = malloc(sizeof(double) * (size_t)n);
+    uint8_t frame[BF_WIRE_REQUEST_HEADER + 4 * 121] = {0};
+    pthread_t tid;
+    int linger = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
+    if (!lat || zmq_bind(router, ep) || zmq_connect(dealer, ep) ||
+        pthread_create(&tid, NULL, echo_main, router)) {
+        free(lat);
+        return bf_error_set(err, BF_ERR_IO, "%s: echo set-up failed", ep);
+    }
+    for (int i = -500; i < n; i++) {
+        double t0 = bf_now_seconds();
+        zmq_send(dealer, frame, sizeof frame, 0);
+        zmq_recv(dealer, frame, sizeof frame, 0);
+        if (i >= 0)
+            lat[i] = 1e6 * (bf_now_seconds() - t0);
+    }
+    zmq_close(dealer);
+    zmq_ctx_shutdown(ctx);   /* wakes the echo thread's recv with ETERM */
+    pthread_join(tid, NULL);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+    bf_sort_doubles(lat, n);
+    q[0] = bf_percentile_sorted(lat, n, 0.5);
+    q[1] = bf_percentile_sorted(lat, n, 0.99);
+    free(lat);
+    return BF_OK;
 }
 
 static bf_status start_server(const char *model, const char *ep, int threads, int delay_us,
@@ -148,6 +204,10 @@ int main(int argc, char **argv)
         return die(&err);
     bf_model_destroy(m);
 
+    double echo[2] = {0, 0};
+    if (echo_latency(ep, 5000, echo, &err) != BF_OK)
+        return die(&err);
+
     /* batch-1 round trips: no queueing delay */
     server_thread t;
     pthread_t tid;
@@ -180,13 +240,15 @@ int main(int argc, char **argv)
            "\"all_replies_ok\": %s,\n"
            " \"latency_batch1_us\": {\"inprocess_p50\": %.1f, \"inprocess_p99\": %.1f, "
            "\"service_p50\": %.1f, \"service_p99\": %.1f, \"service_p99.9\": %.1f, "
-           "\"p99_ratio\": %.3f, \"target_ratio_max\": 2},\n"
+           "\"p99_ratio\": %.3f, \"target_ratio_max\": 2, \"zmq_echo_p50\": %.1f, "
+           "\"zmq_echo_p99\": %.1f},\n"
            " \"throughput_items_per_s\": {\"offline_batch512\": %.0f, \"service\": %.0f, "
            "\"ratio\": %.3f, \"target_ratio_min\": 0.8, \"client_batch\": %d, "
            "\"concurrency\": %d, \"inflight\": %d, \"max_delay_us\": 500},\n"
            " \"server_stats\": %s}\n",
            threads, ep, clean ? "true" : "false", inproc[0], inproc[1], lat.latency_us[0],
-           lat.latency_us[2], lat.latency_us[3], lat.latency_us[2] / inproc[1], offline,
+           lat.latency_us[2], lat.latency_us[3], lat.latency_us[2] / inproc[1], echo[0], echo[1],
+           offline,
            thr.items_per_s, thr.items_per_s / offline, batch, concurrency, inflight,
            stats ? stats : "null");
     free(stats);

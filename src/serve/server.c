@@ -78,6 +78,10 @@ struct bf_server {
 
     pthread_t *worker_tid;
     struct worker_arg *worker_args;   /* one per worker, alive as long as the server */
+    atomic_int workers_busy;          /* workers running a batch now */
+    struct worker_arg *main_worker;   /* the main thread's lone-request path: copy `workers` */
+    float *main_x, *main_r;
+    size_t main_xcap, main_rcap;
     int n_workers_started;
     pthread_t watcher_tid;
     int watcher_started, inotify_fd;
@@ -403,8 +407,11 @@ static void *worker_main(void *arg)
     float *x = NULL, *r = NULL;
     size_t xcap = 0, rcap = 0;
     job *jobs;
-    while ((jobs = take_batch(s)))
+    while ((jobs = take_batch(s))) {
+        atomic_fetch_add(&s->workers_busy, 1);
         run_batch(s, w, push, jobs, &x, &xcap, &r, &rcap);
+        atomic_fetch_sub(&s->workers_busy, 1);
+    }
     free(x);
     free(r);
     zmq_close(push);
@@ -425,7 +432,8 @@ static void try_swap(bf_server *s)
     if (bf_sha256_file_hex(s->cfg.model_path, hex, &err) == BF_OK && !strcmp(hex, cur))
         return;
     bf_served *sv = NULL;
-    bf_status st = bf_served_load(s->cfg.model_path, s->cfg.workers, s->cfg.max_batch, &sv, &err);
+    bf_status st =
+        bf_served_load(s->cfg.model_path, s->cfg.workers + 1, s->cfg.max_batch, &sv, &err);
     if (st == BF_OK && (sv->wire_model != s->kind_code || sv->ndims != s->ndims ||
                         memcmp(sv->dims, s->dims, sizeof sv->dims) || sv->values != s->values)) {
         char have[64], want[64];
@@ -532,7 +540,7 @@ bf_status bf_server_start(const bf_serve_config *c, bf_server **out, bf_error *e
     pthread_mutex_init(&s->stats_mu, NULL);
     *out = s;   /* bf_server_destroy cleans up whatever started */
 
-    bf_status st = bf_served_load(c->model_path, c->workers, c->max_batch, &s->current, err);
+    bf_status st = bf_served_load(c->model_path, c->workers + 1, c->max_batch, &s->current, err);
     if (st != BF_OK)
         return st;
     s->current->refs = 1;
@@ -562,9 +570,13 @@ bf_status bf_server_start(const bf_serve_config *c, bf_server **out, bf_error *e
                             zmq_strerror(zmq_errno()));
 
     s->worker_tid = calloc((size_t)c->workers, sizeof *s->worker_tid);
-    s->worker_args = calloc((size_t)c->workers, sizeof *s->worker_args);
+    s->worker_args = calloc((size_t)c->workers + 1, sizeof *s->worker_args);
     if (!s->worker_tid || !s->worker_args)
         return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    s->main_worker = &s->worker_args[c->workers];   /* copy `workers`, one thread */
+    s->main_worker->s = s;
+    s->main_worker->index = c->workers;
+    s->main_worker->threads = 1;
     for (int i = 0; i < c->workers; i++) {
         s->worker_args[i].s = s;
         s->worker_args[i].index = i;
@@ -612,7 +624,9 @@ static void format_dims(const uint32_t *dims, int ndims, char *out, size_t outsz
         n += snprintf(out + n, outsz - (size_t)n, "x%u", dims[k]);
 }
 
-static void handle_request(bf_server *s, zmq_msg_t *env, int n_env, zmq_msg_t *body)
+/* Decodes one request: a fault or stats request is answered now (NULL); a good one
+ * becomes a job for the caller to queue or run. */
+static job *handle_request(bf_server *s, zmq_msg_t *env, int n_env, zmq_msg_t *body)
 {
     char why[256] = "";
     bf_wire_request rq;
@@ -627,7 +641,7 @@ static void handle_request(bf_server *s, zmq_msg_t *env, int n_env, zmq_msg_t *b
                    json ? json : "out of memory");
         free(json);
         zmq_msg_close(body);
-        return;
+        return NULL;
     }
     pthread_mutex_lock(&s->stats_mu);
     s->st.requests++;
@@ -660,7 +674,7 @@ static void handle_request(bf_server *s, zmq_msg_t *env, int n_env, zmq_msg_t *b
     if (status != BF_WIRE_OK) {
         answer_now(s, env, n_env, status, rq.id, why);
         zmq_msg_close(body);
-        return;
+        return NULL;
     }
     j->t_recv = bf_now_seconds();
     j->n_env = n_env;
@@ -672,13 +686,18 @@ static void handle_request(bf_server *s, zmq_msg_t *env, int n_env, zmq_msg_t *b
     zmq_msg_move(&j->body, body);
     j->rq = rq;
     j->rq.payload = (const uint8_t *)zmq_msg_data(&j->body) + BF_WIRE_REQUEST_HEADER;
+    return j;
+}
+
+static void enqueue(bf_server *s, job *j)
+{
     pthread_mutex_lock(&s->q_mu);
     if (s->q_tail)
         s->q_tail->next = j;
     else
         s->q_head = j;
     s->q_tail = j;
-    s->q_items += rq.count;
+    s->q_items += j->rq.count;
     pthread_cond_signal(&s->q_cv);
     pthread_mutex_unlock(&s->q_mu);
     s->outstanding++;
@@ -727,6 +746,8 @@ bf_status bf_server_run(bf_server *s, bf_error *err)
             return bf_error_set(err, BF_ERR_IO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
         forward_replies(s);
         /* a bounded number per turn, so replies keep flowing under load */
+        job *turn = NULL;
+        int n_turn = 0;
         for (int k = 0; k < 256; k++) {
             zmq_msg_t env[MAX_ENVELOPE], body;
             int n_env;
@@ -740,8 +761,36 @@ bf_status bf_server_run(bf_server *s, bf_error *err)
                 zmq_msg_close(&body);
                 continue;
             }
-            handle_request(s, env, n_env, &body);
+            job *j = handle_request(s, env, n_env, &body);
             last_request = bf_now_seconds();
+            if (j)
+                j->next = turn, turn = j, n_turn++;
+        }
+        /* A lone small request while every worker is idle and nothing is queued runs
+         * here, on the main thread's own model copy: two thread hand-offs fewer on
+         * its round trip (docs/serve.md §Service). Under load requests arrive several
+         * per turn and go to the workers, which batch them. */
+        int queue_empty = 0;
+        if (n_turn == 1) {
+            pthread_mutex_lock(&s->q_mu);
+            queue_empty = s->q_head == NULL;
+            pthread_mutex_unlock(&s->q_mu);
+        }
+        if (n_turn == 1 && turn->rq.count < SMALL_BATCH && !s->draining && queue_empty &&
+            atomic_load(&s->workers_busy) == 0) {
+            run_batch(s, s->main_worker, s->router, turn, &s->main_x, &s->main_xcap,
+                      &s->main_r, &s->main_rcap);
+        } else {
+            job *in_order = NULL;   /* turn holds them newest first */
+            while (turn) {
+                job *next = turn->next;
+                turn->next = in_order, in_order = turn, turn = next;
+            }
+            for (job *next; in_order; in_order = next) {
+                next = in_order->next;
+                in_order->next = NULL;
+                enqueue(s, in_order);
+            }
         }
     }
     logf_(s, "drained; %ld requests, %ld items, %ld errors", s->st.requests, s->st.items,
@@ -786,6 +835,8 @@ void bf_server_destroy(bf_server *s)
     pthread_mutex_destroy(&s->stats_mu);
     free(s->worker_tid);
     free(s->worker_args);
+    free(s->main_x);
+    free(s->main_r);
     free(s);
 }
 
