@@ -45,6 +45,8 @@ int bf_cli_bad_option(const char *cmd, int opt, char **argv);
  * returns the exit status. */
 int bf_cli_parse_count(const char *cmd, const char *opt, const char *text, long lo, long hi,
                        long *out);
+/* Same into an int. */
+int bf_cli_parse_int(const char *cmd, const char *opt, const char *text, int lo, int hi, int *out);
 /* Same for a finite number with lo < value <= hi. */
 int bf_cli_parse_positive(const char *cmd, const char *opt, const char *text, double hi,
                           double *out);

@@ -80,20 +80,17 @@ int cmd_serve(int argc, char **argv)
         case OPT_MODEL: cfg.model_path = optarg; break;
         case OPT_BIND: cfg.bind = optarg; break;
         case OPT_MAX_BATCH:
-            if (!(rc = bf_cli_parse_count("serve", "--max-batch", optarg, 1, 65536, &v)))
-                cfg.max_batch = (int)v;
+            rc = bf_cli_parse_int("serve", "--max-batch", optarg, 1, 65536, &cfg.max_batch);
             break;
         case OPT_MAX_DELAY:
-            if (!(rc = bf_cli_parse_count("serve", "--max-delay-us", optarg, 0, 10000000, &v)))
-                cfg.max_delay_us = (int)v;
+            rc = bf_cli_parse_int("serve", "--max-delay-us", optarg, 0, 10000000,
+                                  &cfg.max_delay_us);
             break;
         case OPT_WORKERS:
-            if (!(rc = bf_cli_parse_count("serve", "--workers", optarg, 1, 256, &v)))
-                cfg.workers = (int)v;
+            rc = bf_cli_parse_int("serve", "--workers", optarg, 1, 256, &cfg.workers);
             break;
         case OPT_THREADS:
-            if (!(rc = bf_cli_parse_count("serve", "--threads", optarg, 0, 4096, &v)))
-                cfg.threads = (int)v;
+            rc = bf_cli_parse_int("serve", "--threads", optarg, 0, 4096, &cfg.threads);
             break;
         case OPT_MAX_ITEMS:
             if (!(rc = bf_cli_parse_count("serve", "--max-request-items", optarg, 1, 1 << 24, &v)))

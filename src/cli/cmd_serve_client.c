@@ -119,7 +119,6 @@ int cmd_serve_client(int argc, char **argv)
     cfg.connect = NULL;
     const char *data = NULL;
     int json = 0, stats = 0, opt, rc = 0;
-    long v;
     optind = 1;
     opterr = 0;
     while (rc == 0 && (opt = getopt_long(argc, argv, BF_CLI_OPTSTRING, longopts, NULL)) != -1) {
@@ -129,16 +128,14 @@ int cmd_serve_client(int argc, char **argv)
         case OPT_CONNECT: cfg.connect = optarg; break;
         case OPT_DATA: data = optarg; break;
         case OPT_BATCH:
-            if (!(rc = bf_cli_parse_count("serve-client", "--batch", optarg, 1, 65536, &v)))
-                cfg.batch = (int)v;
+            rc = bf_cli_parse_int("serve-client", "--batch", optarg, 1, 65536, &cfg.batch);
             break;
         case OPT_CONCURRENCY:
-            if (!(rc = bf_cli_parse_count("serve-client", "--concurrency", optarg, 1, 1024, &v)))
-                cfg.concurrency = (int)v;
+            rc = bf_cli_parse_int("serve-client", "--concurrency", optarg, 1, 1024,
+                                  &cfg.concurrency);
             break;
         case OPT_INFLIGHT:
-            if (!(rc = bf_cli_parse_count("serve-client", "--inflight", optarg, 1, 4096, &v)))
-                cfg.inflight = (int)v;
+            rc = bf_cli_parse_int("serve-client", "--inflight", optarg, 1, 4096, &cfg.inflight);
             break;
         case OPT_REPEAT:
             rc = bf_cli_parse_count("serve-client", "--repeat", optarg, 1, 1000000, &cfg.repeat);

@@ -80,6 +80,15 @@ int bf_cli_parse_count(const char *cmd, const char *opt, const char *text, long 
     return 0;
 }
 
+int bf_cli_parse_int(const char *cmd, const char *opt, const char *text, int lo, int hi, int *out)
+{
+    long v;
+    int rc = bf_cli_parse_count(cmd, opt, text, lo, hi, &v);
+    if (rc == 0)
+        *out = (int)v;
+    return rc;
+}
+
 int bf_cli_parse_positive(const char *cmd, const char *opt, const char *text, double hi,
                           double *out)
 {
