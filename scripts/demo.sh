@@ -74,4 +74,27 @@ echo "      new patches, next to the conventional pseudo-Voigt fit's (DESIGN §7
 "$bf" peaks --model "$out/braggnn.safetensors" --data "$out/peaks-test.h5" \
     --fits "$out/peaks-fits.h5" --out "$out/peaks-centres.csv" 2>&1 | sed 's/^/   /'
 echo
+echo "-- 8. At the instrument (DESIGN §9): the BraggNN as ONNX, served over ZeroMQ, and"
+echo "      seed 002's cost model (the full retrain loop: make edge-demo)"
+"$bf" export --model "$out/braggnn.safetensors" --out "$out/braggnn.onnx" 2>&1 | sed 's/^/   /'
+rm -f "$out/serve.sock"
+bf_abs=$(cd "$(dirname "$bf")" && pwd)/braggflow
+# a relative ipc path: the socket name must stay under 107 bytes
+(cd "$out" && exec "$bf_abs" serve --model braggnn.safetensors --bind ipc://serve.sock \
+    --quiet) &
+server=$!
+trap 'kill "$server" 2>/dev/null' EXIT
+for _ in $(seq 100); do
+    (cd "$out" && "$bf_abs" serve-client --connect ipc://serve.sock --stats --timeout 0.2) \
+        >/dev/null 2>&1 && break
+    sleep 0.1
+done
+(cd "$out" && "$bf_abs" serve-client --connect ipc://serve.sock --data peaks-test.h5 \
+    --batch 64 --concurrency 4 --inflight 2 --repeat 5) | sed 's/^/   /'
+kill -TERM "$server"
+wait "$server"
+trap - EXIT
+echo "   (the service drained and exited 0 on SIGTERM)"
+"$bf" plan | tail -n 1 | sed 's/^/   /'
+echo
 echo "Done. Next: braggflow --help; README.md documents every command and INI key."
