@@ -108,7 +108,7 @@ static bf_status load_copies(bf_served *sv, int copies, int max_batch, bf_error 
  * NaN) is refused here, before it is swapped in. */
 static bf_status validate(bf_served *sv, bf_error *err)
 {
-    const int n = 4;
+    const int n = sv->scratch_items < 4 ? sv->scratch_items : 4;
     float *x = malloc(sizeof(float) * (size_t)n * sv->item_values);
     float *r = malloc(sizeof(float) * (size_t)n * sv->values);
     bf_status st = x && r ? BF_OK : bf_error_set(err, BF_ERR_NOMEM, "out of memory");
