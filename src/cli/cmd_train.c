@@ -10,7 +10,7 @@
 #include "braggflow/task.h"
 #include "cli/cli.h"
 
-enum { OPT_AUGMENT = 4000, OPT_FC, OPT_LR_SCALING, OPT_WARMUP, OPT_LOG_JSON };
+enum { OPT_AUGMENT = 4000, OPT_FC, OPT_LR_SCALING, OPT_WARMUP, OPT_LOG_JSON, OPT_BUCKET };
 
 static const char *usage =
     "usage: braggflow train --train A.h5 --val B.h5 --out model.safetensors [options]\n"
@@ -54,7 +54,9 @@ static const char *usage =
     "  --lr-scaling S      under MPI: none (default: --batch is the global batch, so the\n"
     "                      problem is the 1-rank one), sqrt (lr * sqrt(ranks), seed 001)\n"
     "                      or linear (lr * ranks, warmed up; Horovod)\n"
-    "  --warmup-epochs N   linear scaling: epochs from lr to lr * ranks (default 5)\n\n"
+    "  --warmup-epochs N   linear scaling: epochs from lr to lr * ranks (default 5)\n"
+    "  --bucket-floats N   under MPI: gradients summed in buckets of N floats, each\n"
+    "                      started as backward finishes it (default 262144)\n\n"
     "Under mpirun (`mpirun -np 4 braggflow train ...`) every rank trains a copy on its\n"
     "contiguous shard of each global batch (the 1-rank batch order), gradients are\n"
     "summed across ranks while backward runs, validation is sharded, and rank 0 alone\n"
@@ -212,6 +214,7 @@ int cmd_train(int argc, char **argv)
         {"lr-scaling", required_argument, 0, OPT_LR_SCALING},
         {"warmup-epochs", required_argument, 0, OPT_WARMUP},
         {"log-json", required_argument, 0, OPT_LOG_JSON},
+        {"bucket-floats", required_argument, 0, OPT_BUCKET},
         {0, 0, 0, 0}};
     bf_train_config cfg;
     bf_train_config_defaults(&cfg);
@@ -267,6 +270,10 @@ int cmd_train(int argc, char **argv)
             if (bf_lr_scaling_parse(optarg, &cfg.lr_scaling) != 0)
                 rc = bf_cli_usage_error("train", "--lr-scaling: '%s' is not none, sqrt or linear",
                                         optarg);
+            break;
+        case OPT_BUCKET:
+            rc = bf_cli_parse_count("train", "--bucket-floats", optarg, 1, 0x7fffffffL, &v);
+            cfg.bucket_floats = (size_t)v;
             break;
         case OPT_WARMUP:
             rc = bf_cli_parse_count("train", "--warmup-epochs", optarg, 0, 1000000, &v);
