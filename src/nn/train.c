@@ -49,22 +49,26 @@ bf_status bf_comm_agree(const bf_comm *c, bf_status st, bf_error *err)
 {
     if (!c)
         return st;
-    /* one flag per rank: every rank learns who failed, the lowest one tells why */
-    double flags[256] = {0};
-    int n = c->size < 256 ? c->size : 256;
+    /* one flag per rank (summed 256 ranks at a time, the same calls on every rank):
+     * every rank learns who failed, and the lowest failing rank tells why */
     bf_error sink = {0};
-    if (st != BF_OK)
-        flags[c->rank < n ? c->rank : n - 1] = 1;
-    bf_status cst = c->allreduce_sum_f64(c, flags, n, &sink);
+    bf_status cst = BF_OK;
+    int root = -1;
+    for (int base = 0; base < c->size && cst == BF_OK; base += 256) {
+        double flags[256] = {0};
+        int n = c->size - base < 256 ? c->size - base : 256;
+        if (st != BF_OK && c->rank >= base && c->rank < base + n)
+            flags[c->rank - base] = 1;
+        cst = c->allreduce_sum_f64(c, flags, n, &sink);
+        for (int r = 0; cst == BF_OK && r < n && root < 0; r++)
+            if (flags[r] > 0)
+                root = base + r;
+    }
     if (cst != BF_OK) {
         if (err)
             *err = sink;
         return cst;
     }
-    int root = -1;
-    for (int r = 0; r < n && root < 0; r++)
-        if (flags[r] > 0)
-            root = r;
     if (root < 0)
         return BF_OK;
     bf_error e = {0};
