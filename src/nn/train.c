@@ -402,11 +402,12 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
     memset(res, 0, sizeof *res);
     res->best_val_score = INFINITY;
     bf_status st = bf_train_config_check(cfg, err);
+    if (st == BF_OK && (tr->n < 1 || va->n < 1))
+        st = bf_error_set(err, BF_ERR_INVALID, "training needs at least one training and one "
+                          "validation sample (got %ld and %ld)", tr->n, va->n);
+    st = bf_comm_agree(cfg->comm, st, err); /* entry is a meeting point of all ranks */
     if (st != BF_OK)
         return st;
-    if (tr->n < 1 || va->n < 1)
-        return bf_error_set(err, BF_ERR_INVALID, "training needs at least one training and one "
-                            "validation sample (got %ld and %ld)", tr->n, va->n);
     config_json(cfg, m, obj, info->training_config, sizeof info->training_config);
     snprintf(info->model, sizeof info->model, "%s", m->kind->name);
     info->shape = m->shape;
