@@ -68,6 +68,14 @@ int main(int argc, char **argv)
     if (world && world->rank > 0 && (!freopen("/dev/null", "w", stdout) ||
                                      !freopen("/dev/null", "w", stderr)))
         return BF_EXIT_FAIL;
+    /* only train divides its work over ranks; N copies of another command would each
+     * write the same outputs */
+    if (world && world->size > 1 && strcmp(cmd, "train") != 0) {
+        fprintf(stderr, "braggflow: %s does not run under MPI with %d ranks (only train does)\n",
+                cmd, world->size);
+        bf_dist_finalize();
+        return BF_EXIT_FAIL;
+    }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(cmd, commands[i].name) == 0) {
             int rc = commands[i].fn(argc - 1, argv + 1);

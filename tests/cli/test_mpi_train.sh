@@ -3,7 +3,8 @@
 # ranks and with 1, `braggflow train` follows the plain 1-process loss curve (train loss
 # and validation score of every epoch, within 1e-4 relative) for structure_net and
 # braggnn (with --augment: per-sample random streams); a rank that cannot read its data
-# stops the whole job with one line and exit 2, and no checkpoint or log is left.
+# stops the whole job with one line and exit 2, and no checkpoint or log is left; other
+# commands refuse to run as several ranks.
 # usage: bash test_mpi_train.sh /path/to/braggflow
 set -u
 
@@ -93,6 +94,15 @@ CASE="--lr-scaling sqrt changes the curve (the comparison can fail)"
 mpi_ok 2 "${STRUCT[@]}" --threads 1 --lr-scaling sqrt --out sqrt.safetensors --log-json sqrt.json
 grep -q "lr scaling sqrt" "$TMP/stdout" || fail "no 'lr scaling sqrt' in the header"
 same_curve structure_net.1.json sqrt.json >/dev/null && fail "lr * sqrt(2) gave the same losses"
+ok
+
+CASE="other commands refuse to run as several ranks (each would write the same file)"
+"${MPIRUN[@]}" -np 2 "$BF" sample-peaks --count 10 --out twice.h5 >"$TMP/stdout" 2>"$TMP/stderr"
+RC=$?
+[ "$RC" -eq 2 ] || fail "exit status $RC, expected 2"
+[ "$(grep -c '^braggflow: sample-peaks does not run under MPI' "$TMP/stderr")" -eq 1 ] ||
+    fail "expected one line from rank 0"
+[ ! -e twice.h5 ] || fail "twice.h5 written"
 ok
 
 CASE="--lr-scaling rejects an unknown rule"
