@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev   # sgemm for the nn engine (OpenMP build: one thread pool)
   libhdf5-dev hdf5-tools   # datasets (+ h5dump/h5ls for inspecting them)
-  libopenmpi-dev openmpi-bin   # multi-machine campaigns
+  libopenmpi-dev openmpi-bin   # data-parallel training (src/dist), multi-machine campaigns
   libhwloc-dev             # thread pinning
   libcif-dev libicu-dev    # CIF API (COMCIFS) + ICU UChar strings
   libsymspg-dev            # spglib space-group database

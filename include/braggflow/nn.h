@@ -299,7 +299,16 @@ struct bf_model {
     int batch_capacity;   /* activations are sized for this many samples */
     int inference;        /* 1: forward keeps nothing for backward (torch.no_grad) */
     void *state;          /* the kind's activations */
+    /* Optional, set by the trainer: backward calls it (through bf_model_grads_final)
+     * once the gradients g[from_float, params.total) are final, so their reduction across
+     * ranks can start while the layers before them are still differentiated. */
+    void (*grads_final)(bf_model *m, size_t from_float, void *user);
+    void *grads_user;
 };
+
+/* For a kind's backward: parameters param_index.. (all of them to the end of the
+ * buffer) have their final gradients. No-op without m->grads_final. */
+void bf_model_grads_final(bf_model *m, int param_index);
 
 /* Registry: structure_net, braggnn. */
 const bf_model_kind *bf_model_kind_find(const char *name);
@@ -460,8 +469,42 @@ typedef struct {
     const void *task_metrics;              /* the objective's metrics of this epoch, or NULL */
     double seconds;                        /* this epoch, training + validation */
     double samples_per_s;                  /* training throughput */
+    double allreduce_s;                    /* this epoch: time waiting for gradient sums */
+    long steps;                            /* optimiser steps this epoch */
     int improved;                          /* best validation score so far: checkpoint saved */
 } bf_epoch_log;
+
+/* A group of cooperating processes (ranks) for data-parallel training (DESIGN §10).
+ * The engine sees only this interface; src/dist implements it with MPI. Every rank
+ * calls the collectives in the same order. Buffers are host memory. */
+typedef struct bf_comm bf_comm;
+struct bf_comm {
+    int rank, size;
+    void *impl;
+    /* Starts an in-place sum of buf[0, n) over all ranks; *req names it for wait. */
+    bf_status (*iallreduce_sum_f32)(const bf_comm *c, float *buf, size_t n, int *req,
+                                    bf_error *err);
+    bf_status (*wait)(const bf_comm *c, int req, bf_error *err);
+    /* Blocking in-place sum of n doubles (loss sums, status flags). */
+    bf_status (*allreduce_sum_f64)(const bf_comm *c, double *buf, int n, bf_error *err);
+    /* buf[0, bytes) of rank root to every rank. */
+    bf_status (*bcast)(const bf_comm *c, void *buf, size_t bytes, int root, bf_error *err);
+};
+
+/* Collective: every rank passes its own status; all get BF_OK when every rank is fine,
+ * else the error of the lowest failing rank (its message, "rank R: " in front when
+ * there are several ranks) in err. c NULL: returns st. */
+bf_status bf_comm_agree(const bf_comm *c, bf_status st, bf_error *err);
+
+typedef enum {
+    BF_LR_SCALING_NONE,    /* lr as given: --batch is the global batch (default) */
+    BF_LR_SCALING_SQRT,    /* lr * sqrt(ranks) (seed 001) */
+    BF_LR_SCALING_LINEAR,  /* lr * ranks, warmed up linearly (Goyal et al.; Horovod) */
+} bf_lr_scaling;
+
+/* "none", "sqrt", "linear" -> 0 and *out; -1 for anything else. */
+int bf_lr_scaling_parse(const char *s, bf_lr_scaling *out);
+const char *bf_lr_scaling_name(bf_lr_scaling s);
 
 typedef struct {
     const char *model;          /* registered kind for a fresh model */
@@ -478,6 +521,14 @@ typedef struct {
     void (*on_epoch)(const bf_epoch_log *log, void *user);
     void *user;
     int progress;                           /* progress bar on stderr when a terminal */
+    /* Data parallelism (DESIGN §10): NULL = one process. Each rank takes a contiguous
+     * shard of every global batch of `batch`; gradients are summed in buckets of
+     * bucket_floats (0 = 262144) while backward runs; validation is sharded; only rank
+     * 0 writes the checkpoint and calls on_epoch. */
+    const bf_comm *comm;
+    size_t bucket_floats;
+    bf_lr_scaling lr_scaling;
+    int warmup_epochs;                      /* linear scaling: epochs to reach lr * ranks */
 } bf_train_config;
 
 /* epochs 30, batch 512, lr 5e-4, patience 10, clip 50, seed 1 (a task may change them). */

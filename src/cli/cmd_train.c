@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "braggflow/dist.h"
 #include "braggflow/nn.h"
 #include "braggflow/task.h"
 #include "cli/cli.h"
 
-enum { OPT_AUGMENT = 4000, OPT_FC };
+enum { OPT_AUGMENT = 4000, OPT_FC, OPT_LR_SCALING, OPT_WARMUP, OPT_LOG_JSON, OPT_BUCKET };
 
 static const char *usage =
     "usage: braggflow train --train A.h5 --val B.h5 --out model.safetensors [options]\n"
@@ -47,14 +48,60 @@ static const char *usage =
     "  --augment           braggnn: +-1 pixel crop shifts (patches with a 1-pixel margin)\n"
     "  --fc A,B,C,D        braggnn: dense widths (default 16,8,4,2, the published model)\n"
     "  --init FILE         warm start: weights (and optimiser state, if its sidecar\n"
-    "                      exists) from a checkpoint; epochs continue its count\n\n"
+    "                      exists) from a checkpoint; epochs continue its count\n"
+    "  --log-json FILE     one JSON line per epoch (losses to 17 digits, samples/s,\n"
+    "                      seconds spent waiting for gradient sums), written at the end\n"
+    "  --lr-scaling S      under MPI: none (default: --batch is the global batch, so the\n"
+    "                      problem is the 1-rank one), sqrt (lr * sqrt(ranks), seed 001)\n"
+    "                      or linear (lr * ranks, warmed up; Horovod)\n"
+    "  --warmup-epochs N   linear scaling: epochs from lr to lr * ranks (default 5)\n"
+    "  --bucket-floats N   under MPI: gradients summed in buckets of N floats, each\n"
+    "                      started as backward finishes it (default 262144)\n\n"
+    "Under mpirun (`mpirun -np 4 braggflow train ...`) every rank trains a copy on its\n"
+    "contiguous shard of each global batch (the 1-rank batch order), gradients are\n"
+    "summed across ranks while backward runs, validation is sharded, and rank 0 alone\n"
+    "prints and writes. Same seed and --batch give the 1-rank losses up to float\n"
+    "summation order.\n\n"
     "Same data, seed and --threads give identical checkpoints; another thread count\n"
     "changes only the rounding of summed gradients.\n\n"
     "example:\n"
     "  braggflow sample --config examples/sample-small.ini --out train.h5\n"
     "  braggflow train --train train.h5 --val val.h5 --epochs 20 --out model.safetensors\n"
     "  braggflow sample-peaks --out ptrain.h5 && braggflow sample-peaks --seed 2 --out pval.h5\n"
-    "  braggflow train --model braggnn --train ptrain.h5 --val pval.h5 --out peaks.safetensors\n";
+    "  braggflow train --model braggnn --train ptrain.h5 --val pval.h5 --out peaks.safetensors\n"
+    "  mpirun -np 2 braggflow train --threads 1 --train train.h5 --val val.h5 --out m.safetensors\n";
+
+static const char *ranks_note(const bf_train_config *cfg);
+
+/* --log-json: rank 0's epoch lines, committed only when training succeeds. */
+typedef struct {
+    bf_atomic_file af;
+    int open;
+    void (*print)(const bf_epoch_log *e, void *user);
+} epoch_sink;
+
+static void log_epoch(const bf_epoch_log *e, void *user)
+{
+    epoch_sink *k = user;
+    k->print(e, NULL);
+    if (k->open)
+        fprintf(k->af.fp, "{\"epoch\":%d,\"train_loss\":%.17g,\"val_score\":%.17g,"
+                "\"samples_per_s\":%.6g,\"seconds\":%.6g,\"steps\":%ld,\"allreduce_s\":%.6g,"
+                "\"improved\":%d}\n", e->epoch, e->train_loss, e->val_score, e->samples_per_s,
+                e->seconds, e->steps, e->allreduce_s, e->improved);
+}
+
+/* Commits the epoch log when training succeeded (st), else drops it. */
+static bf_status finish_log(epoch_sink *k, bf_status st, bf_error *err)
+{
+    if (!k->open)
+        return st;
+    k->open = 0;
+    if (st == BF_OK)
+        return bf_atomic_commit(&k->af, err);
+    bf_atomic_abort(&k->af);
+    return st;
+}
 
 static void print_structure_epoch(const bf_epoch_log *e, void *user)
 {
@@ -101,19 +148,23 @@ static bf_status read_patches(const char *path, bf_patches *p, char sha[65], bf_
 }
 
 static int train_peaks(bf_train_config *cfg, const bf_peaks_options *po, const char *train_path,
-                       const char *val_path)
+                       const char *val_path, epoch_sink *sink)
 {
     bf_error err = {0};
     bf_patches train = {0}, val = {0};
     bf_peaks_result res;
-    cfg->on_epoch = print_peaks_epoch;
+    sink->print = print_peaks_epoch;
+    cfg->on_epoch = log_epoch;
+    cfg->user = sink;
     bf_status st = read_patches(train_path, &train, cfg->train_sha256, &err);
     if (st == BF_OK)
         st = read_patches(val_path, &val, cfg->val_sha256, &err);
+    st = bf_comm_agree(cfg->comm, st, &err); /* a rank that cannot read stops them all */
     if (st == BF_OK) {
         printf("braggflow train: %ld training, %ld validation patches of %d x %d; batch %d, "
-               "lr %g, seed %llu%s\n", train.n, val.n, train.size, train.size, cfg->batch,
-               cfg->lr, (unsigned long long)cfg->seed, po->augment ? ", +-1 px crop shifts" : "");
+               "lr %g, seed %llu%s%s\n", train.n, val.n, train.size, train.size, cfg->batch,
+               cfg->lr, (unsigned long long)cfg->seed, po->augment ? ", +-1 px crop shifts" : "",
+               ranks_note(cfg));
         st = bf_peaks_train(cfg, po, &train, &val, &res, &err);
     }
     if (st == BF_OK)
@@ -122,9 +173,21 @@ static int train_peaks(bf_train_config *cfg, const bf_peaks_options *po, const c
                res.train.best_val_score, res.best_val.mean, res.best_val.p50, res.best_val.p75,
                res.best_val.p95, res.best_val.p995, res.train.stopped_early ? "; stopped early" : "",
                cfg->out_path, res.train.train_seconds);
+    st = finish_log(sink, st, &err);
     bf_patches_free(&train);
     bf_patches_free(&val);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);
+}
+
+/* ", 2 ranks (lr scaling none)" under MPI, else "". */
+static const char *ranks_note(const bf_train_config *cfg)
+{
+    static char note[80];
+    note[0] = 0;
+    if (cfg->comm)
+        snprintf(note, sizeof note, ", %d ranks (lr scaling %s)", cfg->comm->size,
+                 bf_lr_scaling_name(cfg->lr_scaling));
+    return note;
 }
 
 static bf_status read_set(const char *path, bf_dataset *d, char sha[65], bf_error *err)
@@ -148,10 +211,14 @@ int cmd_train(int argc, char **argv)
         {"clip", required_argument, 0, OPT_CLIP},       {"hidden", required_argument, 0, OPT_HIDDEN},
         {"init", required_argument, 0, OPT_INIT},       {"help", no_argument, 0, OPT_HELP},
         {"augment", no_argument, 0, OPT_AUGMENT},       {"fc", required_argument, 0, OPT_FC},
+        {"lr-scaling", required_argument, 0, OPT_LR_SCALING},
+        {"warmup-epochs", required_argument, 0, OPT_WARMUP},
+        {"log-json", required_argument, 0, OPT_LOG_JSON},
+        {"bucket-floats", required_argument, 0, OPT_BUCKET},
         {0, 0, 0, 0}};
     bf_train_config cfg;
     bf_train_config_defaults(&cfg);
-    const char *train_path = NULL, *val_path = NULL;
+    const char *train_path = NULL, *val_path = NULL, *log_path = NULL;
     long v = 0, hidden = 0;
     int opt, rc = 0, lr_given = 0, clip_given = 0;
     bf_peaks_options po = {0};
@@ -198,6 +265,20 @@ int cmd_train(int argc, char **argv)
             clip_given = 1;
             break;
         case OPT_AUGMENT: po.augment = 1; break;
+        case OPT_LOG_JSON: log_path = optarg; break;
+        case OPT_LR_SCALING:
+            if (bf_lr_scaling_parse(optarg, &cfg.lr_scaling) != 0)
+                rc = bf_cli_usage_error("train", "--lr-scaling: '%s' is not none, sqrt or linear",
+                                        optarg);
+            break;
+        case OPT_BUCKET:
+            rc = bf_cli_parse_count("train", "--bucket-floats", optarg, 1, 0x7fffffffL, &v);
+            cfg.bucket_floats = (size_t)v;
+            break;
+        case OPT_WARMUP:
+            rc = bf_cli_parse_count("train", "--warmup-epochs", optarg, 0, 1000000, &v);
+            cfg.warmup_epochs = (int)v;
+            break;
         case OPT_FC: {
             char tail;
             int *f = po.fc;
@@ -231,34 +312,51 @@ int cmd_train(int argc, char **argv)
     const char *task = NULL;
     cfg.train_name = train_path;
     cfg.val_name = val_path;
+    cfg.comm = bf_dist_world(); /* NULL unless mpirun started us (DESIGN §10) */
+    int rank0 = !cfg.comm || cfg.comm->rank == 0;
+    epoch_sink sink = {0};
     bf_status st = task_of(&cfg, &task, &err);
-    if (st == BF_OK) {
-        /* fail now, not after an epoch, when --out cannot be written */
+    if (st == BF_OK && rank0) {
+        /* fail now, not after an epoch, when --out cannot be written (rank 0 writes) */
         bf_atomic_file probe = {0};
         st = bf_atomic_begin(&probe, cfg.out_path, 1, &err);
         bf_atomic_abort(&probe);
     }
-    if (st != BF_OK)
+    if (st == BF_OK && rank0 && log_path) {
+        st = bf_atomic_begin(&sink.af, log_path, 1, &err);
+        sink.open = st == BF_OK;
+    }
+    st = bf_comm_agree(cfg.comm, st, &err);
+    if (st != BF_OK) {
+        finish_log(&sink, st, &err);
         return bf_cli_fail(&err);
+    }
     if (!strcmp(task, "peaks")) {
-        if (hidden)
+        if (hidden) {
+            finish_log(&sink, BF_ERR_INVALID, &err);
             return bf_cli_usage_error("train", "--hidden is structure_net's (fc1 width)");
+        }
         cfg.lr = lr_given ? cfg.lr : 3e-4; /* BraggNN's main.py */
         cfg.clip_norm = clip_given ? cfg.clip_norm : 0;
-        return train_peaks(&cfg, &po, train_path, val_path);
+        return train_peaks(&cfg, &po, train_path, val_path, &sink);
     }
-    if (po.augment || po.fc[0])
+    if (po.augment || po.fc[0]) {
+        finish_log(&sink, BF_ERR_INVALID, &err);
         return bf_cli_usage_error("train", "--%s is braggnn's", po.augment ? "augment" : "fc");
+    }
     bf_dataset train = {0}, val = {0};
     bf_structure_result res;
-    cfg.on_epoch = print_structure_epoch;
+    sink.print = print_structure_epoch;
+    cfg.on_epoch = log_epoch;
+    cfg.user = &sink;
     st = read_set(train_path, &train, cfg.train_sha256, &err);
     if (st == BF_OK)
         st = read_set(val_path, &val, cfg.val_sha256, &err);
+    st = bf_comm_agree(cfg.comm, st, &err); /* a rank that cannot read stops them all */
     if (st == BF_OK) {
         printf("braggflow train: %ld training, %ld validation patterns of %d points; "
-               "batch %d, lr %g, seed %llu\n", train.n, val.n, train.length, cfg.batch, cfg.lr,
-               (unsigned long long)cfg.seed);
+               "batch %d, lr %g, seed %llu%s\n", train.n, val.n, train.length, cfg.batch, cfg.lr,
+               (unsigned long long)cfg.seed, ranks_note(&cfg));
         st = bf_structure_train(&cfg, (int)hidden, &train, &val, &res, &err);
     }
     if (st == BF_OK) {
@@ -270,6 +368,7 @@ int cmd_train(int argc, char **argv)
                res.best_val.mse_baseline, res.train.stopped_early ? "; stopped early" : "",
                cfg.out_path, optim, res.train.train_seconds);
     }
+    st = finish_log(&sink, st, &err);
     bf_dataset_free(&train);
     bf_dataset_free(&val);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);

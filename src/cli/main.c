@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "braggflow/dist.h"
 #include "cli/cli.h"
 
 static const struct {
@@ -58,9 +59,31 @@ int main(int argc, char **argv)
         printf("braggflow %s\n", BF_VERSION);
         return BF_EXIT_OK;
     }
+    /* Under an MPI launcher (DESIGN §10): MPI for the whole run; ranks other than 0
+     * stay silent, as errors reach rank 0 through bf_comm_agree and it prints them. */
+    bf_error err = {0};
+    if (bf_dist_init(&argc, &argv, &err) != BF_OK)
+        return bf_cli_fail(&err);
+    const bf_comm *world = bf_dist_world();
+    if (world && world->rank > 0 && (!freopen("/dev/null", "w", stdout) ||
+                                     !freopen("/dev/null", "w", stderr)))
+        return BF_EXIT_FAIL;
+    /* only train divides its work over ranks; N copies of another command would each
+     * write the same outputs */
+    if (world && world->size > 1 && strcmp(cmd, "train") != 0) {
+        fprintf(stderr, "braggflow: %s does not run under MPI with %d ranks (only train does)\n",
+                cmd, world->size);
+        bf_dist_finalize();
+        return BF_EXIT_FAIL;
+    }
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(cmd, commands[i].name) == 0)
-            return commands[i].fn(argc - 1, argv + 1);
+        if (strcmp(cmd, commands[i].name) == 0) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            fflush(stdout);
+            bf_dist_finalize();
+            return rc;
+        }
+    bf_dist_finalize();
     fprintf(stderr, "braggflow: unknown command '%s' (see braggflow --help)\n", cmd);
     return BF_EXIT_FAIL;
 }

@@ -101,6 +101,13 @@ bf_status bf_model_create(const char *kind_name, const bf_model_shape *shape,
     return BF_OK;
 }
 
+void bf_model_grads_final(bf_model *m, int param_index)
+{
+    if (m->grads_final)
+        m->grads_final(m, param_index < m->params.n ? m->params.info[param_index].offset
+                                                         : m->params.total, m->grads_user);
+}
+
 bf_status bf_model_reserve(bf_model *m, int B, bf_error *err)
 {
     if (B <= m->batch_capacity)

@@ -5,7 +5,13 @@
  *
  * Reproducibility: same data, seed and thread count => the same bits. Other thread
  * counts change the summation order of weight gradients (per-thread partial sums,
- * OpenBLAS blocking), so results then agree only to rounding. */
+ * OpenBLAS blocking), so results then agree only to rounding.
+ *
+ * Data parallelism (cfg->comm, DESIGN §10): every rank walks the same shuffled global
+ * batches and takes a contiguous shard of each; its loss mean is weighted by its share
+ * (n_rank / n_batch, folded into d loss / d out), so the summed gradients are the
+ * single-rank gradients up to float summation order. The sums run in buckets started
+ * from the model's backward as layers finish (bf_model_grads_final). */
 #include "braggflow/nn.h"
 
 #include <math.h>
@@ -14,12 +20,71 @@
 #include <string.h>
 
 #define SHUFFLE_STREAM 0x5348554646000000ull /* "SHUFF": keeps epochs' streams apart */
+#define MAX_BUCKETS 64
+#define DEFAULT_BUCKET_FLOATS 262144 /* 1 MiB: a few buckets per model, each worth a call */
 
 void bf_train_config_defaults(bf_train_config *cfg)
 {
     *cfg = (bf_train_config){.model = "structure_net", .epochs = 30, .batch = 512,
                              .patience = 10, .lr = 5e-4, .min_delta = 0, .clip_norm = 50,
-                             .seed = 1, .threads = 0, .progress = 1};
+                             .seed = 1, .threads = 0, .progress = 1, .warmup_epochs = 5};
+}
+
+int bf_lr_scaling_parse(const char *s, bf_lr_scaling *out)
+{
+    for (int i = BF_LR_SCALING_NONE; i <= BF_LR_SCALING_LINEAR; i++)
+        if (!strcmp(s, bf_lr_scaling_name((bf_lr_scaling)i))) {
+            *out = (bf_lr_scaling)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *bf_lr_scaling_name(bf_lr_scaling s)
+{
+    return s == BF_LR_SCALING_SQRT ? "sqrt" : s == BF_LR_SCALING_LINEAR ? "linear" : "none";
+}
+
+bf_status bf_comm_agree(const bf_comm *c, bf_status st, bf_error *err)
+{
+    if (!c)
+        return st;
+    /* one flag per rank (summed 256 ranks at a time, the same calls on every rank):
+     * every rank learns who failed, and the lowest failing rank tells why */
+    bf_error sink = {0};
+    bf_status cst = BF_OK;
+    int root = -1;
+    for (int base = 0; base < c->size && cst == BF_OK; base += 256) {
+        double flags[256] = {0};
+        int n = c->size - base < 256 ? c->size - base : 256;
+        if (st != BF_OK && c->rank >= base && c->rank < base + n)
+            flags[c->rank - base] = 1;
+        cst = c->allreduce_sum_f64(c, flags, n, &sink);
+        for (int r = 0; cst == BF_OK && r < n && root < 0; r++)
+            if (flags[r] > 0)
+                root = base + r;
+    }
+    if (cst != BF_OK) {
+        if (err)
+            *err = sink;
+        return cst;
+    }
+    if (root < 0)
+        return BF_OK;
+    bf_error e = {0};
+    if (c->rank == root && err)
+        e = *err;
+    if (c->rank == root && !err)
+        e.code = st;
+    cst = c->bcast(c, &e, sizeof e, root, &sink);
+    if (cst != BF_OK)
+        e = sink;
+    if (err) {
+        *err = e;
+        if (c->size > 1 && cst == BF_OK)
+            snprintf(err->msg, sizeof err->msg, "rank %d: %s", root, e.msg);
+    }
+    return e.code != BF_OK ? e.code : BF_ERR_INVALID;
 }
 
 bf_status bf_train_config_check(const bf_train_config *cfg, bf_error *err)
@@ -63,10 +128,12 @@ static void config_json(const bf_train_config *cfg, const bf_model *m, const bf_
              "{\"model\":\"%s\",\"shape\":%s,\"epochs\":%d,\"batch\":%d,"
              "\"lr\":%.9g,\"seed\":%llu,\"threads\":%d,\"patience\":%d,\"min_delta\":%.9g,"
              "\"clip_norm\":%.9g,\"optimizer\":\"adam\",\"loss\":\"%s\","
-             "\"backend\":\"%s\",\"init\":%s,\"train\":%s,\"val\":%s}",
+             "\"backend\":\"%s\",\"ranks\":%d,\"lr_scaling\":\"%s\",\"init\":%s,"
+             "\"train\":%s,\"val\":%s}",
              m->kind->name, bf_json_quote(shape, shape_q, sizeof shape_q), cfg->epochs,
              cfg->batch, cfg->lr, (unsigned long long)cfg->seed, cfg->threads, cfg->patience,
              cfg->min_delta, cfg->clip_norm, obj->name, m->be->name,
+             cfg->comm ? cfg->comm->size : 1, bf_lr_scaling_name(cfg->lr_scaling),
              bf_json_quote(cfg->init_path ? cfg->init_path : "", init, sizeof init),
              bf_json_quote(cfg->train_name ? cfg->train_name : "", train, sizeof train),
              bf_json_quote(cfg->val_name ? cfg->val_name : "", val, sizeof val));
@@ -160,6 +227,159 @@ static bf_status gather(const bf_model *m, const bf_objective *obj, const bf_arr
     return BF_OK;
 }
 
+/* Bucketed gradient sums over the ranks (DESIGN §10). Buckets are cut from the end
+ * of the gradient buffer, where backward finishes first; a bucket's reduction starts
+ * as soon as backward reports it final, so it overlaps the earlier layers' backward. */
+typedef struct {
+    const bf_comm *c;
+    float *g;
+    size_t bucket, next_end;   /* reductions are started for g[next_end, total) */
+    int req[MAX_BUCKETS], n_req;
+    bf_status st;
+    bf_error *err;
+} grad_sync;
+
+static void grad_sync_begin(grad_sync *gs, const bf_comm *c, bf_model *m, size_t bucket,
+                            bf_error *err)
+{
+    size_t total = m->params.total, min = (total + MAX_BUCKETS - 1) / MAX_BUCKETS;
+    bucket = bucket ? bucket : DEFAULT_BUCKET_FLOATS;
+    *gs = (grad_sync){.c = c, .g = m->g, .bucket = bucket > min ? bucket : min,
+                      .next_end = total, .st = BF_OK, .err = err};
+}
+
+/* Starts every not yet started bucket that lies wholly in g[from, total). */
+static void grad_sync_ready(grad_sync *gs, size_t from)
+{
+    while (gs->next_end > 0 && gs->st == BF_OK) {
+        size_t start = gs->next_end > gs->bucket ? gs->next_end - gs->bucket : 0;
+        if (start < from || gs->n_req >= MAX_BUCKETS)
+            return;
+        gs->st = gs->c->iallreduce_sum_f32(gs->c, gs->g + start, gs->next_end - start,
+                                           &gs->req[gs->n_req++], gs->err);
+        gs->next_end = start;
+    }
+}
+
+static void on_grads_final(bf_model *m, size_t from_float, void *user)
+{
+    grad_sync_ready(user, from_float);
+}
+
+/* Starts what is left (all of it when backward failed or was skipped: every rank
+ * must make the same calls) and waits for every bucket. */
+static bf_status grad_sync_finish(grad_sync *gs, double *wait_s)
+{
+    grad_sync_ready(gs, 0);
+    double t0 = bf_now_seconds();
+    for (int i = 0; i < gs->n_req; i++) {
+        bf_status st = gs->c->wait(gs->c, gs->req[i], gs->err);
+        if (gs->st == BF_OK)
+            gs->st = st;
+    }
+    *wait_s += bf_now_seconds() - t0;
+    return gs->st;
+}
+
+/* One data-parallel step: this rank's shard [lo, hi) of the global batch idx[0, nb). */
+static bf_status dist_step(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
+                           const bf_objective *obj, bf_step_ws *ws, const bf_arrays *set,
+                           const long *idx, int nb, int epoch, float *bx, float *bt,
+                           double *loss, double *wait_s, bf_error *err)
+{
+    const bf_comm *c = cfg->comm;
+    const bf_backend *be = m->be;
+    int lo = (int)((long)nb * c->rank / c->size), hi = (int)((long)nb * (c->rank + 1) / c->size);
+    int n = hi - lo;
+    size_t no = sizeof(float) * (size_t)n * m->n_out;
+    double part = 0;
+    bf_status st = BF_OK;
+    if (n > 0) {
+        st = gather(m, obj, set, idx + lo, n, cfg->seed, epoch, bx, bt, err);
+        if (st == BF_OK)
+            st = be->upload(ws->x_be, bx, sizeof(float) * (size_t)n * m->input_len, err);
+        if (st == BF_OK)
+            st = m->kind->forward(m, ws->x_be, n, err);
+        if (st == BF_OK)
+            st = be->download(ws->out, m->out, no, err);
+        if (st == BF_OK)
+            part = obj->loss(obj->user, ws->out, bt, n, m->n_out, ws->dout) * n;
+    }
+    st = bf_comm_agree(c, st, err);
+    if (st == BF_OK)
+        st = c->allreduce_sum_f64(c, &part, 1, err);
+    if (st != BF_OK)
+        return st;
+    *loss = part / nb; /* the global batch's mean, the same on every rank */
+    if (!isfinite(*loss))
+        return BF_OK;
+    /* d (global mean) / d out = (n / nb) d (shard mean) / d out */
+    float share = (float)((double)n / nb);
+    for (size_t i = 0; share != 1.0f && i < (size_t)n * m->n_out; i++)
+        ws->dout[i] *= share;
+    grad_sync gs;
+    grad_sync_begin(&gs, c, m, cfg->bucket_floats, err);
+    st = bf_model_zero_grad(m, err);
+    if (st == BF_OK && n > 0)
+        st = be->upload(ws->dout_be, ws->dout, no, err);
+    if (st == BF_OK && n > 0) {
+        m->grads_final = on_grads_final;
+        m->grads_user = &gs;
+        st = m->kind->backward(m, ws->x_be, n, ws->dout_be, err);
+        m->grads_final = NULL;
+        m->grads_user = NULL;
+    }
+    bf_error sync_err = {0};
+    gs.err = &sync_err;
+    bf_status sst = grad_sync_finish(&gs, wait_s);
+    if (st == BF_OK && sst != BF_OK) {
+        st = sst;
+        *err = sync_err;
+    }
+    st = bf_comm_agree(c, st, err);
+    if (st == BF_OK && cfg->clip_norm > 0)
+        st = be->grad_norm_clip(m->g, m->params.total, cfg->clip_norm, NULL, err);
+    if (st == BF_OK)
+        st = be->adam_step(opt, m->w, m->g, err);
+    return st;
+}
+
+/* Validation outputs: each rank predicts its contiguous share of val into a zeroed
+ * vout, and the sum over ranks (adding zeros is exact) gives every rank all of them. */
+static bf_status dist_predict(const bf_comm *c, bf_model *m, const bf_arrays *va, int B,
+                              float *vout, bf_error *err)
+{
+    long lo = va->n * c->rank / c->size, hi = va->n * (c->rank + 1) / c->size;
+    size_t nv = (size_t)va->n * m->n_out;
+    memset(vout, 0, sizeof(float) * nv);
+    bf_status st = hi > lo ? bf_model_predict(m, va->x + (size_t)lo * m->input_len, hi - lo, B,
+                                              vout + (size_t)lo * m->n_out, err)
+                           : BF_OK;
+    st = bf_comm_agree(c, st, err);
+    int req = 0;
+    if (st == BF_OK)
+        st = c->iallreduce_sum_f32(c, vout, nv, &req, err);
+    if (st == BF_OK)
+        st = c->wait(c, req, err);
+    return st;
+}
+
+/* The learning rate of global step `step` (0-based, in this run) under lr scaling. */
+static float scaled_lr(const bf_train_config *cfg, long step, long steps_per_epoch)
+{
+    int P = cfg->comm ? cfg->comm->size : 1;
+    switch (cfg->lr_scaling) {
+    case BF_LR_SCALING_SQRT: return (float)(cfg->lr * sqrt((double)P));
+    case BF_LR_SCALING_LINEAR: {
+        /* Goyal et al. 2017 §2.2: from lr to P lr over the warm-up, linearly per step */
+        double T = (double)cfg->warmup_epochs * (double)steps_per_epoch;
+        double f = T > 0 && step < T ? 1 + (P - 1) * (step / T) : P;
+        return (float)(cfg->lr * f);
+    }
+    default: return (float)cfg->lr;
+    }
+}
+
 static bf_status diverged(const bf_train_config *cfg, const bf_train_result *res, double loss,
                           int epoch, long batch, bf_error *err)
 {
@@ -182,11 +402,12 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
     memset(res, 0, sizeof *res);
     res->best_val_score = INFINITY;
     bf_status st = bf_train_config_check(cfg, err);
+    if (st == BF_OK && (tr->n < 1 || va->n < 1))
+        st = bf_error_set(err, BF_ERR_INVALID, "training needs at least one training and one "
+                          "validation sample (got %ld and %ld)", tr->n, va->n);
+    st = bf_comm_agree(cfg->comm, st, err); /* entry is a meeting point of all ranks */
     if (st != BF_OK)
         return st;
-    if (tr->n < 1 || va->n < 1)
-        return bf_error_set(err, BF_ERR_INVALID, "training needs at least one training and one "
-                            "validation sample (got %ld and %ld)", tr->n, va->n);
     config_json(cfg, m, obj, info->training_config, sizeof info->training_config);
     snprintf(info->model, sizeof info->model, "%s", m->kind->name);
     info->shape = m->shape;
@@ -204,6 +425,11 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
         st = bf_step_ws_create(m, B, &ws, err);
     if (st == BF_OK)
         st = bf_model_reserve(m, B, err);
+    const bf_comm *comm = cfg->comm;
+    int rank0 = !comm || comm->rank == 0;
+    if (comm)
+        st = bf_comm_agree(comm, st, err);
+    long steps_per_epoch = (tr->n + B - 1) / B, step_no = 0;
 
     double best = INFINITY, best_for_patience = INFINITY, t_start = bf_now_seconds();
     int wait = 0;
@@ -214,23 +440,34 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
         bf_progress prog;
         char label[64];
         snprintf(label, sizeof label, "epoch %d/%d", epoch, first_epoch + cfg->epochs);
-        if (cfg->progress)
+        double wait_s = 0;
+        long steps = 0;
+        if (cfg->progress && rank0)
             bf_progress_begin(&prog, label, (uint64_t)tr->n);
         for (long i = 0; i < tr->n; i += B) {
             int nb = (int)(tr->n - i < B ? tr->n - i : B);
             double loss = 0;
-            st = gather(m, obj, tr, idx + i, nb, cfg->seed, epoch, bx, bt, err);
-            if (st == BF_OK)
-                st = bf_train_step(m, opt, obj, ws, bx, bt, nb, cfg->clip_norm, &loss, err);
+            if (comm) {
+                opt->lr = scaled_lr(cfg, step_no, steps_per_epoch);
+                st = dist_step(cfg, m, opt, obj, ws, tr, idx + i, nb, epoch, bx, bt, &loss,
+                               &wait_s, err);
+            } else {
+                st = gather(m, obj, tr, idx + i, nb, cfg->seed, epoch, bx, bt, err);
+                if (st == BF_OK)
+                    st = bf_train_step(m, opt, obj, ws, bx, bt, nb, cfg->clip_norm, &loss,
+                                       err);
+            }
+            step_no++;
+            steps++;
             if (st == BF_OK && !isfinite(loss))
                 st = diverged(cfg, res, loss, epoch, i / B + 1, err);
             if (st != BF_OK)
                 break;
             sum += loss * nb;
-            if (cfg->progress)
+            if (cfg->progress && rank0)
                 bf_progress_add(&prog, (uint64_t)nb);
         }
-        if (cfg->progress)
+        if (cfg->progress && rank0)
             bf_progress_end(&prog);
         if (st != BF_OK)
             break;
@@ -238,8 +475,10 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
 
         bf_epoch_log log = {.epoch = epoch, .epochs = first_epoch + cfg->epochs,
                             .train_loss = sum / tr->n, .samples_per_s = tr->n / t_train,
-                            .val_out = vout, .task_metrics = obj->metrics};
-        st = bf_model_predict(m, va->x, va->n, B, vout, err);
+                            .val_out = vout, .task_metrics = obj->metrics,
+                            .allreduce_s = wait_s, .steps = steps};
+        st = comm ? dist_predict(comm, m, va, B, vout, err)
+                  : bf_model_predict(m, va->x, va->n, B, vout, err);
         if (st != BF_OK)
             break;
         log.val_score = obj->score(obj->user, vout, va->target, va->n, m->n_out);
@@ -255,7 +494,9 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
             best = log.val_score;
             info->epoch = epoch;
             info->val_loss = best;
-            st = bf_checkpoint_save(cfg->out_path, m, info, opt, err);
+            /* rank 0 alone writes; the others learn whether it could */
+            st = rank0 ? bf_checkpoint_save(cfg->out_path, m, info, opt, err) : BF_OK;
+            st = bf_comm_agree(comm, st, err);
             if (st != BF_OK)
                 break;
             log.improved = 1;
@@ -265,7 +506,7 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
             res->best_val_score = best;
         }
         log.seconds = bf_now_seconds() - t0;
-        if (cfg->on_epoch)
+        if (cfg->on_epoch && rank0)
             cfg->on_epoch(&log, cfg->user);
         if (log.val_score < best_for_patience - cfg->min_delta) {
             best_for_patience = log.val_score;

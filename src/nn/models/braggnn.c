@@ -224,19 +224,30 @@ static bf_status backward(bf_model *m, const float *x, int B, float *dout, bf_er
                                  j == N_FC ? -1 : SLOPE, err);
         d = din;
         out = in;
+        /* the dense layers come last in the buffer: once layer j is done, everything
+         * from its weight on is final (DESIGN §10: reductions overlap backward) */
+        if (st == BF_OK)
+            bf_model_grads_final(m, DENSE_W + 2 * j);
     }
     if (st == BF_OK)
         st = be->conv2d_backward(s->da2, G(m, CONV3_W), G(m, CONV3_B), s->da3, s->a3, s->a2,
                                  W(m, CONV3_W), B, C2, s->H2, s->H2, C3, K, SLOPE, err);
     if (st == BF_OK)
+        bf_model_grads_final(m, CONV3_W);
+    if (st == BF_OK)
         st = be->conv2d_backward(s->da1, G(m, CONV2_W), G(m, CONV2_B), s->da2, s->a2, s->a1,
                                  W(m, CONV2_W), B, C1, s->H1, s->H1, C2, K, SLOPE, err);
+    if (st == BF_OK)
+        bf_model_grads_final(m, CONV2_W);
     if (st == BF_OK)
         st = be->nonlocal_backward(s->dc1, G(m, NLB_FIRST), s->da1, s->a1, s->ws, s->c1,
                                    W(m, NLB_FIRST), B, C1, CI, s->H1 * s->H1, SLOPE, err);
     if (st == BF_OK)
         st = be->conv2d_backward(NULL, G(m, CONV1_W), G(m, CONV1_B), s->dc1, s->c1, x,
                                  W(m, CONV1_W), B, 1, s->S, s->S, C1, K, -1, err);
+    /* the non-local block (params 0..7) sits before conv1 in the buffer: final only now */
+    if (st == BF_OK)
+        bf_model_grads_final(m, NLB_FIRST);
     return st;
 }
 

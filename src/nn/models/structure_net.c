@@ -171,17 +171,27 @@ static bf_status backward(bf_model *m, const float *x, int B, float *dout, bf_er
     if (st == BF_OK)
         st = be->linear_backward(s->dh, G(m, REG_W), G(m, REG_B), dout + s->C, m->n_out,
                                  m->out + s->C, s->h, W(m, REG_W), B, s->H, N_REG, -1, err);
+    /* each layer's gradients are final once it is done: the reductions of the later
+     * layers overlap the earlier layers' backward (DESIGN §10) */
+    if (st == BF_OK)
+        bf_model_grads_final(m, FC2_W);
     if (st == BF_OK)
         st = be->linear_backward(s->da2, G(m, FC1_W), G(m, FC1_B), s->dh, s->H, s->h, s->a2,
                                  W(m, FC1_W), B, s->flat, s->H, SLOPE, err);
+    if (st == BF_OK)
+        bf_model_grads_final(m, FC1_W);
     if (st == BF_OK)
         st = be->conv1d_pool_lrelu_backward(s->da1, G(m, CONV2_W), G(m, CONV2_B), s->da2, s->a2,
                                             s->arg2, s->a1, W(m, CONV2_W), B, C1, s->P1, C2, K2,
                                             S2, SLOPE, err);
     if (st == BF_OK)
+        bf_model_grads_final(m, CONV2_W);
+    if (st == BF_OK)
         st = be->conv1d_pool_lrelu_backward(NULL, G(m, CONV1_W), G(m, CONV1_B), s->da1, s->a1,
                                             s->arg1, x, W(m, CONV1_W), B, 1, s->L, C1, K1, S1,
                                             SLOPE, err);
+    if (st == BF_OK)
+        bf_model_grads_final(m, CONV1_W);
     return st;
 }
 

@@ -1,0 +1,119 @@
+/* dist/mpi_comm.c — bf_comm over MPI_COMM_WORLD (DESIGN §10): non-blocking float sums
+ * for the gradient buckets and validation outputs, blocking double sums for losses and
+ * status flags, a broadcast for the failing rank's error. MPI errors return (not abort)
+ * so they reach the caller as a bf_error. */
+#include "braggflow/dist.h"
+
+#include <mpi.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define MAX_REQ 128 /* outstanding reductions: the trainer's buckets plus one */
+
+typedef struct {
+    MPI_Request req[MAX_REQ];
+    int used[MAX_REQ];
+} mpi_impl;
+
+static mpi_impl g_impl;
+static bf_comm g_world;
+static int g_inited;
+
+static bf_status mpi_fail(int rc, const char *what, bf_error *err)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return bf_error_set(err, BF_ERR_IO, "MPI %s: %.*s", what, len, msg);
+}
+
+static bf_status iallreduce_sum_f32(const bf_comm *c, float *buf, size_t n, int *req,
+                                    bf_error *err)
+{
+    mpi_impl *im = c->impl;
+    int slot = 0;
+    while (slot < MAX_REQ && im->used[slot])
+        slot++;
+    if (slot == MAX_REQ)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: more than %d reductions in flight",
+                            MAX_REQ);
+    if (n > INT32_MAX)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: a reduction of %zu floats is too large",
+                            n);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                            &im->req[slot]);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(rc, "Iallreduce", err);
+    im->used[slot] = 1;
+    *req = slot;
+    /* Open MPI progresses non-blocking collectives only inside MPI calls: nudge the
+     * ones already in flight each time backward hands over a bucket. */
+    for (int i = 0; i < MAX_REQ; i++)
+        if (im->used[i] && i != slot) {
+            int done = 0;
+            MPI_Test(&im->req[i], &done, MPI_STATUS_IGNORE);
+            if (done)
+                im->used[i] = 2; /* finished; wait() only releases the slot */
+        }
+    return BF_OK;
+}
+
+static bf_status wait_req(const bf_comm *c, int req, bf_error *err)
+{
+    mpi_impl *im = c->impl;
+    if (req < 0 || req >= MAX_REQ || !im->used[req])
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: no reduction %d in flight", req);
+    int rc = im->used[req] == 2 ? MPI_SUCCESS : MPI_Wait(&im->req[req], MPI_STATUS_IGNORE);
+    im->used[req] = 0;
+    return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Wait", err);
+}
+
+static bf_status allreduce_sum_f64(const bf_comm *c, double *buf, int n, bf_error *err)
+{
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Allreduce", err);
+}
+
+static bf_status bcast(const bf_comm *c, void *buf, size_t bytes, int root, bf_error *err)
+{
+    if (bytes > INT32_MAX)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: a broadcast of %zu bytes is too large",
+                            bytes);
+    int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Bcast", err);
+}
+
+int bf_dist_launched(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
+}
+
+bf_status bf_dist_init(int *argc, char ***argv, bf_error *err)
+{
+    if (g_inited || !bf_dist_launched())
+        return BF_OK;
+    int provided = 0;
+    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS)
+        return bf_error_set(err, BF_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    g_world = (bf_comm){.impl = &g_impl, .iallreduce_sum_f32 = iallreduce_sum_f32,
+                        .wait = wait_req, .allreduce_sum_f64 = allreduce_sum_f64,
+                        .bcast = bcast};
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_world.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_world.size);
+    g_inited = 1;
+    return BF_OK;
+}
+
+const bf_comm *bf_dist_world(void)
+{
+    return g_inited ? &g_world : NULL;
+}
+
+void bf_dist_finalize(void)
+{
+    if (g_inited)
+        MPI_Finalize();
+    g_inited = 0;
+}
