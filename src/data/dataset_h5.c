@@ -3,8 +3,12 @@
  * temporary file renamed into place, so a failed or interrupted write leaves
  * no partial file. HDF5's own error printing is off; messages name the file
  * and the dataset or attribute. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/data_internal.h"
 
@@ -216,6 +220,40 @@ bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout l
     return bf_dataset_write_h5_c(d, path, layout, NULL, 0, err);
 }
 
+/* A killed `sample` leaves PATH.tmp.PID (bf_atomic_begin's name): the next run
+ * for the same PATH removes those whose process is gone on this machine, so
+ * repeated kills of a long run cannot fill the disk. A live PID's file is kept
+ * (another run may be writing it). */
+static void remove_stale_temps(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    size_t nb = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, nb) != 0 || strncmp(name + nb, ".tmp.", 5) != 0)
+            continue;
+        char *end = NULL;
+        long pid = strtol(name + nb + 5, &end, 10);
+        if (pid <= 0 || *end != 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        unlink(full);
+    }
+    closedir(d);
+}
+
 static bf_status rows_from_sim(void *user, long row0, long nrows, float *out, bf_error *err)
 {
     return bf_sim_rows_run(user, row0, nrows, out, err);
@@ -236,6 +274,7 @@ bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const c
         return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
     if (threads == 0)
         threads = bf_default_threads();
+    remove_stale_temps(path);
     bf_status st = bf_dataset_draw_cells(cfg, &cells, &class_index, &n, err);
     if (st == BF_OK)
         st = bf_sim_rows_begin(cfg, cells, class_index, n, threads, &hdr, &ctx, err);
