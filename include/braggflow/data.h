@@ -327,6 +327,13 @@ bf_status bf_peaks_config_parse(const char *text, const char *name, bf_peaks_con
  * stream (seed, i), so the result does not depend on the thread count. */
 bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patches *out,
                               bf_error *err);
+/* `sample-peaks` streamed: simulates blocks of 8 HDF5 chunks of patches and
+ * writes each into the open temporary file before the next, so memory holds one
+ * block; renamed into place when complete. Byte-identical to bf_patches_simulate
+ * then bf_patches_write_h5, whatever the thread count. *neighbours (may be NULL):
+ * patches with a neighbour. */
+bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const char *path,
+                               long *neighbours, bf_error *err);
 
 /* BraggNN's own files (DESIGN §7): frames (n_frames, H, W) float32 and peak_fidx,
  * peak_row, peak_col, npeaks, deviations. Keeps the rows BraggNN trains on

@@ -17,6 +17,14 @@ void bf_peaks_config_format(const bf_peaks_config *cfg, char *out, size_t outsz)
  * 0 for lambda <= 0 or NaN. */
 double bf_poisson_draw(bf_rng *rng, double lambda);
 
+/* sample-peaks by blocks (data/patches_sim.c): arrays for n simulated patches
+ * with cfg's provenance; then patches row0.. row0+n-1 into them (patch i from
+ * RNG stream i, whatever the block). */
+bf_status bf_patches_alloc_rows(const bf_peaks_config *cfg, long n, bf_patches *out,
+                                bf_error *err);
+bf_status bf_patches_simulate_rows(const bf_peaks_config *cfg, long row0, long n, int threads,
+                                   bf_patches *out, bf_progress *prog, bf_error *err);
+
 /* ---- dataset simulation by blocks of rows (data/dataset.c) ------------------------ */
 /* Every class's simulator, ready to simulate any rows of cells[0..n). */
 typedef struct {

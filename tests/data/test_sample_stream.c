@@ -192,3 +192,38 @@ BF_TEST(test_streaming_memory_stays_at_a_block_as_the_count_grows)
     /* cells and labels (52 bytes a pattern, 1.2 MiB) are held whole */
     CHECK_MSG(big - small < in_memory_growth_kib / 4, "grew %ld KiB", big - small);
 }
+
+BF_TEST(test_streamed_patch_file_is_the_in_memory_one_for_any_threads)
+{
+    /* 11 x 11 patches: 2,166-patch chunks, 17,328-patch blocks; 20,000 is two blocks */
+    static bf_peaks_config cfg;
+    bf_peaks_config_defaults(&cfg);
+    cfg.count = 20000;
+    cfg.seed = 3;
+    bf_error err = {0};
+    char p1[4200], p2[4200], pm[4200];
+    tmp_path(p1, sizeof p1, "peaks-t1.h5");
+    tmp_path(p2, sizeof p2, "peaks-t2.h5");
+    tmp_path(pm, sizeof pm, "peaks-mem.h5");
+    long nb1 = -1, nb2 = -1;
+    CHECK_MSG(bf_patches_sample_h5(&cfg, 1, p1, &nb1, &err) == BF_OK, "%s", err.msg);
+    CHECK_MSG(bf_patches_sample_h5(&cfg, 2, p2, &nb2, &err) == BF_OK, "%s", err.msg);
+    CHECK_MSG(same_bytes(p1, p2), "sample-peaks: --threads 1 and 2 files differ");
+    bf_patches p, back;
+    CHECK_MSG(bf_patches_simulate(&cfg, 2, &p, &err) == BF_OK, "%s", err.msg);
+    CHECK_MSG(bf_patches_write_h5(&p, pm, &err) == BF_OK, "%s", err.msg);
+    CHECK_MSG(same_bytes(p1, pm), "sample-peaks: streamed and in-memory files differ");
+    long nb = 0;
+    for (long i = 0; i < p.n; i++)
+        nb += p.neighbour[i];
+    CHECK(nb1 == nb && nb2 == nb && nb > 0);
+    CHECK_MSG(bf_patches_read_h5(p1, &back, &err) == BF_OK, "%s", err.msg);
+    CHECK(back.n == 20000 && back.size == 11 && back.neighbour_peak);
+    CHECK(memcmp(back.patches, p.patches, sizeof(float) * 121 * 20000) == 0);
+    CHECK(memcmp(back.peak, p.peak, sizeof(bf_peak2d) * 20000) == 0);
+    bf_patches_free(&p);
+    bf_patches_free(&back);
+    remove(p1);
+    remove(p2);
+    remove(pm);
+}
