@@ -160,18 +160,60 @@ void bf_dataset_free(bf_dataset *d);
  * its own provenance fields. */
 bf_status bf_dataset_append(bf_dataset *dst, const bf_dataset *src, bf_error *err);
 
+/* How `patterns` (and the seed layout's `histograms`) are compressed: HDF5
+ * chunks of about 1 MiB of whole rows, byte shuffle (optional) then deflate at
+ * deflate_level (0: stored uncompressed). threaded = 1 deflates the chunks on the
+ * simulation threads (zlib) and stores them with H5Dwrite_chunk: the same bytes
+ * as HDF5's filter pipeline, which deflates on the writing thread alone. rle = 1
+ * (threaded only) uses zlib's run-length strategy: still a deflate stream that
+ * every HDF5 reader inflates, half the time of level 1 here, not the pipeline's
+ * bytes. README "HDF5 layouts" has the measured cost of each choice. */
+typedef struct {
+    int deflate_level;                /* 0..9 */
+    int shuffle;                      /* 0 or 1 */
+    int threaded;                     /* 0 or 1 */
+    int rle;                          /* 0 or 1, with threaded */
+} bf_dataset_compression;
+/* The default, chosen by bench/sample_write.c's numbers (README). */
+bf_dataset_compression bf_dataset_compression_default(void);
+
+/* What bf_dataset_sample_h5 did: the wall time spent simulating and writing. */
+typedef struct {
+    long n;
+    int length;
+    long block_rows;                  /* patterns simulated and written per block */
+    double simulate_s, write_s, total_s;
+} bf_sample_stats;
+
+/* `sample` streamed: draws every class's cells as bf_dataset_simulate does, then
+ * simulates blocks of block_rows patterns (a fixed number of HDF5 chunks) and
+ * writes each into the open temporary file before the next is simulated, so the
+ * patterns held in memory are one block, not the dataset (cells and labels,
+ * 52 bytes a pattern, are held whole). Renamed into place only when complete;
+ * a failure or a kill leaves no file at `path` (a killed run leaves
+ * PATH.tmp.PID). The file is byte-identical to bf_dataset_simulate followed by
+ * bf_dataset_write_h5 with the same compression, whatever `threads`.
+ * comp NULL: the default. stats may be NULL. */
+bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const char *path,
+                               const bf_dataset_compression *comp, bf_sample_stats *stats,
+                               bf_error *err);
+
 /* Writes atomically (temp file + fsync + rename). braggflow layout:
  *   patterns (N, L) float32, tof_us (L) float64, cell (N, 6) float64,
  *   label (N) int32; root attributes version, seed (uint64), sampler,
  *   class_names (1-D array of variable-length strings, config order),
  *   class_labels (int32, same order), instprm_sha256, cif_sha256 (1-D array of
  *   strings, one per class), config (the INI text). Patterns are chunked by
- *   rows with shuffle + deflate(1).
+ *   rows (~1 MiB a chunk) with shuffle + deflate (bf_dataset_compression_default).
  * seed layout (the seed workflow): histograms (N, 2, L) float64 with rows
  *   TOF and intensity, parameters (N, 3) = a, c, alpha (c = a for cubic and
  *   trigonal, alpha = 90 for right-angled cells), label (N) int32. */
 bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout layout,
                               bf_error *err);
+/* Same with the given compression (NULL: the default); threads compress when
+ * comp->threaded (0 = all cores). */
+bf_status bf_dataset_write_h5_c(const bf_dataset *d, const char *path, bf_layout layout,
+                                const bf_dataset_compression *comp, int threads, bf_error *err);
 /* Reads either layout (detected from the datasets present). The seed layout's
  * cells are rebuilt as (a, a, c, alpha, alpha, alpha), exact for the three
  * built-in classes; attributes absent from a file are left empty (class names
@@ -285,6 +327,13 @@ bf_status bf_peaks_config_parse(const char *text, const char *name, bf_peaks_con
  * stream (seed, i), so the result does not depend on the thread count. */
 bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patches *out,
                               bf_error *err);
+/* `sample-peaks` streamed: simulates blocks of 8 HDF5 chunks of patches and
+ * writes each into the open temporary file before the next, so memory holds one
+ * block; renamed into place when complete. Byte-identical to bf_patches_simulate
+ * then bf_patches_write_h5, whatever the thread count. *neighbours (may be NULL):
+ * patches with a neighbour. */
+bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const char *path,
+                               long *neighbours, bf_error *err);
 
 /* BraggNN's own files (DESIGN §7): frames (n_frames, H, W) float32 and peak_fidx,
  * peak_row, peak_col, npeaks, deviations. Keeps the rows BraggNN trains on

@@ -82,7 +82,6 @@ int cmd_sample_peaks(int argc, char **argv)
 
     bf_error err = {0};
     bf_peaks_config *cfg = calloc(1, sizeof *cfg);
-    bf_patches p = {0};
     bf_status st = cfg ? BF_OK : bf_error_set(&err, BF_ERR_NOMEM, "out of memory");
     if (st == BF_OK) {
         if (config)
@@ -101,22 +100,17 @@ int cmd_sample_peaks(int argc, char **argv)
         bf_atomic_abort(&probe);
     }
     if (st == BF_OK) {
+        /* streamed: each block of patches is written before the next is simulated */
         double t0 = bf_now_seconds();
-        st = bf_patches_simulate(cfg, (int)threads, &p, &err);
+        long nb = 0;
+        st = bf_patches_sample_h5(cfg, (int)threads, out, &nb, &err);
         double dt = bf_now_seconds() - t0;
         if (st == BF_OK)
-            st = bf_patches_write_h5(&p, out, &err);
-        if (st == BF_OK) {
-            long nb = 0;
-            for (long i = 0; i < p.n; i++)
-                nb += p.neighbour[i];
             fprintf(stderr,
                     "braggflow sample-peaks: %ld patches of %d x %d (%ld with a neighbour) -> %s "
                     "(%.2f s)\n",
-                    p.n, p.size, p.size, nb, out, dt);
-        }
+                    cfg->count, cfg->size, cfg->size, nb, out, dt);
     }
-    bf_patches_free(&p);
     free(cfg);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);
 }

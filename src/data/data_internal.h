@@ -17,6 +17,43 @@ void bf_peaks_config_format(const bf_peaks_config *cfg, char *out, size_t outsz)
  * 0 for lambda <= 0 or NaN. */
 double bf_poisson_draw(bf_rng *rng, double lambda);
 
+/* sample-peaks by blocks (data/patches_sim.c): arrays for n simulated patches
+ * with cfg's provenance; then patches row0.. row0+n-1 into them (patch i from
+ * RNG stream i, whatever the block). */
+bf_status bf_patches_alloc_rows(const bf_peaks_config *cfg, long n, bf_patches *out,
+                                bf_error *err);
+bf_status bf_patches_simulate_rows(const bf_peaks_config *cfg, long row0, long n, int threads,
+                                   bf_patches *out, bf_progress *prog, bf_error *err);
+
+/* ---- dataset simulation by blocks of rows (data/dataset.c) ------------------------ */
+/* Every class's simulator, ready to simulate any rows of cells[0..n). */
+typedef struct {
+    const bf_sample_config *cfg;
+    const bf_cell *cells;             /* borrowed, [n] */
+    const int32_t *class_index;       /* borrowed, [n] */
+    long n;
+    int length, threads;
+    bf_powder_sim *sim[BF_MAX_CLASSES];
+    bf_crystal crystal[BF_MAX_CLASSES];
+    int have_crystal[BF_MAX_CLASSES];
+    bf_progress prog;
+    int progress_on;
+} bf_sim_rows;
+
+/* Validates, fills hdr with everything but patterns (n, length, tof_us, cells,
+ * labels, provenance; the sampler is left empty) and prepares the simulators.
+ * On failure hdr is freed and *out is NULL. */
+bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
+                            const int32_t *class_index, long n, int threads, bf_dataset *hdr,
+                            bf_sim_rows **out, bf_error *err);
+/* Patterns of rows [row0, row0 + nrows) into patterns (nrows x length). */
+bf_status bf_sim_rows_run(bf_sim_rows *ctx, long row0, long nrows, float *patterns,
+                          bf_error *err);
+void bf_sim_rows_end(bf_sim_rows *ctx);
+/* The configuration's cells (every class, in order) and each one's class index. */
+bf_status bf_dataset_draw_cells(const bf_sample_config *cfg, bf_cell **cells,
+                                int32_t **class_index, long *n, bf_error *err);
+
 /* ---- HDF5 (data/h5_util.c) ---------------------------------------------------- */
 #define BF_H5_CHUNK_BYTES (1u << 20) /* ~1 MiB chunks: good compression, cheap row reads */
 
@@ -41,6 +78,41 @@ void bf_h5_close(hid_t *id, herr_t (*closer)(hid_t));
 bf_status bf_h5_create_dataset(hid_t file, const char *path, const char *name, hid_t ftype,
                                int rank, const hsize_t *dims, size_t row_bytes, hid_t *out,
                                bf_error *err);
+/* Same, with the given compression for the chunked case (NULL: the default,
+ * bf_dataset_compression_default()). */
+bf_status bf_h5_create_dataset_c(hid_t file, const char *path, const char *name, hid_t ftype,
+                                 int rank, const hsize_t *dims, size_t row_bytes,
+                                 const bf_dataset_compression *comp, hid_t *out, bf_error *err);
+/* Rows of a chunked dataset written block by block (dataset_h5.c streams `sample`
+ * through it). Chunks are row_bytes-wide slabs of chunk_rows rows; with
+ * comp->threaded the chunks of a block are shuffled and deflated on OpenMP threads
+ * (zlib compress2, as HDF5's own deflate filter calls it) and stored in row order
+ * with H5Dwrite_chunk, otherwise HDF5's filter pipeline compresses them on this
+ * thread; comp->rle: zlib's Z_RLE strategy (direct writes only). Either way the
+ * file's bytes depend only on the rows, the compression and the block size,
+ * never on the thread count. */
+typedef struct {
+    hid_t ds;
+    const char *path, *name;
+    hid_t mtype;
+    int rank;
+    hsize_t dims[3];
+    hsize_t chunk_rows;
+    size_t row_bytes;                 /* bytes of one row in the file (== in memory) */
+    bf_dataset_compression comp;
+    int direct;                       /* 1: H5Dwrite_chunk of our own deflated chunks */
+} bf_h5_rows;
+
+bf_status bf_h5_rows_create(hid_t file, const char *path, const char *name, hid_t ftype,
+                            hid_t mtype, int rank, const hsize_t *dims,
+                            const bf_dataset_compression *comp, bf_h5_rows *w, bf_error *err);
+/* Writes rows [row0, row0 + nrows) from buf (mtype, row-major). With direct
+ * chunk writes row0 must be a multiple of chunk_rows and nrows too unless the
+ * block ends the dataset. threads: compression threads (direct writes only). */
+bf_status bf_h5_rows_write(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const void *buf,
+                           int threads, bf_error *err);
+void bf_h5_rows_close(bf_h5_rows *w);
+
 /* Creates and writes a whole dataset (nothing written when dims[0] is 0). */
 bf_status bf_h5_write_whole(hid_t file, const char *path, const char *name, hid_t ftype,
                             hid_t mtype, int rank, const hsize_t *dims, size_t row_bytes,

@@ -1,11 +1,12 @@
 /* data/dataset.c — draws every class's cells (or takes given ones, as active
  * learning proposes them) and simulates their patterns on OpenMP threads. Sample i's cell comes from its own RNG stream and its
  * pattern from a thread-safe simulator, so the dataset is bitwise the same for
- * any thread count. */
-#include "braggflow/data.h"
-
+ * any thread count. bf_sim_rows simulates any block of rows on its own, so that
+ * `sample` can write each block before simulating the next (dataset_h5.c). */
 #include <stdlib.h>
 #include <string.h>
+
+#include "data/data_internal.h"
 
 void bf_dataset_free(bf_dataset *d)
 {
@@ -47,74 +48,15 @@ static long class_count(const bf_sample_config *cfg, const bf_class_spec *cls, b
     return n;
 }
 
-/* Simulates the n samples rows[0..n) of one class: cell cells[rows[i]] into
- * pattern row rows[i]. On failure err gets the lowest failing sample's
- * message, whatever the schedule. */
-static bf_status simulate_class(const bf_powder_sim *sim, const bf_class_spec *cls,
-                                const bf_cell *cells, const long *rows, long n, int length,
-                                int threads, float *patterns, bf_progress *prog, bf_error *err)
+bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
+                            const int32_t *class_index, long n, int threads, bf_dataset *hdr,
+                            bf_sim_rows **out, bf_error *err)
 {
-    long first_bad = -1;
-    bf_error bad_err = {0};
-    bf_cell bad_cell = {0};
-
-#pragma omp parallel num_threads(threads)
-    {
-        double *y = malloc((size_t)length * sizeof *y);
-#pragma omp for schedule(dynamic)
-        for (long i = 0; i < n; i++) {
-            long fb;
-#pragma omp atomic read
-            fb = first_bad;
-            if (fb >= 0 && i > fb)
-                continue; /* a lower sample already failed: this one cannot be reported */
-            bf_error e = {0};
-            bf_status st = y ? bf_powder_sim_pattern(sim, &cells[rows[i]], y, &e)
-                             : bf_error_set(&e, BF_ERR_NOMEM, "out of memory");
-            if (st != BF_OK) {
-#pragma omp critical(bf_dataset_first_error)
-                {
-                    if (first_bad < 0 || i < first_bad) {
-                        bad_err = e;
-                        bad_cell = cells[rows[i]];
-#pragma omp atomic write
-                        first_bad = i;
-                    }
-                }
-                continue;
-            }
-            float *row = patterns + (size_t)rows[i] * (size_t)length;
-            for (int j = 0; j < length; j++)
-                row[j] = (float)y[j];
-            bf_progress_add(prog, 1);
-        }
-        free(y);
-    }
-
-    if (first_bad < 0)
-        return BF_OK;
-    if (bad_err.code == BF_OK)
-        bad_err.code = BF_ERR_INVALID;
-    return bf_error_set(err, bad_err.code,
-                        "class %s, sample %ld, cell a=%.6g b=%.6g c=%.6g alpha=%.6g beta=%.6g "
-                        "gamma=%.6g: %s",
-                        cls->name, rows[first_bad], bad_cell.a, bad_cell.b, bad_cell.c, bad_cell.alpha,
-                        bad_cell.beta, bad_cell.gamma, bad_err.msg);
-}
-
-bf_status bf_dataset_simulate_cells(const bf_sample_config *cfg, const bf_cell *cells,
-                                   const int32_t *class_index, long n, int threads,
-                                   bf_dataset *out, bf_error *err)
-{
-    memset(out, 0, sizeof *out);
+    memset(hdr, 0, sizeof *hdr);
+    *out = NULL;
     bf_status st = BF_OK;
     bf_instrument inst;
-    bf_crystal crystal;
-    int have_crystal = 0;
-    bf_powder_sim *sim = NULL;
-    long *rows = NULL;
-    bf_progress prog;
-    int progress_on = 0;
+    bf_sim_rows *ctx = NULL;
 
     if (threads < 0)
         return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
@@ -131,107 +73,190 @@ bf_status bf_dataset_simulate_cells(const bf_sample_config *cfg, const bf_cell *
             return bf_error_set(err, BF_ERR_INVALID, "sample %ld: class index %d (expected "
                                 "0..%d)", i, (int)class_index[i], cfg->n_classes - 1);
 
-    out->n = n;
-    out->n_classes = cfg->n_classes;
-    out->seed = cfg->seed;
-    snprintf(out->config_text, sizeof out->config_text, "%s", cfg->config_text);
-    out->cells = malloc((size_t)n * 6 * sizeof *out->cells);
-    out->labels = malloc((size_t)n * sizeof *out->labels);
-    rows = malloc((size_t)n * sizeof *rows);
-    if (!out->cells || !out->labels || !rows) {
+    ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    ctx->cfg = cfg;
+    ctx->cells = cells;
+    ctx->class_index = class_index;
+    ctx->n = n;
+    ctx->threads = threads;
+    hdr->n = n;
+    hdr->n_classes = cfg->n_classes;
+    hdr->seed = cfg->seed;
+    snprintf(hdr->config_text, sizeof hdr->config_text, "%s", cfg->config_text);
+    hdr->cells = malloc((size_t)n * 6 * sizeof *hdr->cells);
+    hdr->labels = malloc((size_t)n * sizeof *hdr->labels);
+    if (!hdr->cells || !hdr->labels) {
         st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld samples", n);
         goto done;
     }
     for (long i = 0; i < n; i++) {
-        double *row = out->cells + (size_t)i * 6;
+        double *row = hdr->cells + (size_t)i * 6;
         row[0] = cells[i].a;
         row[1] = cells[i].b;
         row[2] = cells[i].c;
         row[3] = cells[i].alpha;
         row[4] = cells[i].beta;
         row[5] = cells[i].gamma;
-        out->labels[i] = cfg->classes[class_index[i]].label;
+        hdr->labels[i] = cfg->classes[class_index[i]].label;
     }
 
     st = bf_instrument_read(cfg->instprm_path, &inst, err);
     if (st == BF_OK)
-        st = bf_sha256_file_hex(cfg->instprm_path, out->instprm_sha256, err);
+        st = bf_sha256_file_hex(cfg->instprm_path, hdr->instprm_sha256, err);
     if (st != BF_OK)
         goto done;
 
-    bf_progress_begin(&prog, "simulate", (uint64_t)n);
-    progress_on = 1;
+    /* Every class's simulator at once: a block of rows may hold several classes. */
     for (int k = 0; k < cfg->n_classes; k++) {
         const bf_class_spec *cls = &cfg->classes[k];
-        snprintf(out->class_names[k], sizeof out->class_names[k], "%s", cls->name);
-        out->class_labels[k] = cls->label;
-        long count = 0;
-        for (long i = 0; i < n; i++)
-            if (class_index[i] == k)
-                rows[count++] = i;
-        st = bf_sha256_file_hex(cls->cif_path, out->cif_sha256[k], err);
+        snprintf(hdr->class_names[k], sizeof hdr->class_names[k], "%s", cls->name);
+        hdr->class_labels[k] = cls->label;
+        st = bf_sha256_file_hex(cls->cif_path, hdr->cif_sha256[k], err);
         if (st == BF_OK)
-            st = bf_crystal_read_cif(cls->cif_path, &crystal, err);
+            st = bf_crystal_read_cif(cls->cif_path, &ctx->crystal[k], err);
         if (st != BF_OK) {
             bf_error_prefix(err, "class %s", cls->name);
             goto done;
         }
-        have_crystal = 1;
-        st = bf_powder_sim_create(&crystal, &inst, &cfg->sample, &cfg->grid,
-                                  class_max_length_A(cls), &sim, err);
+        ctx->have_crystal[k] = 1;
+        st = bf_powder_sim_create(&ctx->crystal[k], &inst, &cfg->sample, &cfg->grid,
+                                  class_max_length_A(cls), &ctx->sim[k], err);
         if (st != BF_OK) {
             bf_error_prefix(err, "class %s", cls->name);
             goto done;
         }
-        const bf_tof_grid *grid = bf_powder_sim_grid(sim);
-        if (out->length == 0) {
+        const bf_tof_grid *grid = bf_powder_sim_grid(ctx->sim[k]);
+        if (hdr->length == 0) {
             /* Same instrument and grid spec for every class: one TOF axis. */
-            out->length = grid->n;
-            out->tof_us = malloc((size_t)grid->n * sizeof *out->tof_us);
-            out->patterns = malloc((size_t)n * (size_t)grid->n * sizeof *out->patterns);
-            if (!out->tof_us || !out->patterns) {
-                st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld x %d patterns", n,
-                                  grid->n);
+            hdr->length = grid->n;
+            hdr->tof_us = malloc((size_t)grid->n * sizeof *hdr->tof_us);
+            if (!hdr->tof_us) {
+                st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %d points", grid->n);
                 goto done;
             }
-            memcpy(out->tof_us, grid->tof_us, (size_t)grid->n * sizeof *out->tof_us);
-        } else if (grid->n != out->length) {
+            memcpy(hdr->tof_us, grid->tof_us, (size_t)grid->n * sizeof *hdr->tof_us);
+        } else if (grid->n != hdr->length) {
             st = bf_error_set(err, BF_ERR_INVALID, "class %s: TOF grid has %d points, not %d",
-                              cls->name, grid->n, out->length);
+                              cls->name, grid->n, hdr->length);
             goto done;
         }
-        if (count > 0)
-            st = simulate_class(sim, cls, cells, rows, count, out->length, threads, out->patterns,
-                                &prog, err);
-        if (st != BF_OK)
-            goto done;
-        bf_powder_sim_destroy(sim);
-        sim = NULL;
-        bf_crystal_free(&crystal);
-        have_crystal = 0;
     }
+    ctx->length = hdr->length;
+    bf_progress_begin(&ctx->prog, "simulate", (uint64_t)n);
+    ctx->progress_on = 1;
 
 done:
-    if (progress_on)
-        bf_progress_end(&prog);
-    if (sim)
-        bf_powder_sim_destroy(sim);
-    if (have_crystal)
-        bf_crystal_free(&crystal);
-    free(rows);
+    if (st != BF_OK) {
+        bf_sim_rows_end(ctx);
+        bf_dataset_free(hdr);
+        return st;
+    }
+    *out = ctx;
+    return BF_OK;
+}
+
+void bf_sim_rows_end(bf_sim_rows *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->progress_on)
+        bf_progress_end(&ctx->prog);
+    for (int k = 0; k < BF_MAX_CLASSES; k++) {
+        if (ctx->sim[k])
+            bf_powder_sim_destroy(ctx->sim[k]);
+        if (ctx->have_crystal[k])
+            bf_crystal_free(&ctx->crystal[k]);
+    }
+    free(ctx);
+}
+
+/* Samples [row0, row0 + nrows) into patterns[0 .. nrows * length) on the
+ * context's threads. On failure err gets the lowest failing sample's message,
+ * whatever the schedule. */
+bf_status bf_sim_rows_run(bf_sim_rows *ctx, long row0, long nrows, float *patterns,
+                          bf_error *err)
+{
+    long first_bad = -1;
+    bf_error bad_err = {0};
+    const int length = ctx->length;
+    const bf_cell *cells = ctx->cells;
+
+#pragma omp parallel num_threads(ctx->threads)
+    {
+        double *y = malloc((size_t)length * sizeof *y);
+#pragma omp for schedule(dynamic)
+        for (long i = row0; i < row0 + nrows; i++) {
+            long fb;
+#pragma omp atomic read
+            fb = first_bad;
+            if (fb >= 0 && i > fb)
+                continue; /* a lower sample already failed: this one cannot be reported */
+            bf_error e = {0};
+            bf_status st = y ? bf_powder_sim_pattern(ctx->sim[ctx->class_index[i]], &cells[i], y, &e)
+                             : bf_error_set(&e, BF_ERR_NOMEM, "out of memory");
+            if (st != BF_OK) {
+#pragma omp critical(bf_dataset_first_error)
+                {
+                    if (first_bad < 0 || i < first_bad) {
+                        bad_err = e;
+#pragma omp atomic write
+                        first_bad = i;
+                    }
+                }
+                continue;
+            }
+            float *row = patterns + (size_t)(i - row0) * (size_t)length;
+            for (int j = 0; j < length; j++)
+                row[j] = (float)y[j];
+            bf_progress_add(&ctx->prog, 1);
+        }
+        free(y);
+    }
+
+    if (first_bad < 0)
+        return BF_OK;
+    if (bad_err.code == BF_OK)
+        bad_err.code = BF_ERR_INVALID;
+    const bf_cell *c = &cells[first_bad];
+    return bf_error_set(err, bad_err.code,
+                        "class %s, sample %ld, cell a=%.6g b=%.6g c=%.6g alpha=%.6g beta=%.6g "
+                        "gamma=%.6g: %s",
+                        ctx->cfg->classes[ctx->class_index[first_bad]].name, first_bad, c->a, c->b,
+                        c->c, c->alpha, c->beta, c->gamma, bad_err.msg);
+}
+
+bf_status bf_dataset_simulate_cells(const bf_sample_config *cfg, const bf_cell *cells,
+                                   const int32_t *class_index, long n, int threads,
+                                   bf_dataset *out, bf_error *err)
+{
+    bf_sim_rows *ctx = NULL;
+    bf_status st = bf_sim_rows_begin(cfg, cells, class_index, n, threads, out, &ctx, err);
+    if (st != BF_OK)
+        return st;
+    out->patterns = malloc((size_t)n * (size_t)out->length * sizeof *out->patterns);
+    if (!out->patterns)
+        st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %ld x %d patterns", n,
+                          out->length);
+    if (st == BF_OK)
+        st = bf_sim_rows_run(ctx, 0, n, out->patterns, err);
+    bf_sim_rows_end(ctx);
     if (st != BF_OK)
         bf_dataset_free(out);
     return st;
 }
 
-bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
-                              bf_error *err)
+bf_status bf_dataset_draw_cells(const bf_sample_config *cfg, bf_cell **cells_out,
+                                int32_t **class_index_out, long *n_out, bf_error *err)
 {
-    memset(out, 0, sizeof *out);
     bf_status st = BF_OK;
     bf_cell *cells = NULL;
     int32_t *class_index = NULL;
     long counts[BF_MAX_CLASSES] = {0};
+    *cells_out = NULL;
+    *class_index_out = NULL;
+    *n_out = 0;
 
     if (cfg->n_classes < 1 || cfg->n_classes > BF_MAX_CLASSES)
         return bf_error_set(err, BF_ERR_INVALID, "%s: %d classes (expected 1..%d)", cfg->path,
@@ -276,12 +301,30 @@ bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_datas
             class_index[i] = k;
         offset += counts[k];
     }
+done:
+    if (st != BF_OK) {
+        free(cells);
+        free(class_index);
+        return st;
+    }
+    *cells_out = cells;
+    *class_index_out = class_index;
+    *n_out = total;
+    return BF_OK;
+}
+
+bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
+                              bf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    bf_cell *cells = NULL;
+    int32_t *class_index = NULL;
+    long total = 0;
+    bf_status st = bf_dataset_draw_cells(cfg, &cells, &class_index, &total, err);
     if (st == BF_OK)
         st = bf_dataset_simulate_cells(cfg, cells, class_index, total, threads, out, err);
     if (st == BF_OK)
         snprintf(out->sampler, sizeof out->sampler, "%s", bf_sampler_name(cfg->sampler));
-
-done:
     free(cells);
     free(class_index);
     return st;

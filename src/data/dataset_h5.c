@@ -3,8 +3,12 @@
  * temporary file renamed into place, so a failed or interrupted write leaves
  * no partial file. HDF5's own error printing is off; messages name the file
  * and the dataset or attribute. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/data_internal.h"
 
@@ -46,109 +50,139 @@ static bf_status write_attrs(hid_t file, const bf_dataset *d, const char *path, 
     return st;
 }
 
-/* histograms (N, 2, L) float64: rows TOF and intensity, written in blocks so
- * the float64 copy never holds more than a chunk's worth of samples. */
-static bf_status write_seed_histograms(hid_t file, const bf_dataset *d, const char *path,
-                                       bf_error *err)
+/* Patterns come block by block from a source: the in-memory dataset
+ * (bf_dataset_write_h5) or the simulator (bf_dataset_sample_h5). */
+typedef bf_status (*rows_fn)(void *user, long row0, long nrows, float *out, bf_error *err);
+
+static bf_status rows_from_memory(void *user, long row0, long nrows, float *out, bf_error *err)
 {
-    const char *name = "histograms";
-    const size_t L = (size_t)d->length;
-    hsize_t dims[3] = {(hsize_t)d->n, 2, L};
-    hid_t ds = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    double *buf = NULL;
-    bf_status st = bf_h5_create_dataset(file, path, name, H5T_IEEE_F64LE, 3, dims,
-                                  2 * L * sizeof(double), &ds, err);
-    if (st != BF_OK || d->n == 0)
-        goto done;
-    size_t block = CHUNK_BYTES / (2 * L * sizeof(double));
-    if (block < 1)
-        block = 1;
-    if (block > (size_t)d->n)
-        block = (size_t)d->n;
-    buf = malloc(block * 2 * L * sizeof *buf);
-    fspace = H5Dget_space(ds);
-    if (!buf) {
-        st = bf_error_set(err, BF_ERR_NOMEM, "%s: dataset '%s': out of memory", path, name);
-        goto done;
-    }
-    for (size_t i0 = 0; i0 < (size_t)d->n; i0 += block) {
-        size_t rows = (size_t)d->n - i0 < block ? (size_t)d->n - i0 : block;
-        for (size_t r = 0; r < rows; r++) {
-            double *dst = buf + r * 2 * L;
-            const float *src = d->patterns + (i0 + r) * L;
-            memcpy(dst, d->tof_us, L * sizeof *dst);
-            for (size_t j = 0; j < L; j++)
-                dst[L + j] = src[j];
-        }
-        hsize_t start[3] = {i0, 0, 0}, count[3] = {rows, 2, L};
-        bf_h5_close(&mspace, H5Sclose);
-        mspace = H5Screate_simple(3, count, NULL);
-        if (fspace < 0 || mspace < 0 ||
-            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-            H5Dwrite(ds, H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, buf) < 0) {
-            st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot write");
-            goto done;
-        }
-    }
-done:
-    free(buf);
-    bf_h5_close(&mspace, H5Sclose);
-    bf_h5_close(&fspace, H5Sclose);
-    bf_h5_close(&ds, H5Dclose);
-    return st;
+    const bf_dataset *d = user;
+    memcpy(out, d->patterns + (size_t)row0 * (size_t)d->length,
+           (size_t)nrows * (size_t)d->length * sizeof *out);
+    return BF_OK;
 }
 
-static bf_status write_layout(hid_t file, const bf_dataset *d, const char *path, bf_layout layout,
-                              bf_error *err)
+/* Chunks per block: a block of ~8 MiB keeps every thread busy and memory small. */
+#define BLOCK_CHUNKS 8
+
+/* Writes the layout with the patterns streamed: the small datasets first, then
+ * the patterns (or the seed layout's histograms) block by block, then the
+ * attributes. hdr holds everything but the patterns. */
+static bf_status write_streamed(hid_t file, const bf_dataset *hdr, const char *path,
+                                bf_layout layout, const bf_dataset_compression *comp,
+                                int threads, rows_fn fill, void *user, bf_sample_stats *stats,
+                                bf_error *err)
 {
-    const hsize_t N = (hsize_t)d->n, L = (hsize_t)d->length;
+    const hsize_t N = (hsize_t)hdr->n, L = (hsize_t)hdr->length;
+    const int seed = layout == BF_LAYOUT_SEED;
     bf_status st = BF_OK;
-    if (layout == BF_LAYOUT_BRAGGFLOW) {
+    bf_h5_rows w;
+    float *block = NULL;
+    double *wide = NULL, *params = NULL;
+    double t_write = 0, t_sim = 0, t0 = bf_now_seconds();
+
+    if (!seed) {
         hsize_t pdims[2] = {N, L}, tdims[1] = {L}, cdims[2] = {N, 6}, ldims[1] = {N};
-        st = bf_h5_write_whole(file, path, "patterns", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, pdims,
-                         (size_t)L * sizeof(float), d->patterns, err);
+        st = bf_h5_rows_create(file, path, "patterns", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, pdims,
+                               comp, &w, err);
         if (st == BF_OK)
-            st = bf_h5_write_whole(file, path, "tof_us", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, tdims, 0,
-                             d->tof_us, err);
+            st = bf_h5_write_whole(file, path, "tof_us", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1,
+                                   tdims, 0, hdr->tof_us, err);
         if (st == BF_OK)
-            st = bf_h5_write_whole(file, path, "cell", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, cdims, 0,
-                             d->cells, err);
+            st = bf_h5_write_whole(file, path, "cell", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, cdims,
+                                   0, hdr->cells, err);
         if (st == BF_OK)
-            st = bf_h5_write_whole(file, path, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, ldims, 0,
-                             d->labels, err);
-        return st;
+            st = bf_h5_write_whole(file, path, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, ldims,
+                                   0, hdr->labels, err);
+    } else {
+        /* parameters (a, c, alpha); for the built-in classes c = a in cubic and
+         * trigonal cells and alpha = 90 in right-angled ones already. */
+        hsize_t hdims[3] = {N, 2, L}, pdims[2] = {N, 3}, ldims[1] = {N};
+        st = bf_h5_rows_create(file, path, "histograms", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3,
+                               hdims, comp, &w, err);
+        params = malloc((size_t)(N ? N : 1) * 3 * sizeof *params);
+        if (st == BF_OK && !params)
+            st = bf_error_set(err, BF_ERR_NOMEM, "%s: dataset 'parameters': out of memory", path);
+        for (size_t i = 0; st == BF_OK && i < (size_t)N; i++) {
+            params[3 * i + 0] = hdr->cells[6 * i + BF_P_A];
+            params[3 * i + 1] = hdr->cells[6 * i + BF_P_C];
+            params[3 * i + 2] = hdr->cells[6 * i + BF_P_ALPHA];
+        }
+        if (st == BF_OK)
+            st = bf_h5_write_whole(file, path, "parameters", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2,
+                                   pdims, 0, params, err);
+        if (st == BF_OK)
+            st = bf_h5_write_whole(file, path, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, ldims,
+                                   0, hdr->labels, err);
     }
-    /* seed layout: parameters (a, c, alpha); for the built-in classes c = a
-     * in cubic and trigonal cells and alpha = 90 in right-angled ones already. */
-    double *params = malloc((size_t)(N ? N : 1) * 3 * sizeof *params);
-    if (!params)
-        return bf_error_set(err, BF_ERR_NOMEM, "%s: dataset 'parameters': out of memory", path);
-    for (size_t i = 0; i < (size_t)N; i++) {
-        params[3 * i + 0] = d->cells[6 * i + BF_P_A];
-        params[3 * i + 1] = d->cells[6 * i + BF_P_C];
-        params[3 * i + 2] = d->cells[6 * i + BF_P_ALPHA];
+    if (st != BF_OK)
+        goto done;
+
+    /* A fixed number of chunks per block, whatever the thread count: the file's
+     * bytes do not depend on it. */
+    size_t block_rows = N > 0 ? (size_t)w.chunk_rows * BLOCK_CHUNKS : 1;
+    if (block_rows > N && N > 0)
+        block_rows = (size_t)N;
+    if (stats)
+        stats->block_rows = (long)block_rows;
+    block = malloc(block_rows * (size_t)L * sizeof *block);
+    if (seed)
+        wide = malloc(block_rows * 2 * (size_t)L * sizeof *wide);
+    if (!block || (seed && !wide)) {
+        st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %zu x %llu patterns", path,
+                          block_rows, (unsigned long long)L);
+        goto done;
     }
-    hsize_t pdims[2] = {N, 3}, ldims[1] = {N};
-    st = write_seed_histograms(file, d, path, err);
-    if (st == BF_OK)
-        st = bf_h5_write_whole(file, path, "parameters", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, pdims, 0,
-                         params, err);
-    if (st == BF_OK)
-        st = bf_h5_write_whole(file, path, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, ldims, 0,
-                         d->labels, err);
+    t_write += bf_now_seconds() - t0;
+    for (size_t i0 = 0; i0 < (size_t)N; i0 += block_rows) {
+        size_t rows = (size_t)N - i0 < block_rows ? (size_t)N - i0 : block_rows;
+        double t1 = bf_now_seconds();
+        st = fill(user, (long)i0, (long)rows, block, err);
+        double t2 = bf_now_seconds();
+        t_sim += t2 - t1;
+        if (st != BF_OK)
+            goto done;
+        const void *src = block;
+        if (seed) {
+            for (size_t r = 0; r < rows; r++) {
+                double *dst = wide + r * 2 * L;
+                const float *p = block + r * L;
+                memcpy(dst, hdr->tof_us, (size_t)L * sizeof *dst);
+                for (size_t j = 0; j < (size_t)L; j++)
+                    dst[L + j] = p[j];
+            }
+            src = wide;
+        }
+        st = bf_h5_rows_write(&w, i0, rows, src, threads, err);
+        t_write += bf_now_seconds() - t2;
+        if (st != BF_OK)
+            goto done;
+    }
+    t0 = bf_now_seconds();
+    bf_h5_rows_close(&w);
+    st = write_attrs(file, hdr, path, err);
+    t_write += bf_now_seconds() - t0;
+done:
+    bf_h5_rows_close(&w);
+    free(block);
+    free(wide);
     free(params);
+    if (stats) {
+        stats->simulate_s = t_sim;
+        stats->write_s = t_write;
+    }
     return st;
 }
 
-bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout layout,
-                              bf_error *err)
+static bf_status write_file(const bf_dataset *hdr, const char *path, bf_layout layout,
+                            const bf_dataset_compression *comp, int threads, rows_fn fill,
+                            void *user, bf_sample_stats *stats, bf_error *err)
 {
-    if (d->n < 0 || d->length < 1 || (d->n > 0 && (!d->patterns || !d->cells || !d->labels)) ||
-        !d->tof_us)
-        return bf_error_set(err, BF_ERR_INVALID, "%s: nothing to write (empty dataset)", path);
     if (layout != BF_LAYOUT_BRAGGFLOW && layout != BF_LAYOUT_SEED)
         return bf_error_set(err, BF_ERR_INVALID, "%s: unknown layout %d", path, (int)layout);
-
+    if (comp && (comp->deflate_level < 0 || comp->deflate_level > 9))
+        return bf_error_set(err, BF_ERR_INVALID, "%s: deflate level %d (expected 0..9)", path,
+                            comp->deflate_level);
     bf_h5_quiet quiet;
     bf_h5_quiet_begin(&quiet);
     bf_atomic_file af;
@@ -156,11 +190,12 @@ bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout l
     bf_status st = bf_h5_create_atomic(&af, path, &file, err);
     if (st != BF_OK)
         goto done;
-    st = write_layout(file, d, path, layout, err);
-    if (st == BF_OK)
-        st = write_attrs(file, d, path, err);
+    st = write_streamed(file, hdr, path, layout, comp, threads, fill, user, stats, err);
     if (st == BF_OK) {
+        double t0 = bf_now_seconds();
         st = bf_h5_commit_atomic(&af, &file, err);
+        if (stats)
+            stats->write_s += bf_now_seconds() - t0;
     } else {
         bf_h5_close(&file, H5Fclose);
         bf_atomic_abort(&af);
@@ -170,6 +205,94 @@ done:
     return st;
 }
 
+bf_status bf_dataset_write_h5_c(const bf_dataset *d, const char *path, bf_layout layout,
+                                const bf_dataset_compression *comp, int threads, bf_error *err)
+{
+    if (d->n < 0 || d->length < 1 || (d->n > 0 && (!d->patterns || !d->cells || !d->labels)) ||
+        !d->tof_us)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: nothing to write (empty dataset)", path);
+    return write_file(d, path, layout, comp, threads, rows_from_memory, (void *)d, NULL, err);
+}
+
+bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout layout,
+                              bf_error *err)
+{
+    return bf_dataset_write_h5_c(d, path, layout, NULL, 0, err);
+}
+
+/* A killed `sample` leaves PATH.tmp.PID (bf_atomic_begin's name): the next run
+ * for the same PATH removes those whose process is gone on this machine, so
+ * repeated kills of a long run cannot fill the disk. A live PID's file is kept
+ * (another run may be writing it). */
+static void remove_stale_temps(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    size_t nb = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, nb) != 0 || strncmp(name + nb, ".tmp.", 5) != 0)
+            continue;
+        char *end = NULL;
+        long pid = strtol(name + nb + 5, &end, 10);
+        if (pid <= 0 || *end != 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        unlink(full);
+    }
+    closedir(d);
+}
+
+static bf_status rows_from_sim(void *user, long row0, long nrows, float *out, bf_error *err)
+{
+    return bf_sim_rows_run(user, row0, nrows, out, err);
+}
+
+bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const char *path,
+                               const bf_dataset_compression *comp, bf_sample_stats *stats,
+                               bf_error *err)
+{
+    double t0 = bf_now_seconds();
+    bf_sample_stats local = {0};
+    bf_cell *cells = NULL;
+    int32_t *class_index = NULL;
+    long n = 0;
+    bf_sim_rows *ctx = NULL;
+    bf_dataset hdr = {0};
+    if (threads < 0)
+        return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
+    if (threads == 0)
+        threads = bf_default_threads();
+    remove_stale_temps(path);
+    bf_status st = bf_dataset_draw_cells(cfg, &cells, &class_index, &n, err);
+    if (st == BF_OK)
+        st = bf_sim_rows_begin(cfg, cells, class_index, n, threads, &hdr, &ctx, err);
+    if (st == BF_OK) {
+        snprintf(hdr.sampler, sizeof hdr.sampler, "%s", bf_sampler_name(cfg->sampler));
+        local.n = hdr.n;
+        local.length = hdr.length;
+        st = write_file(&hdr, path, cfg->layout, comp, threads, rows_from_sim, ctx, &local, err);
+    }
+    bf_sim_rows_end(ctx);
+    bf_dataset_free(&hdr);
+    free(cells);
+    free(class_index);
+    local.total_s = bf_now_seconds() - t0;
+    if (stats)
+        *stats = local;
+    return st;
+}
 
 static bf_status read_attrs(hid_t file, const char *path, bf_dataset *out, bf_error *err)
 {

@@ -49,10 +49,12 @@ typedef struct {
     size_t elem;
 } column;
 
-static bf_status write_columns(hid_t file, const bf_patches *p, const char *path, bf_error *err)
+#define N_COLUMNS 10
+
+/* p's per-patch arrays other than the patches, rows from p->... onwards. */
+static void columns_of(const bf_patches *p, column cols[N_COLUMNS])
 {
-    const hsize_t N = (hsize_t)p->n, S = (hsize_t)p->size;
-    const column cols[] = {
+    const column c[N_COLUMNS] = {
         {"centre", p->centre, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, sizeof(double)},
         {"peak", p->peak, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, BF_PEAK2D_NPARAM, sizeof(double)},
         {"background", p->background, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, BF_BG2D_NPARAM,
@@ -66,16 +68,87 @@ static bf_status write_columns(hid_t file, const bf_patches *p, const char *path
         {"npeaks", p->npeaks, H5T_STD_U16LE, H5T_NATIVE_UINT16, 0, sizeof(uint16_t)},
         {"deviation", p->deviation, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, sizeof(float)},
     };
+    memcpy(cols, c, sizeof c);
+}
+
+/* A block of rows [row0, row0 + n) as a bf_patches whose arrays start at row0. */
+typedef bf_status (*patch_rows_fn)(void *user, long row0, long n, bf_patches *view,
+                                   bf_error *err);
+
+static bf_status view_of_memory(void *user, long row0, long n, bf_patches *view, bf_error *err)
+{
+    const bf_patches *p = user;
+    const size_t r = (size_t)row0, S2 = (size_t)p->size * (size_t)p->size;
+    (void)n;
+    (void)err;
+    *view = *p;
+    view->patches = p->patches + r * S2;
+#define AT(field, k) view->field = p->field ? p->field + r * (k) : NULL
+    AT(centre, 2);
+    AT(peak, 1);
+    AT(background, 1);
+    AT(read_sigma, 1);
+    AT(neighbour, 1);
+    AT(neighbour_peak, 1);
+    AT(frame_index, 1);
+    AT(origin, 2);
+    AT(npeaks, 1);
+    AT(deviation, 1);
+#undef AT
+    return BF_OK;
+}
+
+/* Chunks of patches per block (the datasets' BLOCK_CHUNKS). */
+#define PATCH_BLOCK_CHUNKS 8
+
+/* hdr: n, size and which arrays exist (non-NULL pointers); the rows come from
+ * fill block by block, each written before the next is made. */
+static bf_status write_columns(hid_t file, const bf_patches *hdr, const char *path,
+                               patch_rows_fn fill, void *user, int threads, bf_error *err)
+{
+    const hsize_t N = (hsize_t)hdr->n, S = (hsize_t)hdr->size;
+    column cols[N_COLUMNS];
+    columns_of(hdr, cols);
+    hid_t ds[N_COLUMNS];
+    for (int k = 0; k < N_COLUMNS; k++)
+        ds[k] = H5I_INVALID_HID;
     hsize_t pdims[3] = {N, S, S};
-    bf_status st = bf_h5_write_whole(file, path, "patches", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3,
-                                     pdims, (size_t)(S * S) * sizeof(float), p->patches, err);
-    for (size_t k = 0; st == BF_OK && k < sizeof cols / sizeof cols[0]; k++) {
+    bf_h5_rows w;
+    bf_status st = bf_h5_rows_create(file, path, "patches", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3,
+                                     pdims, NULL, &w, err);
+    for (int k = 0; st == BF_OK && k < N_COLUMNS; k++) {
         if (!cols[k].data)
             continue;
         hsize_t dims[2] = {N, (hsize_t)cols[k].cols};
-        st = bf_h5_write_whole(file, path, cols[k].name, cols[k].ftype, cols[k].mtype,
-                               cols[k].cols ? 2 : 1, dims, 0, cols[k].data, err);
+        st = bf_h5_create_dataset(file, path, cols[k].name, cols[k].ftype, cols[k].cols ? 2 : 1,
+                                  dims, 0, &ds[k], err);
     }
+    const size_t block = (size_t)w.chunk_rows * PATCH_BLOCK_CHUNKS;
+    for (size_t r0 = 0; st == BF_OK && r0 < (size_t)N; r0 += block) {
+        size_t n = (size_t)N - r0 < block ? (size_t)N - r0 : block;
+        bf_patches view;
+        st = fill(user, (long)r0, (long)n, &view, err);
+        if (st == BF_OK)
+            st = bf_h5_rows_write(&w, r0, n, view.patches, threads, err);
+        column vc[N_COLUMNS];
+        columns_of(&view, vc);
+        for (int k = 0; st == BF_OK && k < N_COLUMNS; k++) {
+            if (ds[k] < 0)
+                continue;
+            int rank = cols[k].cols ? 2 : 1;
+            hsize_t start[2] = {r0, 0}, count[2] = {n, (hsize_t)cols[k].cols};
+            hid_t fspace = H5Dget_space(ds[k]), mspace = H5Screate_simple(rank, count, NULL);
+            if (!vc[k].data || fspace < 0 || mspace < 0 ||
+                H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                H5Dwrite(ds[k], cols[k].mtype, mspace, fspace, H5P_DEFAULT, vc[k].data) < 0)
+                st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", cols[k].name, "cannot write");
+            bf_h5_close(&mspace, H5Sclose);
+            bf_h5_close(&fspace, H5Sclose);
+        }
+    }
+    bf_h5_rows_close(&w);
+    for (int k = 0; k < N_COLUMNS; k++)
+        bf_h5_close(&ds[k], H5Dclose);
     return st;
 }
 
@@ -102,13 +175,14 @@ static bf_status write_attrs(hid_t file, const bf_patches *p, const char *path, 
     return st;
 }
 
-bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *err)
+static bf_status write_patches_file(const bf_patches *hdr, const char *path, patch_rows_fn fill,
+                                    void *user, int threads, bf_error *err)
 {
-    if (p->n < 1 || !p->patches)
+    if (hdr->n < 1 || !hdr->patches)
         return bf_error_set(err, BF_ERR_INVALID, "%s: nothing to write (no patches)", path);
-    if (p->size < 1 || p->size > MAX_PATCH_SIZE)
+    if (hdr->size < 1 || hdr->size > MAX_PATCH_SIZE)
         return bf_error_set(err, BF_ERR_INVALID, "%s: patch size %d is not in 1..%d", path,
-                            p->size, MAX_PATCH_SIZE);
+                            hdr->size, MAX_PATCH_SIZE);
     bf_h5_quiet quiet;
     bf_h5_quiet_begin(&quiet);
     bf_atomic_file af;
@@ -116,9 +190,9 @@ bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *e
     bf_status st = bf_h5_create_atomic(&af, path, &file, err);
     if (st != BF_OK)
         goto done;
-    st = write_columns(file, p, path, err);
+    st = write_columns(file, hdr, path, fill, user, threads, err);
     if (st == BF_OK)
-        st = write_attrs(file, p, path, err);
+        st = write_attrs(file, hdr, path, err);
     if (st == BF_OK) {
         st = bf_h5_commit_atomic(&af, &file, err);
     } else {
@@ -127,6 +201,59 @@ bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *e
     }
 done:
     bf_h5_quiet_end(&quiet);
+    return st;
+}
+
+bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *err)
+{
+    return write_patches_file(p, path, view_of_memory, (void *)p, 0, err);
+}
+
+typedef struct {
+    const bf_peaks_config *cfg;
+    int threads;
+    bf_patches block;                 /* block-sized arrays */
+    long neighbours;
+    bf_progress prog;
+} patch_sim_source;
+
+static bf_status view_of_simulation(void *user, long row0, long n, bf_patches *view,
+                                    bf_error *err)
+{
+    patch_sim_source *src = user;
+    bf_status st = bf_patches_simulate_rows(src->cfg, row0, n, src->threads, &src->block,
+                                            &src->prog, err);
+    *view = src->block;
+    for (long i = 0; st == BF_OK && i < n; i++)
+        src->neighbours += src->block.neighbour[i];
+    return st;
+}
+
+bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const char *path,
+                               long *neighbours, bf_error *err)
+{
+    if (threads < 0)
+        return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
+    if (threads == 0)
+        threads = bf_default_threads();
+    patch_sim_source src = {.cfg = cfg, .threads = threads};
+    /* one block of every array; hdr is the block with the whole count */
+    const size_t S2 = (size_t)cfg->size * (size_t)cfg->size;
+    size_t rows = (BF_H5_CHUNK_BYTES / (S2 * sizeof(float)));
+    rows = (rows < 1 ? 1 : rows) * PATCH_BLOCK_CHUNKS;
+    if (cfg->count > 0 && rows > (size_t)cfg->count)
+        rows = (size_t)cfg->count;
+    bf_status st = bf_patches_alloc_rows(cfg, (long)rows, &src.block, err);
+    if (st == BF_OK) {
+        bf_patches hdr = src.block;
+        hdr.n = cfg->count;
+        bf_progress_begin(&src.prog, "sample-peaks", (uint64_t)cfg->count);
+        st = write_patches_file(&hdr, path, view_of_simulation, &src, threads, err);
+        bf_progress_end(&src.prog);
+    }
+    bf_patches_free(&src.block);
+    if (neighbours)
+        *neighbours = src.neighbours;
     return st;
 }
 

@@ -158,18 +158,13 @@ static bf_status check_config(const bf_peaks_config *cfg, bf_error *err)
     return BF_OK;
 }
 
-bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patches *out,
-                              bf_error *err)
+bf_status bf_patches_alloc_rows(const bf_peaks_config *cfg, long n, bf_patches *out,
+                                bf_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (threads < 0)
-        return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
-    if (threads == 0)
-        threads = bf_default_threads();
     bf_status st = check_config(cfg, err);
     if (st != BF_OK)
         return st;
-    const long n = cfg->count;
     const int S = cfg->size;
     out->n = n;
     out->size = S;
@@ -189,16 +184,44 @@ bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patche
     snprintf(out->kind, sizeof out->kind, "simulated");
     out->seed = cfg->seed;
     bf_peaks_config_format(cfg, out->source, sizeof out->source);
-
-    bf_progress prog;
-    bf_progress_begin(&prog, "sample-peaks", (uint64_t)n);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 64)
-    for (long i = 0; i < n; i++) {
-        simulate_one(cfg, i, out->patches + (size_t)i * (size_t)(S * S), &out->peak[i],
-                     &out->background[i], &out->read_sigma[i], &out->neighbour[i],
-                     &out->neighbour_peak[i], out->centre + 2 * i);
-        bf_progress_add(&prog, 1);
-    }
-    bf_progress_end(&prog);
     return BF_OK;
+}
+
+bf_status bf_patches_simulate_rows(const bf_peaks_config *cfg, long row0, long n, int threads,
+                                   bf_patches *out, bf_progress *prog, bf_error *err)
+{
+    if (n > out->n || row0 < 0 || row0 + n > cfg->count)
+        return bf_error_set(err, BF_ERR_RANGE, "%s: patches %ld..%ld do not fit", cfg->path,
+                            row0, row0 + n);
+    const int S = cfg->size;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 64)
+    for (long k = 0; k < n; k++) {
+        /* patch row0 + k draws from stream row0 + k: any block gives the same patch */
+        simulate_one(cfg, row0 + k, out->patches + (size_t)k * (size_t)(S * S), &out->peak[k],
+                     &out->background[k], &out->read_sigma[k], &out->neighbour[k],
+                     &out->neighbour_peak[k], out->centre + 2 * k);
+        if (prog)
+            bf_progress_add(prog, 1);
+    }
+    return BF_OK;
+}
+
+bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patches *out,
+                              bf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (threads < 0)
+        return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
+    if (threads == 0)
+        threads = bf_default_threads();
+    bf_status st = bf_patches_alloc_rows(cfg, cfg->count, out, err);
+    if (st == BF_OK) {
+        bf_progress prog;
+        bf_progress_begin(&prog, "sample-peaks", (uint64_t)cfg->count);
+        st = bf_patches_simulate_rows(cfg, 0, cfg->count, threads, out, &prog, err);
+        bf_progress_end(&prog);
+    }
+    if (st != BF_OK)
+        bf_patches_free(out);
+    return st;
 }

@@ -142,6 +142,28 @@ cmp -s s1.h5 s2.h5 || fail "the files differ between --threads 1 and --threads 2
 no_tmp_left
 ok
 
+CASE="sample: a run killed mid-write leaves no file at --out; the next run removes its temporary"
+sed 's/^count *=.*/count = 20000/' "$EX/sample-small.ini" >"$TMP/big.ini"
+sed -i "s#= *instrument/#= $EX/instrument/#; s#= *cif/#= $EX/cif/#" "$TMP/big.ini"
+BF_PROGRESS=0 "$BF" sample --config "$TMP/big.ini" --out big.h5 --threads 1 \
+    >"$TMP/big.out" 2>&1 &
+pid=$!
+# kill it once blocks are being written (the temporary file has grown past its header)
+for _ in $(seq 1 200); do
+    t=$(find . -maxdepth 1 -name "big.h5.tmp.$pid" -size +2000k -print -quit)
+    [ -n "$t" ] && break
+    sleep 0.05
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+[ -n "$t" ] || fail "no growing big.h5.tmp.$pid while sample ran: $(cat "$TMP/big.out")"
+[ ! -e big.h5 ] || fail "a killed run left big.h5"
+[ -e "big.h5.tmp.$pid" ] || fail "the killed run's temporary file is not named big.h5.tmp.PID"
+run_ok sample --config "$EX/sample-small.ini" --out big.h5 --threads 2
+cmp -s big.h5 s1.h5 || fail "the next run's file differs from s1.h5"
+no_tmp_left
+ok
+
 CASE="sample: a different seed gives different patterns"
 sed 's/^seed *=.*/seed = 43/' "$EX/sample-small.ini" >"$TMP/seed43.ini"
 grep -q '^seed = 43$' "$TMP/seed43.ini" || fail "could not change the seed"
