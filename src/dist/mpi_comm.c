@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define MAX_REQ 128 /* outstanding reductions: the trainer's buckets plus one */
 
@@ -129,9 +130,18 @@ bf_status bf_dist_recv_any(int *src, int *tag, void **buf, size_t *bytes, bf_err
     if (!g_inited)
         return bf_error_set(err, BF_ERR_INVALID, "MPI: receive without MPI (not under mpirun)");
     MPI_Status ms;
-    int rc = MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &ms);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(rc, "Probe", err);
+    /* MPI_Probe busy-waits (Open MPI): a farm's rank 0 would take a core from the
+     * trials for the whole sweep. Poll every millisecond instead. */
+    for (;;) {
+        int flag = 0;
+        int rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &ms);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(rc, "Iprobe", err);
+        if (flag)
+            break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    int rc;
     int n = 0;
     MPI_Get_count(&ms, MPI_BYTE, &n);
     void *b = n > 0 ? malloc((size_t)n) : NULL;
