@@ -31,9 +31,9 @@ static const char *usage =
     "  --top N             --report: at most N trials printed (default 10, 0 = all)\n"
     "  --help              this text\n\n"
     "example:\n"
-    "  braggflow sweep examples/sweep-small.ini\n"
-    "  mpirun -np 3 braggflow sweep examples/sweep-small.ini\n"
-    "  braggflow sweep --report sweep-small     # then open sweep-small/report.html\n";
+    "  braggflow sweep sweep.ini                 # the INI of README \"braggflow sweep\"\n"
+    "  mpirun -np 3 braggflow sweep sweep.ini    # rank 0 hands out, 2 ranks train\n"
+    "  braggflow sweep --report sweep-dir       # then open sweep-dir/report.html\n";
 
 static void print_line(const char *line, void *user)
 {
