@@ -107,6 +107,25 @@ fi
 check_sweep kill
 ok
 
+CASE=a_failed_trial_does_not_stop_the_others_and_runs_again_on_resume
+write_sweep fail
+BF_SWEEP_KILL_AFTER=1 "$BF" sweep sweep-fail.ini >"$TMP/stdout" 2>"$TMP/stderr"
+: >fail/trials/0002 # a file where trial 2's folder goes: its checkpoint cannot be written
+run sweep sweep-fail.ini
+[ "$RC" -eq 2 ] || fail "exit status $RC with a failing trial"
+[ "$(wc -l <"$TMP/stderr")" -eq 1 ] &&
+    grep -q '^braggflow: .*fail: 1 of the 3 trials run failed; first: trial 0002: ' "$TMP/stderr" ||
+    fail "message: $(cat "$TMP/stderr")"
+[ "$(grep -c '^trial 000[13] done' "$TMP/stdout")" -eq 2 ] || fail "the other trials did not run"
+[ $HAVE_SQLITE = 1 ] && { [ "$(q fail "select status from trials where id = 2")" = failed ] ||
+    fail "trial 2 not 'failed'"; }
+rm fail/trials/0002
+run_ok sweep sweep-fail.ini
+[ "$(grep -c '^trial 0002 done' "$TMP/stdout")" -eq 1 ] && [ "$(grep -c '^trial ' "$TMP/stdout")" -eq 1 ] ||
+    fail "resume did not rerun only trial 2"
+check_sweep fail
+ok
+
 CASE=another_config_cannot_reuse_the_folder
 sed -i 's/epochs = 2/epochs = 1/' sweep-kill.ini
 run sweep sweep-kill.ini
