@@ -116,6 +116,124 @@ void bf_campaign_print_summary(FILE *f, const bf_campaign_config *cfg,
  * example patterns from data/test.h5. Missing optional parts are left out with a note. */
 bf_status bf_campaign_report(const char *dir, bf_error *err);
 
+
+/* ---- Hyper-parameter sweeps (flow/sweep.c, sweep_config.c; README "braggflow sweep") ----
+ * A sweep INI: [sweep] (model, train, val, out, mode, count, seed, metric, threads)
+ * and one [grid] or [random] section whose keys are train options (lr, batch, hidden,
+ * epochs, seed, patience, min_delta, clip), each a list "a, b, c" (grid and random)
+ * or, in [random] only, a range "lo..hi" / "log lo..hi". Grid trials run in INI
+ * order with the first key slowest; random trial i draws its values from RNG stream
+ * (seed, i). Relative paths resolve against the INI's folder. */
+#define BF_SWEEP_MAX_PARAMS 8
+#define BF_SWEEP_MAX_VALUES 64
+#define BF_SWEEP_MAX_TRIALS 100000
+
+typedef enum { BF_SWEEP_GRID, BF_SWEEP_RANDOM } bf_sweep_mode;
+
+typedef struct {
+    char key[16];
+    int line;                           /* in the INI, for messages */
+    int n;                              /* list values; 0 = a range (random only) */
+    double value[BF_SWEEP_MAX_VALUES];
+    double lo, hi;                      /* range */
+    int log;                            /* log-uniform range */
+} bf_sweep_param;
+
+typedef struct {
+    char path[4096];                    /* the INI */
+    char model[32];                     /* structure_net (default) or braggnn */
+    char train[4096], val[4096], out[4096];
+    bf_sweep_mode mode;
+    long count;                         /* random: trials */
+    uint64_t seed;                      /* random: draws */
+    int threads;                        /* per trial (0 = all cores) */
+    int n_params;
+    bf_sweep_param param[BF_SWEEP_MAX_PARAMS];
+    long n_trials;
+    char text[16384];                   /* the INI text: a resumed sweep must match it */
+} bf_sweep_config;
+
+/* One trial's effective train options (defaults of the model's task, then the sweep's). */
+typedef struct {
+    long id;
+    int epochs, batch, patience, hidden;      /* hidden 0: the model's own width */
+    double lr, min_delta, clip;
+    uint64_t seed;
+} bf_sweep_trial;
+
+/* Unknown sections or keys, repeated keys, empty lists or ranges, malformed or
+ * out-of-range numbers: "FILE:LINE: [section] key: why". */
+bf_status bf_sweep_config_read(const char *path, bf_sweep_config *out, bf_error *err);
+bf_status bf_sweep_config_parse(const char *text, const char *path, bf_sweep_config *out,
+                                bf_error *err);
+/* Trial i (0 <= i < cfg->n_trials) of the expansion. */
+void bf_sweep_trial_at(const bf_sweep_config *cfg, long i, bf_sweep_trial *t);
+/* The swept value of parameter p in trial t. */
+double bf_sweep_trial_value(const bf_sweep_trial *t, const char *key);
+/* {"model":..,"epochs":..,...} of the trial's full effective train config. */
+void bf_sweep_trial_json(const bf_sweep_config *cfg, const bf_sweep_trial *t, char *out,
+                         size_t n);
+
+typedef struct {
+    int epoch;
+    double train_loss, val_score, seconds;
+    int improved;
+} bf_sweep_epoch;
+
+typedef struct {
+    long id;
+    int ok;                             /* 0: error holds why */
+    double metric;                      /* best validation score (lower is better) */
+    int best_epoch, epochs_run, rank;
+    double start_s, end_s;              /* Unix time */
+    char sha256[65], host[64], error[512];
+    int n_epochs;
+    bf_sweep_epoch *epochs;             /* n_epochs, heap */
+} bf_sweep_result;
+
+/* The registry: DIR/registry.sqlite, owned by one process (rank 0). open creates DIR,
+ * DIR/trials and every trial as 'pending' (one transaction) when DIR does not exist; an
+ * existing registry must hold the same INI text, and its 'running' and 'failed'
+ * trials become 'pending' again (a killed sweep resumes). */
+typedef struct bf_sweep_registry bf_sweep_registry;
+bf_status bf_sweep_registry_open(const bf_sweep_config *cfg, bf_sweep_registry **out,
+                                 long *n_done, bf_error *err);
+/* Marks the lowest pending trial 'running' (starts + 1, host, rank, start time);
+ * *id = -1 when none is left. */
+bf_status bf_sweep_registry_claim(bf_sweep_registry *r, const char *host, int rank, long *id,
+                                  bf_error *err);
+/* Records a result ('done' with its metrics per epoch, or 'failed'). */
+bf_status bf_sweep_registry_finish(bf_sweep_registry *r, const bf_sweep_result *res,
+                                   bf_error *err);
+void bf_sweep_registry_close(bf_sweep_registry *r);
+
+/* Trains trial id of cfg on loaded data (exactly one of train_set/train_patches is
+ * used, by the model's task): DIR/trials/NNNN/{model.safetensors, train.log}. Fills
+ * res (res->epochs is the caller's to free); a training failure is res->ok = 0, not
+ * an error. */
+typedef struct {
+    bf_dataset train_set, val_set;
+    bf_patches train_patches, val_patches;
+} bf_sweep_data;
+bf_status bf_sweep_data_load(const bf_sweep_config *cfg, bf_sweep_data *d, bf_error *err);
+void bf_sweep_data_free(bf_sweep_data *d);
+void bf_sweep_run_trial(const bf_sweep_config *cfg, const bf_sweep_data *d, long id,
+                        bf_sweep_result *res);
+
+/* Runs (or resumes) the whole sweep. world NULL or 1 rank: this process runs every
+ * trial. Several ranks (every rank calls it): rank 0 owns the registry and hands out
+ * trials, ranks 1.. train them (one process each) and send back their results.
+ * on_line (rank 0, may be NULL) gets one line per finished trial. Writes DIR/report.html
+ * at the end. A failed trial makes the return an error after the others finished. */
+bf_status bf_sweep_run(const bf_sweep_config *cfg, const bf_comm *world,
+                       void (*on_line)(const char *line, void *user), void *user,
+                       bf_error *err);
+
+/* Prints the trials (best first, at most top; 0 = all) to f and writes DIR/report.html:
+ * a table of trials sorted by the metric and a metric-vs-parameter plot for each
+ * swept parameter. */
+bf_status bf_sweep_report(const char *dir, FILE *f, int top, bf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

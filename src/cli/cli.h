@@ -31,6 +31,7 @@ int cmd_export(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_serve_client(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
 int bf_cli_fail(const bf_error *err);

@@ -26,6 +26,7 @@ static const struct {
     {"serve", cmd_serve, "ZeroMQ inference service with dynamic batching and live model swap"},
     {"serve-client", cmd_serve_client, "send a patch file to a service, check replies, report latency"},
     {"plan", cmd_plan, "seed 002's cost model: when a surrogate pays off (break-even N)"},
+    {"sweep", cmd_sweep, "hyper-parameter sweep: many training trials, an SQLite registry"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -68,10 +69,11 @@ int main(int argc, char **argv)
     if (world && world->rank > 0 && (!freopen("/dev/null", "w", stdout) ||
                                      !freopen("/dev/null", "w", stderr)))
         return BF_EXIT_FAIL;
-    /* only train divides its work over ranks; N copies of another command would each
-     * write the same outputs */
-    if (world && world->size > 1 && strcmp(cmd, "train") != 0) {
-        fprintf(stderr, "braggflow: %s does not run under MPI with %d ranks (only train does)\n",
+    /* only train and sweep divide their work over ranks; N copies of another command
+     * would each write the same outputs */
+    if (world && world->size > 1 && strcmp(cmd, "train") != 0 && strcmp(cmd, "sweep") != 0) {
+        fprintf(stderr, "braggflow: %s does not run under MPI with %d ranks (only train and "
+                "sweep do)\n",
                 cmd, world->size);
         bf_dist_finalize();
         return BF_EXIT_FAIL;

@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define MAX_REQ 128 /* outstanding reductions: the trainer's buckets plus one */
 
@@ -109,6 +110,54 @@ bf_status bf_dist_init(int *argc, char ***argv, bf_error *err)
 const bf_comm *bf_dist_world(void)
 {
     return g_inited ? &g_world : NULL;
+}
+
+bf_status bf_dist_send(int dest, int tag, const void *buf, size_t bytes, bf_error *err)
+{
+    if (!g_inited)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: send without MPI (not under mpirun)");
+    if (bytes > INT32_MAX)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: a message of %zu bytes is too large",
+                            bytes);
+    int rc = MPI_Send(buf, (int)bytes, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Send", err);
+}
+
+bf_status bf_dist_recv_any(int *src, int *tag, void **buf, size_t *bytes, bf_error *err)
+{
+    *buf = NULL;
+    *bytes = 0;
+    if (!g_inited)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: receive without MPI (not under mpirun)");
+    MPI_Status ms;
+    /* MPI_Probe busy-waits (Open MPI): a farm's rank 0 would take a core from the
+     * trials for the whole sweep. Poll every millisecond instead. */
+    for (;;) {
+        int flag = 0;
+        int rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &ms);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(rc, "Iprobe", err);
+        if (flag)
+            break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    int rc;
+    int n = 0;
+    MPI_Get_count(&ms, MPI_BYTE, &n);
+    void *b = n > 0 ? malloc((size_t)n) : NULL;
+    if (n > 0 && !b)
+        return bf_error_set(err, BF_ERR_NOMEM, "MPI: %d bytes for a message", n);
+    /* from the probed sender with the probed tag: the message just probed */
+    rc = MPI_Recv(b, n, MPI_BYTE, ms.MPI_SOURCE, ms.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) {
+        free(b);
+        return mpi_fail(rc, "Recv", err);
+    }
+    *src = ms.MPI_SOURCE;
+    *tag = ms.MPI_TAG;
+    *buf = b;
+    *bytes = (size_t)n;
+    return BF_OK;
 }
 
 void bf_dist_finalize(void)

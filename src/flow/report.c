@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "flow/flow_internal.h"
+
 #define MAX_CSV_COLS 32
 #define MAX_SCATTER_POINTS 2000   /* per series and class: keeps the page small for big sets */
 #define MAX_PATTERN_POINTS 1000   /* per polyline (min-max decimated, so peaks survive) */
@@ -1362,4 +1364,47 @@ bf_status bf_campaign_report(const char *dir, bf_error *err)
     bf_buf_free(&b);
     report_free(&r);
     return st;
+}
+
+/* ---- pieces for the other flow reports (flow_internal.h) ---------------------------- */
+
+void bf_report_html_esc(bf_buf *b, const char *s)
+{
+    html_esc(b, s);
+}
+
+const char *bf_report_css(void)
+{
+    return page_css;
+}
+
+void bf_report_scatter(bf_buf *b, const char *id, const char *title, const char *x_label,
+                       const char *y_label, const double *x, const double *y, int n, int log_x,
+                       int best)
+{
+    const double w = 520, h = 320, left = 80, right = 20, top = 36, bottom = 56;
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || !isfinite(y[i]))
+            continue;
+        xlo = fmin(xlo, x[i]);
+        xhi = fmax(xhi, x[i]);
+        ylo = fmin(ylo, y[i]);
+        yhi = fmax(yhi, y[i]);
+        if (!(x[i] > 0))
+            log_x = 0;
+    }
+    axis ax = log_x ? axis_log(xlo, xhi, left, w - right)
+                    : axis_linear(xlo, xhi, 5, left, w - right, 1);
+    axis ay = axis_linear(ylo, yhi, 5, h - bottom, top, 1);
+    svg_open(b, id, w, h, title);
+    svg_heading(b, left, 20, title);
+    x_axis(b, &ax, h - bottom, top, x_label);
+    y_axis(b, &ay, left, w - right, y_label);
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i]))
+            bf_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"/>\n",
+                          ax_map(&ax, x[i]), ax_map(&ay, y[i]), i == best ? 6 : 4,
+                          i == best ? phase_colors[0] : phase_colors[1]);
+    bf_buf_puts(b, "</svg>\n");
 }
