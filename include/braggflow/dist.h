@@ -22,6 +22,13 @@ bf_status bf_dist_init(int *argc, char ***argv, bf_error *err);
 /* The world communicator, or NULL when MPI was not initialised (one process). */
 const bf_comm *bf_dist_world(void);
 
+/* Point to point on the world communicator, for `sample` and `sample-peaks`
+ * gathering compressed blocks on rank 0 (DESIGN §10 "As built"): a blocking send
+ * of bytes[0, n) to rank `to`, and the next message from rank `from` into *buf
+ * (malloc'd; the caller frees), its size probed first. Under 2 GiB a message. */
+bf_status bf_dist_send(const void *bytes, size_t n, int to, bf_error *err);
+bf_status bf_dist_recv(int from, void **buf, size_t *n, bf_error *err);
+
 /* MPI_Finalize when bf_dist_init initialised MPI. */
 void bf_dist_finalize(void);
 

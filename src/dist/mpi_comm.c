@@ -83,6 +83,45 @@ static bf_status bcast(const bf_comm *c, void *buf, size_t bytes, int root, bf_e
     return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Bcast", err);
 }
 
+#define TAG_BLOCK 11 /* the gathered blocks; collectives use no tags */
+
+bf_status bf_dist_send(const void *bytes, size_t n, int to, bf_error *err)
+{
+    if (!g_inited)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: not initialised");
+    if (n > INT32_MAX)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: a message of %zu bytes is too large", n);
+    int rc = MPI_Send(bytes, (int)n, MPI_BYTE, to, TAG_BLOCK, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Send", err);
+}
+
+bf_status bf_dist_recv(int from, void **buf, size_t *n, bf_error *err)
+{
+    *buf = NULL;
+    *n = 0;
+    if (!g_inited)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: not initialised");
+    MPI_Status status;
+    int rc = MPI_Probe(from, TAG_BLOCK, MPI_COMM_WORLD, &status);
+    int count = 0;
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Get_count(&status, MPI_BYTE, &count);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(rc, "Probe", err);
+    unsigned char *b = malloc(count > 0 ? (size_t)count : 1);
+    if (!b)
+        return bf_error_set(err, BF_ERR_NOMEM, "MPI: out of memory for %d bytes from rank %d",
+                            count, from);
+    rc = MPI_Recv(b, count, MPI_BYTE, from, TAG_BLOCK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) {
+        free(b);
+        return mpi_fail(rc, "Recv", err);
+    }
+    *buf = b;
+    *n = (size_t)count;
+    return BF_OK;
+}
+
 int bf_dist_launched(void)
 {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
