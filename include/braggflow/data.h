@@ -360,6 +360,13 @@ bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patche
 bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const char *path,
                                long *neighbours, bf_error *err);
 
+/* bf_patches_sample_h5 over link's ranks (bf_rank_link above; NULL or one rank: the
+ * same): block k by rank k mod size, rank 0 writes the 1-process file, byte for
+ * byte; a failure on any rank fails all and leaves no file. *neighbours: rank 0's
+ * count (the whole file's). */
+bf_status bf_patches_sample_h5_ranks(const bf_peaks_config *cfg, int threads, const char *path,
+                                     const bf_rank_link *link, long *neighbours, bf_error *err);
+
 /* BraggNN's own files (DESIGN §7): frames (n_frames, H, W) float32 and peak_fidx,
  * peak_row, peak_col, npeaks, deviations. Keeps the rows BraggNN trains on
  * (npeaks == 1 and 0 <= deviations < 1), crops S x S around (int(row), int(col))
