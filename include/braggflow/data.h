@@ -198,6 +198,31 @@ bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const c
                                const bf_dataset_compression *comp, bf_sample_stats *stats,
                                bf_error *err);
 
+/* The ranks of one job writing one file (`mpirun -np N braggflow sample`, DESIGN
+ * §10 "As built"): block k of rows is simulated and compressed by rank k mod size
+ * and sent to rank 0, which alone writes the file, storing the chunks in row order;
+ * the file is the 1-process one, byte for byte. The data layer knows no MPI: the
+ * CLI fills this from braggflow/dist.h. */
+typedef struct {
+    int rank, size;
+    void *user;
+    /* Collective: every rank passes its status; BF_OK on all unless one failed, else
+     * the lowest failing rank's error on all (bf_comm_agree). */
+    bf_status (*agree)(void *user, bf_status st, bf_error *err);
+    /* rank > 0: bytes to rank 0 (blocking) */
+    bf_status (*send_to_0)(void *user, const void *buf, size_t bytes, bf_error *err);
+    /* rank 0: the next message from `from` into *buf (malloc'd, caller frees) */
+    bf_status (*recv_from)(void *user, int from, void **buf, size_t *bytes, bf_error *err);
+} bf_rank_link;
+
+/* bf_dataset_sample_h5 over link's ranks (link NULL or one rank: the same). Every
+ * rank reads the same cfg and draws every cell; only rank 0 touches `path`; a
+ * failure on any rank fails all, and no file is left. stats: rank 0's. */
+bf_status bf_dataset_sample_h5_ranks(const bf_sample_config *cfg, int threads, const char *path,
+                                     const bf_dataset_compression *comp,
+                                     const bf_rank_link *link, bf_sample_stats *stats,
+                                     bf_error *err);
+
 /* Writes atomically (temp file + fsync + rename). braggflow layout:
  *   patterns (N, L) float32, tof_us (L) float64, cell (N, 6) float64,
  *   label (N) int32; root attributes version, seed (uint64), sampler,
@@ -334,6 +359,13 @@ bf_status bf_patches_simulate(const bf_peaks_config *cfg, int threads, bf_patche
  * patches with a neighbour. */
 bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const char *path,
                                long *neighbours, bf_error *err);
+
+/* bf_patches_sample_h5 over link's ranks (bf_rank_link above; NULL or one rank: the
+ * same): block k by rank k mod size, rank 0 writes the 1-process file, byte for
+ * byte; a failure on any rank fails all and leaves no file. *neighbours: rank 0's
+ * count (the whole file's). */
+bf_status bf_patches_sample_h5_ranks(const bf_peaks_config *cfg, int threads, const char *path,
+                                     const bf_rank_link *link, long *neighbours, bf_error *err);
 
 /* BraggNN's own files (DESIGN §7): frames (n_frames, H, W) float32 and peak_fidx,
  * peak_row, peak_col, npeaks, deviations. Keeps the rows BraggNN trains on

@@ -22,15 +22,19 @@ bf_status bf_dist_init(int *argc, char ***argv, bf_error *err);
 /* The world communicator, or NULL when MPI was not initialised (one process). */
 const bf_comm *bf_dist_world(void);
 
-/* Point-to-point messages for task farms (the sweep's: rank 0 hands out trials, the
- * other ranks report results). Blocking; bytes of any length up to 2 GiB; tag >= 0 is
- * the caller's message kind. Errors (MPI not initialised, a failed transfer) return.
- * The receive polls every millisecond rather than spinning (Open MPI's MPI_Probe
- * does), so a waiting rank leaves its core to the ranks that train. */
+/* Point-to-point messages on the world communicator: the sweep's task farm (rank 0
+ * hands out trials, the other ranks report results) and `sample` / `sample-peaks`
+ * gathering compressed blocks on rank 0 (DESIGN §10 "As built"). Blocking; bytes of
+ * any length under 2 GiB; tag >= 0 is the caller's message kind. Errors (MPI not
+ * initialised, a failed transfer) return. */
+#define BF_DIST_ANY (-1)
 bf_status bf_dist_send(int dest, int tag, const void *buf, size_t bytes, bf_error *err);
-/* Waits for the next message from any rank: its sender, tag and bytes in *buf (heap,
- * the caller frees; NULL for an empty message). */
-bf_status bf_dist_recv_any(int *src, int *tag, void **buf, size_t *bytes, bf_error *err);
+/* Waits for the next message from rank `from` with tag `tag` (either BF_DIST_ANY): its
+ * sender and tag (each may be NULL) and bytes in *buf (heap, the caller frees; NULL for
+ * an empty message). Polls every millisecond rather than spinning (Open MPI's
+ * MPI_Probe does), so a waiting rank leaves its core to the ranks that compute. */
+bf_status bf_dist_recv(int from, int tag, int *src, int *tag_out, void **buf, size_t *bytes,
+                       bf_error *err);
 
 /* MPI_Finalize when bf_dist_init initialised MPI. */
 void bf_dist_finalize(void);

@@ -33,6 +33,11 @@ int cmd_serve_client(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 
+/* The ranks of this job as the data layer's bf_rank_link (braggflow/data.h) over
+ * bf_dist_world(): NULL when one process (no mpirun, or -np 1). For `sample` and
+ * `sample-peaks` (DESIGN §10 "As built"). */
+const bf_rank_link *bf_cli_rank_link(void);
+
 /* Prints "braggflow: MESSAGE" on stderr and returns BF_EXIT_FAIL. */
 int bf_cli_fail(const bf_error *err);
 int bf_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,6 +14,8 @@ static const char *usage =
     "HDF5 dataset with provenance (seed, sampler, SHA-256 of CIFs and instrument).\n"
     "Patterns are written block by block as they are simulated (memory stays at a\n"
     "block, whatever the count); a failed or killed run leaves no file at --out.\n"
+    "Under mpirun (`mpirun -np 4 braggflow sample ...`) the blocks are shared out\n"
+    "over the ranks (N threads each) and rank 0 writes the same file.\n"
     "Every INI key is documented in README.md (section 'sample configuration').\n\n"
     "options:\n"
     "  --config FILE.ini   the sampling configuration\n"
@@ -55,25 +57,34 @@ int cmd_sample(int argc, char **argv)
         return bf_cli_usage_error("sample", "--out must end in .h5");
 
     bf_error err = {0};
+    /* under mpirun: ranks split the blocks, rank 0 writes (DESIGN §10 "As built") */
+    const bf_rank_link *link = bf_cli_rank_link();
+    const int rank0 = !link || link->rank == 0;
     bf_sample_config *cfg = calloc(1, sizeof *cfg);
     bf_sample_stats stats = {0};
     bf_status st = cfg ? BF_OK : bf_error_set(&err, BF_ERR_NOMEM, "out of memory");
     if (st == BF_OK)
         st = bf_sample_config_read(config, cfg, &err);
-    if (st == BF_OK) {
+    if (st == BF_OK && rank0) {
         /* fail before a long simulation, not after it, when --out is unwritable */
         bf_atomic_file probe = {0};
         st = bf_atomic_begin(&probe, out, 1, &err);
         bf_atomic_abort(&probe);
     }
+    /* a rank that cannot read the config stops them all */
+    if (link)
+        st = link->agree(link->user, st, &err);
     /* Streamed: each block of patterns is written before the next is simulated. */
     if (st == BF_OK)
-        st = bf_dataset_sample_h5(cfg, (int)threads, out, NULL, &stats, &err);
-    if (st == BF_OK)
+        st = bf_dataset_sample_h5_ranks(cfg, (int)threads, out, NULL, link, &stats, &err);
+    char ranks[32] = "";
+    if (link)
+        snprintf(ranks, sizeof ranks, " on %d ranks", link->size);
+    if (st == BF_OK && rank0)
         fprintf(stderr,
-                "braggflow sample: %ld patterns x %d points -> %s (%.2f s: %.2f s simulating, "
+                "braggflow sample: %ld patterns x %d points -> %s (%.2f s%s: %.2f s simulating, "
                 "%.2f s writing; %.0f patterns/s)\n",
-                stats.n, stats.length, out, stats.total_s, stats.simulate_s, stats.write_s,
+                stats.n, stats.length, out, stats.total_s, ranks, stats.simulate_s, stats.write_s,
                 stats.total_s > 0 ? (double)stats.n / stats.total_s : 0.0);
     free(cfg);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);

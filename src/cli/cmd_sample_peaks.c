@@ -18,7 +18,9 @@ static const char *usage =
     "rotation, height) on a sloped background, sometimes with a neighbouring peak\n"
     "reaching into the patch, plus Poisson counting noise and Gaussian read noise.\n"
     "The true centre and every parameter are stored with the patches. Patch i uses\n"
-    "random stream (seed, i): the file is identical for any thread count.\n"
+    "random stream (seed, i): the file is identical for any thread count, and under\n"
+    "mpirun (`mpirun -np 4 braggflow sample-peaks ...`: the blocks shared out over the\n"
+    "ranks, rank 0 writes) for any rank count.\n"
     "Without --config the documented defaults are used; every INI key and its\n"
     "default is in README.md ('sample-peaks') and examples/peaks/peaks-default.ini.\n\n"
     "options:\n"
@@ -81,6 +83,9 @@ int cmd_sample_peaks(int argc, char **argv)
     }
 
     bf_error err = {0};
+    /* under mpirun: ranks split the blocks, rank 0 writes (DESIGN §10 "As built") */
+    const bf_rank_link *link = bf_cli_rank_link();
+    const int rank0 = !link || link->rank == 0;
     bf_peaks_config *cfg = calloc(1, sizeof *cfg);
     bf_status st = cfg ? BF_OK : bf_error_set(&err, BF_ERR_NOMEM, "out of memory");
     if (st == BF_OK) {
@@ -94,22 +99,31 @@ int cmd_sample_peaks(int argc, char **argv)
             cfg->count = count;
         if (seed_text)
             cfg->seed = (uint64_t)seed;
+    }
+    if (st == BF_OK && rank0) {
         /* fail before the simulation, not after it, when --out is unwritable */
         bf_atomic_file probe = {0};
         st = bf_atomic_begin(&probe, out, 1, &err);
         bf_atomic_abort(&probe);
     }
+    /* a rank that cannot read the config stops them all */
+    if (link)
+        st = link->agree(link->user, st, &err);
     if (st == BF_OK) {
         /* streamed: each block of patches is written before the next is simulated */
         double t0 = bf_now_seconds();
         long nb = 0;
-        st = bf_patches_sample_h5(cfg, (int)threads, out, &nb, &err);
+        st = bf_patches_sample_h5_ranks(cfg, (int)threads, out, link, &nb, &err);
         double dt = bf_now_seconds() - t0;
-        if (st == BF_OK)
+        char ranks[32] = "";
+        if (link)
+            snprintf(ranks, sizeof ranks, " on %d ranks", link->size);
+        if (st == BF_OK && rank0)
             fprintf(stderr,
                     "braggflow sample-peaks: %ld patches of %d x %d (%ld with a neighbour) -> %s "
-                    "(%.2f s)\n",
-                    cfg->count, cfg->size, cfg->size, nb, out, dt);
+                    "(%.2f s%s; %.0f patches/s)\n",
+                    cfg->count, cfg->size, cfg->size, nb, out, dt, ranks,
+                    dt > 0 ? (double)cfg->count / dt : 0.0);
     }
     free(cfg);
     return st == BF_OK ? BF_EXIT_OK : bf_cli_fail(&err);

@@ -69,11 +69,12 @@ int main(int argc, char **argv)
     if (world && world->rank > 0 && (!freopen("/dev/null", "w", stdout) ||
                                      !freopen("/dev/null", "w", stderr)))
         return BF_EXIT_FAIL;
-    /* only train and sweep divide their work over ranks; N copies of another command
-     * would each write the same outputs */
-    if (world && world->size > 1 && strcmp(cmd, "train") != 0 && strcmp(cmd, "sweep") != 0) {
-        fprintf(stderr, "braggflow: %s does not run under MPI with %d ranks (only train and "
-                "sweep do)\n",
+    /* only train, sweep, sample and sample-peaks divide their work over ranks; N copies
+     * of another command would each write the same outputs */
+    if (world && world->size > 1 && strcmp(cmd, "train") != 0 && strcmp(cmd, "sweep") != 0 &&
+        strcmp(cmd, "sample") != 0 && strcmp(cmd, "sample-peaks") != 0) {
+        fprintf(stderr, "braggflow: %s does not run under MPI with %d ranks (only train, sweep, "
+                "sample and sample-peaks do)\n",
                 cmd, world->size);
         bf_dist_finalize();
         return BF_EXIT_FAIL;

@@ -103,6 +103,10 @@ typedef struct {
     int direct;                       /* 1: H5Dwrite_chunk of our own deflated chunks */
 } bf_h5_rows;
 
+/* w's shapes and compression without a file: a rank that only packs blocks for the
+ * rank that writes (bf_dataset_sample_h5_ranks). */
+void bf_h5_rows_plan(const char *path, const char *name, hid_t ftype, hid_t mtype, int rank,
+                     const hsize_t *dims, const bf_dataset_compression *comp, bf_h5_rows *w);
 bf_status bf_h5_rows_create(hid_t file, const char *path, const char *name, hid_t ftype,
                             hid_t mtype, int rank, const hsize_t *dims,
                             const bf_dataset_compression *comp, bf_h5_rows *w, bf_error *err);
@@ -111,7 +115,30 @@ bf_status bf_h5_rows_create(hid_t file, const char *path, const char *name, hid_
  * block ends the dataset. threads: compression threads (direct writes only). */
 bf_status bf_h5_rows_write(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const void *buf,
                            int threads, bf_error *err);
+/* bf_h5_rows_write in two halves, so another rank can do the first: pack shuffles
+ * and deflates rows [row0, row0 + nrows) into one self-describing byte buffer
+ * (out->bytes malloc'd; raw rows when not direct), store writes it (H5Dwrite_chunk
+ * in row order) and checks its framing. */
+typedef struct {
+    unsigned char *bytes;
+    size_t n_bytes;
+} bf_h5_block;
+bf_status bf_h5_rows_pack(const bf_h5_rows *w, hsize_t row0, hsize_t nrows, const void *buf,
+                          int threads, bf_h5_block *out, bf_error *err);
+bf_status bf_h5_rows_store(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const bf_h5_block *b,
+                           bf_error *err);
 void bf_h5_rows_close(bf_h5_rows *w);
+
+/* data/rank_blocks.c: blocks shared out over link's ranks (bf_rank_link). make
+ * packs block k on the rank that owns it (k mod size); store writes block k on
+ * rank 0, in row order. link NULL or one rank: make and store each block here.
+ * st: the caller's set-up status, agreed first. */
+typedef bf_status (*bf_rank_make_fn)(void *user, long k, bf_h5_block *out, bf_error *err);
+typedef bf_status (*bf_rank_store_fn)(void *user, long k, const bf_h5_block *b, bf_error *err);
+bf_status bf_rank_blocks(const bf_rank_link *link, long n_blocks, bf_rank_make_fn make,
+                         bf_rank_store_fn store, void *user, bf_status st, bf_error *err);
+/* link->agree when several ranks, else st. */
+bf_status bf_rank_agree(const bf_rank_link *link, bf_status st, bf_error *err);
 
 /* Creates and writes a whole dataset (nothing written when dims[0] is 0). */
 bf_status bf_h5_write_whole(hid_t file, const char *path, const char *name, hid_t ftype,

@@ -65,21 +65,109 @@ static bf_status rows_from_memory(void *user, long row0, long nrows, float *out,
 /* Chunks per block: a block of ~8 MiB keeps every thread busy and memory small. */
 #define BLOCK_CHUNKS 8
 
+/* Makes packed blocks: fill (simulate), widen to the seed layout's (TOF,
+ * intensity) rows, shuffle + deflate (bf_h5_rows_pack). The rank that writes and
+ * the ranks that only send run the same code, so their chunks are the same bytes. */
+typedef struct {
+    const bf_dataset *hdr;
+    bf_h5_rows *w;
+    int seed, threads;
+    size_t n, block_rows;
+    float *block;
+    double *wide;
+    rows_fn fill;
+    void *user;
+    double t_sim, t_pack, t_store;
+} block_maker;
+
+static bf_status make_block(block_maker *m, size_t i0, size_t rows, bf_h5_block *out,
+                            bf_error *err)
+{
+    const size_t L = (size_t)m->hdr->length;
+    double t1 = bf_now_seconds();
+    bf_status st = m->fill(m->user, (long)i0, (long)rows, m->block, err);
+    double t2 = bf_now_seconds();
+    m->t_sim += t2 - t1;
+    if (st != BF_OK)
+        return st;
+    const void *src = m->block;
+    if (m->seed) {
+        for (size_t r = 0; r < rows; r++) {
+            double *dst = m->wide + r * 2 * L;
+            const float *p = m->block + r * L;
+            memcpy(dst, m->hdr->tof_us, L * sizeof *dst);
+            for (size_t j = 0; j < L; j++)
+                dst[L + j] = p[j];
+        }
+        src = m->wide;
+    }
+    st = bf_h5_rows_pack(m->w, i0, rows, src, m->threads, out, err);
+    m->t_pack += bf_now_seconds() - t2;
+    return st;
+}
+
+static bf_status maker_alloc(block_maker *m, bf_h5_rows *w, const char *path,
+                             bf_error *err)
+{
+    const size_t N = m->n, L = (size_t)m->hdr->length;
+    m->w = w;
+    m->block_rows = N > 0 ? (size_t)w->chunk_rows * BLOCK_CHUNKS : 1;
+    if (m->block_rows > N && N > 0)
+        m->block_rows = N;
+    m->block = malloc(m->block_rows * L * sizeof *m->block);
+    if (m->seed)
+        m->wide = malloc(m->block_rows * 2 * L * sizeof *m->wide);
+    if (!m->block || (m->seed && !m->wide))
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %zu x %zu patterns", path,
+                            m->block_rows, L);
+    return BF_OK;
+}
+
+static bf_status maker_make(void *user, long k, bf_h5_block *out, bf_error *err)
+{
+    block_maker *m = user;
+    size_t i0 = (size_t)k * m->block_rows;
+    return make_block(m, i0, m->n - i0 < m->block_rows ? m->n - i0 : m->block_rows, out, err);
+}
+
+static bf_status maker_store(void *user, long k, const bf_h5_block *b, bf_error *err)
+{
+    block_maker *m = user;
+    size_t i0 = (size_t)k * m->block_rows;
+    double t0 = bf_now_seconds();
+    bf_status st = bf_h5_rows_store(m->w, i0,
+                                    m->n - i0 < m->block_rows ? m->n - i0 : m->block_rows, b,
+                                    err);
+    m->t_store += bf_now_seconds() - t0;
+    return st;
+}
+
+/* Block k of the patterns is made by rank k mod size and stored by rank 0
+ * (bf_rank_blocks); one process: every block made and stored here. */
+static bf_status run_blocks(block_maker *m, const bf_rank_link *link, bf_status st,
+                            bf_error *err)
+{
+    long nb = st == BF_OK && m->n > 0 ? (long)((m->n + m->block_rows - 1) / m->block_rows) : 0;
+    return bf_rank_blocks(link, nb, maker_make, maker_store, m, st, err);
+}
+
 /* Writes the layout with the patterns streamed: the small datasets first, then
  * the patterns (or the seed layout's histograms) block by block, then the
- * attributes. hdr holds everything but the patterns. */
+ * attributes. hdr holds everything but the patterns. Under several ranks this
+ * is rank 0's side of run_blocks. */
 static bf_status write_streamed(hid_t file, const bf_dataset *hdr, const char *path,
                                 bf_layout layout, const bf_dataset_compression *comp,
-                                int threads, rows_fn fill, void *user, bf_sample_stats *stats,
-                                bf_error *err)
+                                int threads, rows_fn fill, void *user, const bf_rank_link *link,
+                                bf_sample_stats *stats, bf_error *err)
 {
     const hsize_t N = (hsize_t)hdr->n, L = (hsize_t)hdr->length;
     const int seed = layout == BF_LAYOUT_SEED;
     bf_status st = BF_OK;
     bf_h5_rows w;
-    float *block = NULL;
-    double *wide = NULL, *params = NULL;
-    double t_write = 0, t_sim = 0, t0 = bf_now_seconds();
+    double *params = NULL;
+    double t_write = 0, t0 = bf_now_seconds();
+    block_maker m = {.hdr = hdr, .seed = seed, .threads = threads, .n = (size_t)N,
+                     .fill = fill, .user = user};
 
     if (!seed) {
         hsize_t pdims[2] = {N, L}, tdims[1] = {L}, cdims[2] = {N, 6}, ldims[1] = {N};
@@ -115,92 +203,96 @@ static bf_status write_streamed(hid_t file, const bf_dataset *hdr, const char *p
             st = bf_h5_write_whole(file, path, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, ldims,
                                    0, hdr->labels, err);
     }
-    if (st != BF_OK)
-        goto done;
-
-    /* A fixed number of chunks per block, whatever the thread count: the file's
-     * bytes do not depend on it. */
-    size_t block_rows = N > 0 ? (size_t)w.chunk_rows * BLOCK_CHUNKS : 1;
-    if (block_rows > N && N > 0)
-        block_rows = (size_t)N;
+    /* A fixed number of chunks per block, whatever the thread or rank count: the
+     * file's bytes do not depend on them. */
+    if (st == BF_OK)
+        st = maker_alloc(&m, &w, path, err);
     if (stats)
-        stats->block_rows = (long)block_rows;
-    block = malloc(block_rows * (size_t)L * sizeof *block);
-    if (seed)
-        wide = malloc(block_rows * 2 * (size_t)L * sizeof *wide);
-    if (!block || (seed && !wide)) {
-        st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %zu x %llu patterns", path,
-                          block_rows, (unsigned long long)L);
-        goto done;
-    }
+        stats->block_rows = (long)m.block_rows;
     t_write += bf_now_seconds() - t0;
-    for (size_t i0 = 0; i0 < (size_t)N; i0 += block_rows) {
-        size_t rows = (size_t)N - i0 < block_rows ? (size_t)N - i0 : block_rows;
-        double t1 = bf_now_seconds();
-        st = fill(user, (long)i0, (long)rows, block, err);
-        double t2 = bf_now_seconds();
-        t_sim += t2 - t1;
-        if (st != BF_OK)
-            goto done;
-        const void *src = block;
-        if (seed) {
-            for (size_t r = 0; r < rows; r++) {
-                double *dst = wide + r * 2 * L;
-                const float *p = block + r * L;
-                memcpy(dst, hdr->tof_us, (size_t)L * sizeof *dst);
-                for (size_t j = 0; j < (size_t)L; j++)
-                    dst[L + j] = p[j];
-            }
-            src = wide;
-        }
-        st = bf_h5_rows_write(&w, i0, rows, src, threads, err);
-        t_write += bf_now_seconds() - t2;
-        if (st != BF_OK)
-            goto done;
-    }
+    st = run_blocks(&m, link, st, err);
     t0 = bf_now_seconds();
     bf_h5_rows_close(&w);
-    st = write_attrs(file, hdr, path, err);
-    t_write += bf_now_seconds() - t0;
-done:
+    if (st == BF_OK)
+        st = write_attrs(file, hdr, path, err);
+    t_write += bf_now_seconds() - t0 + m.t_pack + m.t_store;
     bf_h5_rows_close(&w);
-    free(block);
-    free(wide);
+    free(m.block);
+    free(m.wide);
     free(params);
     if (stats) {
-        stats->simulate_s = t_sim;
+        stats->simulate_s = m.t_sim;
         stats->write_s = t_write;
     }
     return st;
 }
 
-static bf_status write_file(const bf_dataset *hdr, const char *path, bf_layout layout,
-                            const bf_dataset_compression *comp, int threads, rows_fn fill,
-                            void *user, bf_sample_stats *stats, bf_error *err)
+/* The other ranks' side of write_streamed: the same shapes (bf_h5_rows_plan, no
+ * file), the same blocks, sent to rank 0. */
+static bf_status send_streamed(const bf_dataset *hdr, const char *path, bf_layout layout,
+                               const bf_dataset_compression *comp, int threads, rows_fn fill,
+                               void *user, const bf_rank_link *link, bf_error *err)
+{
+    const hsize_t N = (hsize_t)hdr->n, L = (hsize_t)hdr->length;
+    const int seed = layout == BF_LAYOUT_SEED;
+    bf_h5_rows w;
+    if (!seed) {
+        hsize_t pdims[2] = {N, L};
+        bf_h5_rows_plan(path, "patterns", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, pdims, comp, &w);
+    } else {
+        hsize_t hdims[3] = {N, 2, L};
+        bf_h5_rows_plan(path, "histograms", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, hdims, comp,
+                        &w);
+    }
+    block_maker m = {.hdr = hdr, .seed = seed, .threads = threads, .n = (size_t)N,
+                     .fill = fill, .user = user};
+    bf_status st = maker_alloc(&m, &w, path, err);
+    st = run_blocks(&m, link, st, err);
+    free(m.block);
+    free(m.wide);
+    return st;
+}
+
+static bf_status check_write(const char *path, bf_layout layout,
+                             const bf_dataset_compression *comp, bf_error *err)
 {
     if (layout != BF_LAYOUT_BRAGGFLOW && layout != BF_LAYOUT_SEED)
         return bf_error_set(err, BF_ERR_INVALID, "%s: unknown layout %d", path, (int)layout);
     if (comp && (comp->deflate_level < 0 || comp->deflate_level > 9))
         return bf_error_set(err, BF_ERR_INVALID, "%s: deflate level %d (expected 0..9)", path,
                             comp->deflate_level);
+    return BF_OK;
+}
+
+/* Rank 0 (or the one process): the temporary file, the streamed datasets, then
+ * (agreed with the other ranks first, so no file is renamed into place while a
+ * rank failed) the rename. */
+static bf_status write_file(const bf_dataset *hdr, const char *path, bf_layout layout,
+                            const bf_dataset_compression *comp, int threads, rows_fn fill,
+                            void *user, const bf_rank_link *link, bf_sample_stats *stats,
+                            bf_error *err)
+{
     bf_h5_quiet quiet;
     bf_h5_quiet_begin(&quiet);
     bf_atomic_file af;
     hid_t file = H5I_INVALID_HID;
     bf_status st = bf_h5_create_atomic(&af, path, &file, err);
-    if (st != BF_OK)
-        goto done;
-    st = write_streamed(file, hdr, path, layout, comp, threads, fill, user, stats, err);
+    int made = st == BF_OK;
+    if (made) {
+        st = write_streamed(file, hdr, path, layout, comp, threads, fill, user, link, stats, err);
+    } else {
+        st = bf_rank_blocks(link, 0, NULL, NULL, NULL, st, err); /* agrees the failure */
+    }
+    st = bf_rank_agree(link, st, err);
     if (st == BF_OK) {
         double t0 = bf_now_seconds();
         st = bf_h5_commit_atomic(&af, &file, err);
         if (stats)
             stats->write_s += bf_now_seconds() - t0;
-    } else {
+    } else if (made) {
         bf_h5_close(&file, H5Fclose);
         bf_atomic_abort(&af);
     }
-done:
     bf_h5_quiet_end(&quiet);
     return st;
 }
@@ -211,7 +303,10 @@ bf_status bf_dataset_write_h5_c(const bf_dataset *d, const char *path, bf_layout
     if (d->n < 0 || d->length < 1 || (d->n > 0 && (!d->patterns || !d->cells || !d->labels)) ||
         !d->tof_us)
         return bf_error_set(err, BF_ERR_INVALID, "%s: nothing to write (empty dataset)", path);
-    return write_file(d, path, layout, comp, threads, rows_from_memory, (void *)d, NULL, err);
+    bf_status st = check_write(path, layout, comp, err);
+    return st != BF_OK ? st
+                       : write_file(d, path, layout, comp, threads, rows_from_memory, (void *)d,
+                                    NULL, NULL, err);
 }
 
 bf_status bf_dataset_write_h5(const bf_dataset *d, const char *path, bf_layout layout,
@@ -259,9 +354,10 @@ static bf_status rows_from_sim(void *user, long row0, long nrows, float *out, bf
     return bf_sim_rows_run(user, row0, nrows, out, err);
 }
 
-bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const char *path,
-                               const bf_dataset_compression *comp, bf_sample_stats *stats,
-                               bf_error *err)
+bf_status bf_dataset_sample_h5_ranks(const bf_sample_config *cfg, int threads, const char *path,
+                                     const bf_dataset_compression *comp,
+                                     const bf_rank_link *link, bf_sample_stats *stats,
+                                     bf_error *err)
 {
     double t0 = bf_now_seconds();
     bf_sample_stats local = {0};
@@ -270,19 +366,35 @@ bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const c
     long n = 0;
     bf_sim_rows *ctx = NULL;
     bf_dataset hdr = {0};
+    const int rank = link && link->size > 1 ? link->rank : 0;
     if (threads < 0)
         return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
     if (threads == 0)
         threads = bf_default_threads();
-    remove_stale_temps(path);
-    bf_status st = bf_dataset_draw_cells(cfg, &cells, &class_index, &n, err);
+    if (rank == 0)
+        remove_stale_temps(path);
+    /* every rank draws every cell (cheap, the same stream): block k's rows are the
+     * 1-process run's whichever rank simulates them */
+    bf_status st = check_write(path, cfg->layout, comp, err);
+    if (st == BF_OK)
+        st = bf_dataset_draw_cells(cfg, &cells, &class_index, &n, err);
     if (st == BF_OK)
         st = bf_sim_rows_begin(cfg, cells, class_index, n, threads, &hdr, &ctx, err);
+    st = bf_rank_agree(link, st, err);
     if (st == BF_OK) {
         snprintf(hdr.sampler, sizeof hdr.sampler, "%s", bf_sampler_name(cfg->sampler));
         local.n = hdr.n;
         local.length = hdr.length;
-        st = write_file(&hdr, path, cfg->layout, comp, threads, rows_from_sim, ctx, &local, err);
+        if (rank == 0) {
+            st = write_file(&hdr, path, cfg->layout, comp, threads, rows_from_sim, ctx, link,
+                            &local, err);
+        } else {
+            st = send_streamed(&hdr, path, cfg->layout, comp, threads, rows_from_sim, ctx, link,
+                               err);
+            st = bf_rank_agree(link, st, err); /* write_file's agreement before the rename */
+        }
+        /* a rename that failed on rank 0 fails every rank */
+        st = bf_rank_agree(link, st, err);
     }
     bf_sim_rows_end(ctx);
     bf_dataset_free(&hdr);
@@ -292,6 +404,13 @@ bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const c
     if (stats)
         *stats = local;
     return st;
+}
+
+bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const char *path,
+                               const bf_dataset_compression *comp, bf_sample_stats *stats,
+                               bf_error *err)
+{
+    return bf_dataset_sample_h5_ranks(cfg, threads, path, comp, NULL, stats, err);
 }
 
 static bf_status read_attrs(hid_t file, const char *path, bf_dataset *out, bf_error *err)

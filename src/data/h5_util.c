@@ -3,6 +3,7 @@
  * the file and object, chunked + compressed datasets, attributes, atomic
  * creation and checked reads. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -138,9 +139,8 @@ bf_status bf_h5_create_dataset(hid_t file, const char *path, const char *name, h
 
 /* ---- streamed rows ------------------------------------------------------------- */
 
-bf_status bf_h5_rows_create(hid_t file, const char *path, const char *name, hid_t ftype,
-                            hid_t mtype, int rank, const hsize_t *dims,
-                            const bf_dataset_compression *comp, bf_h5_rows *w, bf_error *err)
+void bf_h5_rows_plan(const char *path, const char *name, hid_t ftype, hid_t mtype, int rank,
+                     const hsize_t *dims, const bf_dataset_compression *comp, bf_h5_rows *w)
 {
     memset(w, 0, sizeof *w);
     w->ds = H5I_INVALID_HID;
@@ -165,6 +165,13 @@ bf_status bf_h5_rows_create(hid_t file, const char *path, const char *name, hid_
     w->comp.deflate_level = deflate_on ? w->comp.deflate_level : 0;
     w->direct = w->comp.threaded && H5Tequal(ftype, mtype) > 0 && dims[0] > 0;
     w->comp.rle = w->direct && w->comp.rle;
+}
+
+bf_status bf_h5_rows_create(hid_t file, const char *path, const char *name, hid_t ftype,
+                            hid_t mtype, int rank, const hsize_t *dims,
+                            const bf_dataset_compression *comp, bf_h5_rows *w, bf_error *err)
+{
+    bf_h5_rows_plan(path, name, ftype, mtype, rank, dims, comp, w);
     return bf_h5_create_dataset_c(file, path, name, ftype, rank, dims, w->row_bytes, &w->comp,
                                   &w->ds, err);
 }
@@ -206,41 +213,53 @@ static int deflate_chunk(const unsigned char *src, size_t n, unsigned char *dst,
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
-bf_status bf_h5_rows_write(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const void *buf,
-                           int threads, bf_error *err)
+static bf_status check_rows(const bf_h5_rows *w, hsize_t row0, hsize_t nrows, bf_error *err)
 {
-    if (nrows == 0)
-        return BF_OK;
     if (row0 + nrows > w->dims[0])
         return bf_error_set(err, BF_ERR_RANGE, "%s: dataset '%s': rows %llu..%llu past %llu",
                             w->path, w->name, (unsigned long long)row0,
                             (unsigned long long)(row0 + nrows), (unsigned long long)w->dims[0]);
-    if (!w->direct) {
-        hsize_t start[3] = {row0, 0, 0}, count[3];
-        for (int r = 0; r < w->rank; r++)
-            count[r] = r == 0 ? nrows : w->dims[r];
-        hid_t fspace = H5Dget_space(w->ds), mspace = H5Screate_simple(w->rank, count, NULL);
-        herr_t rc = fspace < 0 || mspace < 0 ? -1
-                    : H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
-        if (rc >= 0)
-            rc = H5Dwrite(w->ds, w->mtype, mspace, fspace, H5P_DEFAULT, buf);
-        bf_h5_close(&mspace, H5Sclose);
-        bf_h5_close(&fspace, H5Sclose);
-        return rc < 0 ? bf_h5_fail(err, BF_ERR_IO, w->path, "dataset", w->name, "cannot write")
-                      : BF_OK;
-    }
-    if (row0 % w->chunk_rows != 0 || (nrows % w->chunk_rows != 0 && row0 + nrows != w->dims[0]))
+    if (w->direct &&
+        (row0 % w->chunk_rows != 0 || (nrows % w->chunk_rows != 0 && row0 + nrows != w->dims[0])))
         return bf_error_set(err, BF_ERR_INVALID, "%s: dataset '%s': rows %llu+%llu are not "
                             "whole chunks of %llu", w->path, w->name, (unsigned long long)row0,
                             (unsigned long long)nrows, (unsigned long long)w->chunk_rows);
+    return BF_OK;
+}
+
+/* A packed block: uint64 n_chunks, uint64 bytes of each, then the chunks back to
+ * back; n_chunks 0: the raw rows follow (HDF5's pipeline compresses them). */
+#define PACK_HEAD(n) ((size_t)(1 + (n)) * sizeof(uint64_t))
+
+bf_status bf_h5_rows_pack(const bf_h5_rows *w, hsize_t row0, hsize_t nrows, const void *buf,
+                          int threads, bf_h5_block *out, bf_error *err)
+{
+    out->bytes = NULL;
+    out->n_bytes = 0;
+    bf_status st = check_rows(w, row0, nrows, err);
+    if (st != BF_OK)
+        return st;
+    if (!w->direct) {
+        size_t raw = (size_t)nrows * w->row_bytes;
+        out->bytes = malloc(PACK_HEAD(0) + (raw ? raw : 1));
+        if (!out->bytes)
+            return bf_error_set(err, BF_ERR_NOMEM, "%s: dataset '%s': out of memory for a block",
+                                w->path, w->name);
+        memset(out->bytes, 0, PACK_HEAD(0));
+        if (raw)
+            memcpy(out->bytes + PACK_HEAD(0), buf, raw);
+        out->n_bytes = PACK_HEAD(0) + raw;
+        return BF_OK;
+    }
     const size_t chunk_bytes = (size_t)w->chunk_rows * w->row_bytes;
     const size_t esize = H5Tget_size(w->mtype);
     const long n_chunks = (long)((nrows + w->chunk_rows - 1) / w->chunk_rows);
-    const uLong bound = compressBound((uLong)chunk_bytes);
     const int deflate = w->comp.deflate_level > 0, shuffle = w->comp.shuffle && esize > 1;
-    unsigned char *out = malloc((size_t)n_chunks * (deflate ? bound : chunk_bytes));
-    size_t *out_bytes = calloc((size_t)n_chunks, sizeof *out_bytes);
-    int bad = !out || !out_bytes;
+    const size_t slot = deflate ? compressBound((uLong)chunk_bytes) : chunk_bytes;
+    const size_t head = PACK_HEAD(n_chunks);
+    unsigned char *pack = malloc(head + (size_t)n_chunks * slot);
+    size_t *out_bytes = calloc((size_t)n_chunks + 1, sizeof *out_bytes);
+    int bad = !pack || !out_bytes;
     if (threads < 1)
         threads = bf_default_threads();
     if (!bad) {
@@ -265,10 +284,10 @@ bf_status bf_h5_rows_write(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const voi
                     shuffle_bytes(whole, mixed, chunk_bytes / esize, esize);
                     src = mixed;
                 }
-                unsigned char *dst = out + (size_t)c * (deflate ? bound : chunk_bytes);
+                unsigned char *dst = pack + head + (size_t)c * slot;
                 if (deflate) {
                     size_t n = 0;
-                    if (deflate_chunk(src, chunk_bytes, dst, bound, w->comp.deflate_level,
+                    if (deflate_chunk(src, chunk_bytes, dst, slot, w->comp.deflate_level,
                                       w->comp.rle, &n) != 0) {
 #pragma omp atomic write
                         bad = 1;
@@ -284,19 +303,94 @@ bf_status bf_h5_rows_write(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const voi
             free(mixed);
         }
     }
-    bf_status st = BF_OK;
-    if (bad)
-        st = bf_error_set(err, BF_ERR_NOMEM, "%s: dataset '%s': cannot compress a block",
-                          w->path, w->name);
-    /* Stored in row order on this thread: the same file whatever the thread count. */
-    for (long c = 0; c < n_chunks && st == BF_OK; c++) {
-        hsize_t offset[3] = {row0 + (hsize_t)c * w->chunk_rows, 0, 0};
-        if (H5Dwrite_chunk(w->ds, H5P_DEFAULT, 0, offset, out_bytes[c],
-                           out + (size_t)c * (deflate ? bound : chunk_bytes)) < 0)
-            st = bf_h5_fail(err, BF_ERR_IO, w->path, "dataset", w->name, "cannot write a chunk");
+    if (bad) {
+        free(pack);
+        free(out_bytes);
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: dataset '%s': cannot compress a block",
+                            w->path, w->name);
     }
-    free(out);
+    /* chunks moved back to back (each lands at or before its slot) */
+    size_t at = head;
+    for (long c = 0; c < n_chunks; c++) {
+        memmove(pack + at, pack + head + (size_t)c * slot, out_bytes[c]);
+        at += out_bytes[c];
+    }
+    uint64_t v = (uint64_t)n_chunks;
+    memcpy(pack, &v, sizeof v);
+    for (long c = 0; c < n_chunks; c++) {
+        v = out_bytes[c];
+        memcpy(pack + (size_t)(1 + c) * sizeof v, &v, sizeof v);
+    }
     free(out_bytes);
+    out->bytes = pack;
+    out->n_bytes = at;
+    return BF_OK;
+}
+
+bf_status bf_h5_rows_store(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const bf_h5_block *b,
+                           bf_error *err)
+{
+    bf_status st = check_rows(w, row0, nrows, err);
+    if (st != BF_OK)
+        return st;
+    uint64_t n_chunks = 0;
+    const long want = w->direct ? (long)((nrows + w->chunk_rows - 1) / w->chunk_rows) : 0;
+    if (b->n_bytes >= sizeof n_chunks)
+        memcpy(&n_chunks, b->bytes, sizeof n_chunks);
+    if (b->n_bytes < sizeof n_chunks || n_chunks != (uint64_t)want ||
+        b->n_bytes < PACK_HEAD(want))
+        return bf_error_set(err, BF_ERR_PARSE, "%s: dataset '%s': a block of rows %llu+%llu "
+                            "is not %ld packed chunks", w->path, w->name,
+                            (unsigned long long)row0, (unsigned long long)nrows, want);
+    const unsigned char *data = b->bytes + PACK_HEAD(want);
+    const size_t data_bytes = b->n_bytes - PACK_HEAD(want);
+    if (!w->direct) {
+        if (data_bytes != (size_t)nrows * w->row_bytes)
+            return bf_error_set(err, BF_ERR_PARSE, "%s: dataset '%s': a block of %llu rows has "
+                                "%zu bytes", w->path, w->name, (unsigned long long)nrows,
+                                data_bytes);
+        if (nrows == 0)
+            return BF_OK;
+        hsize_t start[3] = {row0, 0, 0}, count[3];
+        for (int r = 0; r < w->rank; r++)
+            count[r] = r == 0 ? nrows : w->dims[r];
+        hid_t fspace = H5Dget_space(w->ds), mspace = H5Screate_simple(w->rank, count, NULL);
+        herr_t rc = fspace < 0 || mspace < 0 ? -1
+                    : H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+        if (rc >= 0)
+            rc = H5Dwrite(w->ds, w->mtype, mspace, fspace, H5P_DEFAULT, data);
+        bf_h5_close(&mspace, H5Sclose);
+        bf_h5_close(&fspace, H5Sclose);
+        return rc < 0 ? bf_h5_fail(err, BF_ERR_IO, w->path, "dataset", w->name, "cannot write")
+                      : BF_OK;
+    }
+    /* Stored in row order on this thread: the same file whatever the thread count. */
+    size_t at = 0;
+    for (long c = 0; c < want; c++) {
+        uint64_t n = 0;
+        memcpy(&n, b->bytes + (size_t)(1 + c) * sizeof n, sizeof n);
+        if (n > data_bytes - at)
+            return bf_error_set(err, BF_ERR_PARSE, "%s: dataset '%s': chunk %ld of a block "
+                                "runs past it", w->path, w->name, c);
+        hsize_t offset[3] = {row0 + (hsize_t)c * w->chunk_rows, 0, 0};
+        if (H5Dwrite_chunk(w->ds, H5P_DEFAULT, 0, offset, (size_t)n, data + at) < 0)
+            return bf_h5_fail(err, BF_ERR_IO, w->path, "dataset", w->name,
+                              "cannot write a chunk");
+        at += (size_t)n;
+    }
+    return BF_OK;
+}
+
+bf_status bf_h5_rows_write(bf_h5_rows *w, hsize_t row0, hsize_t nrows, const void *buf,
+                           int threads, bf_error *err)
+{
+    if (nrows == 0)
+        return BF_OK;
+    bf_h5_block b;
+    bf_status st = bf_h5_rows_pack(w, row0, nrows, buf, threads, &b, err);
+    if (st == BF_OK)
+        st = bf_h5_rows_store(w, row0, nrows, &b, err);
+    free(b.bytes);
     return st;
 }
 

@@ -101,54 +101,165 @@ static bf_status view_of_memory(void *user, long row0, long n, bf_patches *view,
 /* Chunks of patches per block (the datasets' BLOCK_CHUNKS). */
 #define PATCH_BLOCK_CHUNKS 8
 
+/* Streams the patches and their columns block by block. A block travels (to rank 0
+ * under several ranks, bf_rank_blocks) as one buffer: uint64 bytes of the packed
+ * patches (bf_h5_rows_pack), those bytes, then each present column's raw rows in
+ * columns_of order; rank 0 stores the patch chunks and writes the columns. */
+typedef struct {
+    const bf_patches *hdr;
+    const char *path;
+    column cols[N_COLUMNS];
+    hid_t ds[N_COLUMNS];
+    bf_h5_rows w;
+    size_t block;
+    int threads;
+    patch_rows_fn fill;
+    void *user;
+    long neighbours;
+} patch_writer;
+
+static size_t column_bytes(const column *c, size_t n)
+{
+    return n * (size_t)(c->cols ? c->cols : 1) * c->elem;
+}
+
+static size_t rows_of(const patch_writer *pw, long k)
+{
+    size_t r0 = (size_t)k * pw->block, N = (size_t)pw->hdr->n;
+    return N - r0 < pw->block ? N - r0 : pw->block;
+}
+
+static bf_status make_patch_block(void *user, long k, bf_h5_block *out, bf_error *err)
+{
+    patch_writer *pw = user;
+    const size_t r0 = (size_t)k * pw->block, n = rows_of(pw, k);
+    bf_patches view;
+    bf_h5_block pb = {0};
+    bf_status st = pw->fill(pw->user, (long)r0, (long)n, &view, err);
+    if (st == BF_OK)
+        st = bf_h5_rows_pack(&pw->w, r0, n, view.patches, pw->threads, &pb, err);
+    if (st != BF_OK)
+        return st;
+    column vc[N_COLUMNS];
+    columns_of(&view, vc);
+    size_t total = sizeof(uint64_t) + pb.n_bytes;
+    for (int c = 0; c < N_COLUMNS; c++)
+        if (pw->cols[c].data) {
+            if (!vc[c].data) {
+                free(pb.bytes);
+                return bf_error_set(err, BF_ERR_INVALID, "%s: dataset '%s': rows %zu+%zu missing",
+                                    pw->path, pw->cols[c].name, r0, n);
+            }
+            total += column_bytes(&pw->cols[c], n);
+        }
+    out->bytes = malloc(total);
+    if (!out->bytes) {
+        free(pb.bytes);
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for a block of %zu patches",
+                            pw->path, n);
+    }
+    uint64_t v = pb.n_bytes;
+    memcpy(out->bytes, &v, sizeof v);
+    memcpy(out->bytes + sizeof v, pb.bytes, pb.n_bytes);
+    size_t at = sizeof v + pb.n_bytes;
+    for (int c = 0; c < N_COLUMNS; c++)
+        if (pw->cols[c].data) {
+            memcpy(out->bytes + at, vc[c].data, column_bytes(&pw->cols[c], n));
+            at += column_bytes(&pw->cols[c], n);
+        }
+    out->n_bytes = at;
+    free(pb.bytes);
+    return BF_OK;
+}
+
+static bf_status store_patch_block(void *user, long k, const bf_h5_block *b, bf_error *err)
+{
+    patch_writer *pw = user;
+    const size_t r0 = (size_t)k * pw->block, n = rows_of(pw, k);
+    uint64_t pn = 0;
+    size_t want = sizeof pn;
+    if (b->n_bytes >= sizeof pn)
+        memcpy(&pn, b->bytes, sizeof pn);
+    want += (size_t)pn;
+    for (int c = 0; c < N_COLUMNS; c++)
+        if (pw->ds[c] >= 0)
+            want += column_bytes(&pw->cols[c], n);
+    if (b->n_bytes < sizeof pn || pn > b->n_bytes || b->n_bytes != want)
+        return bf_error_set(err, BF_ERR_PARSE, "%s: a block of patches %zu+%zu has %zu bytes, "
+                            "not %zu", pw->path, r0, n, b->n_bytes, want);
+    bf_h5_block pb = {.bytes = b->bytes + sizeof pn, .n_bytes = (size_t)pn};
+    bf_status st = bf_h5_rows_store(&pw->w, r0, n, &pb, err);
+    size_t at = sizeof pn + (size_t)pn;
+    for (int c = 0; st == BF_OK && c < N_COLUMNS; c++) {
+        if (pw->ds[c] < 0)
+            continue;
+        const unsigned char *data = b->bytes + at;
+        at += column_bytes(&pw->cols[c], n);
+        int rank = pw->cols[c].cols ? 2 : 1;
+        hsize_t start[2] = {r0, 0}, count[2] = {n, (hsize_t)pw->cols[c].cols};
+        hid_t fspace = H5Dget_space(pw->ds[c]), mspace = H5Screate_simple(rank, count, NULL);
+        if (fspace < 0 || mspace < 0 ||
+            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dwrite(pw->ds[c], pw->cols[c].mtype, mspace, fspace, H5P_DEFAULT, data) < 0)
+            st = bf_h5_fail(err, BF_ERR_IO, pw->path, "dataset", pw->cols[c].name,
+                            "cannot write");
+        bf_h5_close(&mspace, H5Sclose);
+        bf_h5_close(&fspace, H5Sclose);
+        if (st == BF_OK && strcmp(pw->cols[c].name, "neighbour") == 0)
+            for (size_t i = 0; i < n; i++)
+                pw->neighbours += data[i] != 0;
+    }
+    return st;
+}
+
+static void writer_init(patch_writer *pw, const bf_patches *hdr, const char *path,
+                        patch_rows_fn fill, void *user, int threads)
+{
+    memset(pw, 0, sizeof *pw);
+    pw->hdr = hdr;
+    pw->path = path;
+    pw->fill = fill;
+    pw->user = user;
+    pw->threads = threads;
+    columns_of(hdr, pw->cols);
+    for (int k = 0; k < N_COLUMNS; k++)
+        pw->ds[k] = H5I_INVALID_HID;
+    hsize_t pdims[3] = {(hsize_t)hdr->n, (hsize_t)hdr->size, (hsize_t)hdr->size};
+    bf_h5_rows_plan(path, "patches", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, pdims, NULL, &pw->w);
+    pw->block = (size_t)pw->w.chunk_rows * PATCH_BLOCK_CHUNKS;
+}
+
+static long n_blocks(const patch_writer *pw)
+{
+    return pw->block ? (long)(((size_t)pw->hdr->n + pw->block - 1) / pw->block) : 0;
+}
+
 /* hdr: n, size and which arrays exist (non-NULL pointers); the rows come from
- * fill block by block, each written before the next is made. */
+ * fill block by block, each written before the next is made (rank 0's side under
+ * several ranks). *neighbours: stored patches with a neighbour. */
 static bf_status write_columns(hid_t file, const bf_patches *hdr, const char *path,
-                               patch_rows_fn fill, void *user, int threads, bf_error *err)
+                               patch_rows_fn fill, void *user, int threads,
+                               const bf_rank_link *link, long *neighbours, bf_error *err)
 {
     const hsize_t N = (hsize_t)hdr->n, S = (hsize_t)hdr->size;
-    column cols[N_COLUMNS];
-    columns_of(hdr, cols);
-    hid_t ds[N_COLUMNS];
-    for (int k = 0; k < N_COLUMNS; k++)
-        ds[k] = H5I_INVALID_HID;
+    patch_writer pw;
+    writer_init(&pw, hdr, path, fill, user, threads);
     hsize_t pdims[3] = {N, S, S};
-    bf_h5_rows w;
     bf_status st = bf_h5_rows_create(file, path, "patches", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3,
-                                     pdims, NULL, &w, err);
+                                     pdims, NULL, &pw.w, err);
     for (int k = 0; st == BF_OK && k < N_COLUMNS; k++) {
-        if (!cols[k].data)
+        if (!pw.cols[k].data)
             continue;
-        hsize_t dims[2] = {N, (hsize_t)cols[k].cols};
-        st = bf_h5_create_dataset(file, path, cols[k].name, cols[k].ftype, cols[k].cols ? 2 : 1,
-                                  dims, 0, &ds[k], err);
+        hsize_t dims[2] = {N, (hsize_t)pw.cols[k].cols};
+        st = bf_h5_create_dataset(file, path, pw.cols[k].name, pw.cols[k].ftype,
+                                  pw.cols[k].cols ? 2 : 1, dims, 0, &pw.ds[k], err);
     }
-    const size_t block = (size_t)w.chunk_rows * PATCH_BLOCK_CHUNKS;
-    for (size_t r0 = 0; st == BF_OK && r0 < (size_t)N; r0 += block) {
-        size_t n = (size_t)N - r0 < block ? (size_t)N - r0 : block;
-        bf_patches view;
-        st = fill(user, (long)r0, (long)n, &view, err);
-        if (st == BF_OK)
-            st = bf_h5_rows_write(&w, r0, n, view.patches, threads, err);
-        column vc[N_COLUMNS];
-        columns_of(&view, vc);
-        for (int k = 0; st == BF_OK && k < N_COLUMNS; k++) {
-            if (ds[k] < 0)
-                continue;
-            int rank = cols[k].cols ? 2 : 1;
-            hsize_t start[2] = {r0, 0}, count[2] = {n, (hsize_t)cols[k].cols};
-            hid_t fspace = H5Dget_space(ds[k]), mspace = H5Screate_simple(rank, count, NULL);
-            if (!vc[k].data || fspace < 0 || mspace < 0 ||
-                H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-                H5Dwrite(ds[k], cols[k].mtype, mspace, fspace, H5P_DEFAULT, vc[k].data) < 0)
-                st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", cols[k].name, "cannot write");
-            bf_h5_close(&mspace, H5Sclose);
-            bf_h5_close(&fspace, H5Sclose);
-        }
-    }
-    bf_h5_rows_close(&w);
+    st = bf_rank_blocks(link, n_blocks(&pw), make_patch_block, store_patch_block, &pw, st, err);
+    bf_h5_rows_close(&pw.w);
     for (int k = 0; k < N_COLUMNS; k++)
-        bf_h5_close(&ds[k], H5Dclose);
+        bf_h5_close(&pw.ds[k], H5Dclose);
+    if (neighbours)
+        *neighbours = pw.neighbours;
     return st;
 }
 
@@ -175,45 +286,56 @@ static bf_status write_attrs(hid_t file, const bf_patches *p, const char *path, 
     return st;
 }
 
-static bf_status write_patches_file(const bf_patches *hdr, const char *path, patch_rows_fn fill,
-                                    void *user, int threads, bf_error *err)
+static bf_status check_patches(const bf_patches *hdr, const char *path, bf_error *err)
 {
     if (hdr->n < 1 || !hdr->patches)
         return bf_error_set(err, BF_ERR_INVALID, "%s: nothing to write (no patches)", path);
     if (hdr->size < 1 || hdr->size > MAX_PATCH_SIZE)
         return bf_error_set(err, BF_ERR_INVALID, "%s: patch size %d is not in 1..%d", path,
                             hdr->size, MAX_PATCH_SIZE);
+    return BF_OK;
+}
+
+/* Rank 0 (or the one process): agreed with the other ranks before the rename. */
+static bf_status write_patches_file(const bf_patches *hdr, const char *path, patch_rows_fn fill,
+                                    void *user, int threads, const bf_rank_link *link,
+                                    long *neighbours, bf_error *err)
+{
     bf_h5_quiet quiet;
     bf_h5_quiet_begin(&quiet);
     bf_atomic_file af;
     hid_t file = H5I_INVALID_HID;
     bf_status st = bf_h5_create_atomic(&af, path, &file, err);
-    if (st != BF_OK)
-        goto done;
-    st = write_columns(file, hdr, path, fill, user, threads, err);
+    int made = st == BF_OK;
+    if (made)
+        st = write_columns(file, hdr, path, fill, user, threads, link, neighbours, err);
+    else
+        st = bf_rank_blocks(link, 0, NULL, NULL, NULL, st, err); /* agrees the failure */
     if (st == BF_OK)
         st = write_attrs(file, hdr, path, err);
+    st = bf_rank_agree(link, st, err);
     if (st == BF_OK) {
         st = bf_h5_commit_atomic(&af, &file, err);
-    } else {
+    } else if (made) {
         bf_h5_close(&file, H5Fclose);
         bf_atomic_abort(&af);
     }
-done:
     bf_h5_quiet_end(&quiet);
     return st;
 }
 
 bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *err)
 {
-    return write_patches_file(p, path, view_of_memory, (void *)p, 0, err);
+    bf_status st = check_patches(p, path, err);
+    return st != BF_OK ? st
+                       : write_patches_file(p, path, view_of_memory, (void *)p, 0, NULL, NULL,
+                                            err);
 }
 
 typedef struct {
     const bf_peaks_config *cfg;
     int threads;
     bf_patches block;                 /* block-sized arrays */
-    long neighbours;
     bf_progress prog;
 } patch_sim_source;
 
@@ -224,19 +346,19 @@ static bf_status view_of_simulation(void *user, long row0, long n, bf_patches *v
     bf_status st = bf_patches_simulate_rows(src->cfg, row0, n, src->threads, &src->block,
                                             &src->prog, err);
     *view = src->block;
-    for (long i = 0; st == BF_OK && i < n; i++)
-        src->neighbours += src->block.neighbour[i];
     return st;
 }
 
-bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const char *path,
-                               long *neighbours, bf_error *err)
+bf_status bf_patches_sample_h5_ranks(const bf_peaks_config *cfg, int threads, const char *path,
+                                     const bf_rank_link *link, long *neighbours, bf_error *err)
 {
     if (threads < 0)
         return bf_error_set(err, BF_ERR_INVALID, "threads: %d is negative", threads);
     if (threads == 0)
         threads = bf_default_threads();
+    const int rank = link && link->size > 1 ? link->rank : 0;
     patch_sim_source src = {.cfg = cfg, .threads = threads};
+    long nb = 0;
     /* one block of every array; hdr is the block with the whole count */
     const size_t S2 = (size_t)cfg->size * (size_t)cfg->size;
     size_t rows = (BF_H5_CHUNK_BYTES / (S2 * sizeof(float)));
@@ -244,17 +366,37 @@ bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const ch
     if (cfg->count > 0 && rows > (size_t)cfg->count)
         rows = (size_t)cfg->count;
     bf_status st = bf_patches_alloc_rows(cfg, (long)rows, &src.block, err);
+    bf_patches hdr = src.block;
+    hdr.n = cfg->count;
+    if (st == BF_OK)
+        st = check_patches(&hdr, path, err);
+    /* every rank simulates its blocks from the same config: a rank that cannot
+     * stops them all before rank 0 creates the file */
+    st = bf_rank_agree(link, st, err);
     if (st == BF_OK) {
-        bf_patches hdr = src.block;
-        hdr.n = cfg->count;
         bf_progress_begin(&src.prog, "sample-peaks", (uint64_t)cfg->count);
-        st = write_patches_file(&hdr, path, view_of_simulation, &src, threads, err);
+        if (rank == 0) {
+            st = write_patches_file(&hdr, path, view_of_simulation, &src, threads, link, &nb,
+                                    err);
+        } else {
+            patch_writer pw;
+            writer_init(&pw, &hdr, path, view_of_simulation, &src, threads);
+            st = bf_rank_blocks(link, n_blocks(&pw), make_patch_block, NULL, &pw, st, err);
+            st = bf_rank_agree(link, st, err); /* write_patches_file's, before the rename */
+        }
         bf_progress_end(&src.prog);
+        st = bf_rank_agree(link, st, err); /* a rename that failed on rank 0 fails all */
     }
     bf_patches_free(&src.block);
     if (neighbours)
-        *neighbours = src.neighbours;
+        *neighbours = nb;
     return st;
+}
+
+bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const char *path,
+                               long *neighbours, bf_error *err)
+{
+    return bf_patches_sample_h5_ranks(cfg, threads, path, NULL, neighbours, err);
 }
 
 /* ---- reading -------------------------------------------------------------------- */

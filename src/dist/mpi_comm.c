@@ -123,7 +123,8 @@ bf_status bf_dist_send(int dest, int tag, const void *buf, size_t bytes, bf_erro
     return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Send", err);
 }
 
-bf_status bf_dist_recv_any(int *src, int *tag, void **buf, size_t *bytes, bf_error *err)
+bf_status bf_dist_recv(int from, int want_tag, int *src, int *tag, void **buf, size_t *bytes,
+                       bf_error *err)
 {
     *buf = NULL;
     *bytes = 0;
@@ -134,7 +135,9 @@ bf_status bf_dist_recv_any(int *src, int *tag, void **buf, size_t *bytes, bf_err
      * trials for the whole sweep. Poll every millisecond instead. */
     for (;;) {
         int flag = 0;
-        int rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &ms);
+        int rc = MPI_Iprobe(from == BF_DIST_ANY ? MPI_ANY_SOURCE : from,
+                            want_tag == BF_DIST_ANY ? MPI_ANY_TAG : want_tag, MPI_COMM_WORLD,
+                            &flag, &ms);
         if (rc != MPI_SUCCESS)
             return mpi_fail(rc, "Iprobe", err);
         if (flag)
@@ -153,8 +156,10 @@ bf_status bf_dist_recv_any(int *src, int *tag, void **buf, size_t *bytes, bf_err
         free(b);
         return mpi_fail(rc, "Recv", err);
     }
-    *src = ms.MPI_SOURCE;
-    *tag = ms.MPI_TAG;
+    if (src)
+        *src = ms.MPI_SOURCE;
+    if (tag)
+        *tag = ms.MPI_TAG;
     *buf = b;
     *bytes = (size_t)n;
     return BF_OK;

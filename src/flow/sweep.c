@@ -534,7 +534,7 @@ static bf_status run_master(farm *f, int size, bf_error *err)
         int src = 0, tag = 0;
         void *buf = NULL;
         size_t n = 0;
-        bf_status st = bf_dist_recv_any(&src, &tag, &buf, &n, err);
+        bf_status st = bf_dist_recv(BF_DIST_ANY, BF_DIST_ANY, &src, &tag, &buf, &n, err);
         if (st != BF_OK)
             return st; /* the transport itself failed: nothing more can be said */
         if (tag == TAG_RESULT) {
@@ -583,7 +583,7 @@ static bf_status run_worker(const bf_sweep_config *cfg, const bf_sweep_data *d, 
         int src = 0, tag = 0;
         void *buf = NULL;
         size_t n = 0;
-        st = bf_dist_recv_any(&src, &tag, &buf, &n, err);
+        st = bf_dist_recv(BF_DIST_ANY, BF_DIST_ANY, &src, &tag, &buf, &n, err);
         if (st != BF_OK)
             break;
         int32_t id = -1;

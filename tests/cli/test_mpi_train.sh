@@ -97,12 +97,12 @@ same_curve structure_net.1.json sqrt.json >/dev/null && fail "lr * sqrt(2) gave 
 ok
 
 CASE="other commands refuse to run as several ranks (each would write the same file)"
-"${MPIRUN[@]}" -np 2 "$BF" sample-peaks --count 10 --out twice.h5 >"$TMP/stdout" 2>"$TMP/stderr"
+"${MPIRUN[@]}" -np 2 "$BF" simulate --cif "$NACL" --instprm "$INST" --cell "$CELL" --out twice.csv >"$TMP/stdout" 2>"$TMP/stderr"
 RC=$?
 [ "$RC" -eq 2 ] || fail "exit status $RC, expected 2"
-[ "$(grep -c '^braggflow: sample-peaks does not run under MPI' "$TMP/stderr")" -eq 1 ] ||
+[ "$(grep -c '^braggflow: simulate does not run under MPI' "$TMP/stderr")" -eq 1 ] ||
     fail "expected one line from rank 0"
-[ ! -e twice.h5 ] || fail "twice.h5 written"
+[ ! -e twice.csv ] || fail "twice.csv written"
 ok
 
 CASE="--lr-scaling rejects an unknown rule"
