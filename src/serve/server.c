@@ -237,40 +237,42 @@ static void job_free(job *j)
 static job *take_batch(bf_server *s)
 {
     pthread_mutex_lock(&s->q_mu);
-    while (!s->q_head && !s->workers_exit)
-        pthread_cond_wait(&s->q_cv, &s->q_mu);
-    if (!s->q_head) {
-        pthread_mutex_unlock(&s->q_mu);
-        return NULL;
-    }
-    double deadline = s->q_head->t_recv + 1e-6 * s->cfg.max_delay_us;
-    while (s->q_items < s->cfg.max_batch && !s->workers_exit && !atomic_load(&s->stop)) {
-        double now = bf_now_seconds();
-        if (now >= deadline)
+    for (;;) {
+        while (!s->q_head && !s->workers_exit)
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+        if (!s->q_head) {
+            pthread_mutex_unlock(&s->q_mu);
+            return NULL;
+        }
+        double deadline = s->q_head->t_recv + 1e-6 * s->cfg.max_delay_us;
+        while (s->q_head && s->q_items < s->cfg.max_batch && !s->workers_exit &&
+               !atomic_load(&s->stop)) {
+            double now = bf_now_seconds();
+            if (now >= deadline)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            double wait = deadline - now;
+            ts.tv_sec += (time_t)wait;
+            ts.tv_nsec += (long)((wait - floor(wait)) * 1e9);
+            if (ts.tv_nsec >= 1000000000L)
+                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&s->q_cv, &s->q_mu, &ts);
+        }
+        if (s->q_head)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double wait = deadline - now;
-        ts.tv_sec += (time_t)wait;
-        ts.tv_nsec += (long)((wait - floor(wait)) * 1e9);
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&s->q_cv, &s->q_mu, &ts);
-        if (!s->q_head)   /* another worker took them */
-            break;
+        /* another worker took them while this one waited: wait for new work */
     }
     job *first = s->q_head, *last = NULL;
     long items = 0;
     for (job *j = s->q_head; j && (items == 0 || items + j->rq.count <= s->cfg.max_batch);
          j = j->next)
         items += j->rq.count, last = j;
-    if (first) {
-        s->q_head = last->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
-        last->next = NULL;
-        s->q_items -= items;
-    }
+    s->q_head = last->next;
+    if (!s->q_head)
+        s->q_tail = NULL;
+    last->next = NULL;
+    s->q_items -= items;
     pthread_mutex_unlock(&s->q_mu);
     return first;
 }

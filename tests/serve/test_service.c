@@ -46,12 +46,13 @@ static bf_status make_patches(long n, uint64_t seed, bf_patches *p, bf_error *er
     return bf_patches_simulate(&cfg, 2, p, err);
 }
 
-static int start(server_thread *t, const char *model, const char *endpoint, int max_batch)
+static int start_workers(server_thread *t, const char *model, const char *endpoint,
+                         int max_batch, int workers)
 {
     bf_serve_config c;
     bf_serve_config_defaults(&c);
     c.model_path = model, c.bind = endpoint, c.quiet = 1, c.max_batch = max_batch;
-    c.threads = 2;
+    c.workers = workers, c.threads = workers > 1 ? 1 : 2;
     memset(t, 0, sizeof *t);
     if (bf_server_start(&c, &t->s, &t->err) != BF_OK) {
         fprintf(stderr, "  server: %s\n", t->err.msg);
@@ -59,6 +60,11 @@ static int start(server_thread *t, const char *model, const char *endpoint, int 
         return -1;
     }
     return pthread_create(&t->tid, NULL, run_server, t) ? -1 : 0;
+}
+
+static int start(server_thread *t, const char *model, const char *endpoint, int max_batch)
+{
+    return start_workers(t, model, endpoint, max_batch, 1);
 }
 
 static void finish(server_thread *t)
@@ -426,6 +432,35 @@ BF_TEST(a_stop_drains_every_request_in_flight_with_one_reply_each)
     bf_server_destroy(t.s);
     zmq_close(sock);
     zmq_ctx_term(ctx);
+    bf_patches_free(&p);
+    remove(model);
+}
+
+BF_TEST(two_workers_share_the_queue_and_answer_every_request)
+{
+    char model[512], endpoint[600];
+    snprintf(model, sizeof model, "%s/svc_two.safetensors", bf_test_tmp_dir());
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/svc_two.ipc", bf_test_tmp_dir());
+    bf_error err = {0};
+    CHECK(save_braggnn(model, 6, &err) == BF_OK);
+    bf_patches p;
+    CHECK(make_patches(2000, 9, &p, &err) == BF_OK);
+    server_thread t;
+    CHECK(start_workers(&t, model, endpoint, 64, 2) == 0);
+    /* many small requests from several connections, two workers taking batches from one
+     * queue (a worker that wakes to find the other took the queue goes back to waiting) */
+    bf_client_config cfg;
+    bf_client_config_defaults(&cfg);
+    cfg.connect = endpoint, cfg.concurrency = 4, cfg.inflight = 4, cfg.batch = 3;
+    cfg.repeat = 2, cfg.timeout_s = 20;
+    bf_client_result r;
+    bf_status st = bf_client_run(&cfg, &p, &r, &err);
+    finish(&t);
+    CHECK_MSG(st == BF_OK, "%s", err.msg);
+    CHECK_MSG(r.faults == 0 && r.errors == 0, "%ld faults, %ld errors: %s", r.faults, r.errors,
+              r.first_fault);
+    CHECK(r.items == 4000);
+    bf_client_result_free(&r);
     bf_patches_free(&p);
     remove(model);
 }
