@@ -48,6 +48,7 @@ bench: build
 	./$(BUILD)/bench/bench_fit_peaks --threads 2
 	./$(BUILD)/bench/bench_serve --threads 2
 	./$(BUILD)/bench/workflow_speedup
+	./bench/mpi_scaling.sh ./$(BUILD)/braggflow
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
