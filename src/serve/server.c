@@ -861,65 +861,43 @@ char *bf_server_stats_json(bf_server *s)
     for (int i = 1; i < 8; i++)
         errors += c.errors[i];
 
-    size_t cap = 8192;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    int n = snprintf(out, cap,
-                     "{\"requests\": %ld, \"items\": %ld, \"errors\": %ld, \"errors_by_status\": {",
-                     c.requests, c.items, errors);
+    bf_buf b = {0};
+    bf_buf_printf(&b, "{\"requests\": %ld, \"items\": %ld, \"errors\": %ld, \"errors_by_status\": {",
+                  c.requests, c.items, errors);
     for (int i = 1; i <= BF_WIRE_INTERNAL; i++)
-        n += snprintf(out + n, cap - (size_t)n, "%s\"%s\": %ld", i > 1 ? ", " : "",
-                      bf_wire_status_name(i), c.errors[i]);
-    n += snprintf(out + n, cap - (size_t)n, "}, \"batches\": %ld, \"batch_size_histogram\": {",
-                  c.batches);
-    int first = 1;
-    for (int b = 0; b < BATCH_BUCKETS; b++) {
-        if (!c.batch_hist[b])
+        bf_buf_printf(&b, "%s\"%s\": %ld", i > 1 ? ", " : "", bf_wire_status_name(i),
+                      c.errors[i]);
+    bf_buf_printf(&b, "}, \"batches\": %ld, \"batch_size_histogram\": {", c.batches);
+    const char *sep = "";
+    for (int k = 0; k < BATCH_BUCKETS; k++) {
+        if (!c.batch_hist[k])
             continue;
-        long lo = 1L << b, hi = (1L << (b + 1)) - 1;
-        char label[32];
+        long lo = 1L << k, hi = (1L << (k + 1)) - 1;
         if (lo == hi)
-            snprintf(label, sizeof label, "%ld", lo);
+            bf_buf_printf(&b, "%s\"%ld\": %ld", sep, lo, c.batch_hist[k]);
         else
-            snprintf(label, sizeof label, "%ld-%ld", lo, hi);
-        n += snprintf(out + n, cap - (size_t)n, "%s\"%s\": %ld", first ? "" : ", ", label,
-                      c.batch_hist[b]);
-        first = 0;
+            bf_buf_printf(&b, "%s\"%ld-%ld\": %ld", sep, lo, hi, c.batch_hist[k]);
+        sep = ", ";
     }
-    /* JSON strings from paths and messages: escape what JSON needs. */
-    char esc_path[2100], esc_err[1100];
-    const char *srcs[2] = {path, c.last_load_error};
-    char *dsts[2] = {esc_path, esc_err};
-    size_t dcap[2] = {sizeof esc_path, sizeof esc_err};
-    for (int k = 0; k < 2; k++) {
-        size_t o = 0;
-        for (const char *p = srcs[k]; *p && o + 7 < dcap[k]; p++) {
-            unsigned char ch = (unsigned char)*p;
-            if (ch == '"' || ch == '\\')
-                dsts[k][o++] = '\\', dsts[k][o++] = (char)ch;
-            else if (ch < 0x20)
-                o += (size_t)snprintf(dsts[k] + o, dcap[k] - o, "\\u%04x", ch);
-            else
-                dsts[k][o++] = (char)ch;
-        }
-        dsts[k][o] = 0;
-    }
-    n += snprintf(out + n, cap - (size_t)n,
+    /* a path or a message can hold anything: quoted as JSON strings (6 bytes a byte at
+     * worst) */
+    char q_path[6 * sizeof path + 3], q_err[6 * sizeof c.last_load_error + 3];
+    bf_buf_printf(&b,
                   "}, \"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, "
                   "\"p99.9\": %.1f}, \"stats_requests\": %ld, \"replies_dropped\": %ld, "
                   "\"uptime_s\": %.3f, \"workers\": %d, \"max_batch\": %d, "
                   "\"max_delay_us\": %d, \"model\": {\"kind\": \"%s\", \"hash\": \"%s\", "
-                  "\"path\": \"%s\", \"loaded_at\": \"%s\", \"load_ms\": %.2f, \"swaps\": %ld, "
-                  "\"failed_loads\": %ld, \"last_load_error\": \"%s\"}}",
+                  "\"path\": %s, \"loaded_at\": \"%s\", \"load_ms\": %.2f, \"swaps\": %ld, "
+                  "\"failed_loads\": %ld, \"last_load_error\": %s}}",
                   latency_percentile(c.latency, 0.50), latency_percentile(c.latency, 0.90),
                   latency_percentile(c.latency, 0.99), latency_percentile(c.latency, 0.999),
                   c.stats_requests, c.replies_dropped, bf_now_seconds() - s->t_start,
-                  s->cfg.workers, s->cfg.max_batch, s->cfg.max_delay_us, what, hash, esc_path,
-                  loaded_at, load_ms, c.swaps, c.failed_loads, esc_err);
-    if (n < 0 || (size_t)n >= cap) {
-        free(out);
+                  s->cfg.workers, s->cfg.max_batch, s->cfg.max_delay_us, what, hash,
+                  bf_json_quote(path, q_path, sizeof q_path), loaded_at, load_ms, c.swaps,
+                  c.failed_loads, bf_json_quote(c.last_load_error, q_err, sizeof q_err));
+    if (b.failed) {
+        bf_buf_free(&b);
         return NULL;
     }
-    return out;
+    return b.data;
 }
