@@ -90,6 +90,10 @@ void bf_sha256_update(bf_sha256 *ctx, const void *data, size_t n);
 void bf_sha256_final(bf_sha256 *ctx, uint8_t digest[32]);
 void bf_sha256_hex(const void *data, size_t n, char hex[65]);
 bf_status bf_sha256_file_hex(const char *path, char hex[65], bf_error *err);
+/* The digest of a file's bytes. */
+bf_status bf_sha256_file(const char *path, uint8_t digest[32], bf_error *err);
+/* A digest as 64 lowercase hex digits. */
+void bf_sha256_digest_hex(const uint8_t digest[32], char hex[65]);
 
 /* ---- JSON ------------------------------------------------------------- */
 /* s as a JSON string literal in out (quotes, backslash and control characters

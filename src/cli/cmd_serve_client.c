@@ -43,16 +43,10 @@ static const char *usage =
     "  braggflow serve-client --connect tcp://127.0.0.1:5555 --data test.h5 \\\n"
     "      --batch 64 --concurrency 4 --inflight 2\n";
 
-static void hex12(const uint8_t h[32], char out[13])
-{
-    for (int i = 0; i < 6; i++)
-        snprintf(out + 2 * i, 3, "%02x", h[i]);
-}
-
 static void report(const bf_client_config *c, const bf_client_result *r, const bf_patches *p,
                    const bf_peak_errors *pe, int json)
 {
-    char h[13];
+    char h[65];
     if (json) {
         printf("{\"requests\": %ld, \"items\": %ld, \"errors\": %ld, \"faults\": %ld, "
                "\"wall_s\": %.4f, \"items_per_s\": %.1f, \"batch\": %d, \"concurrency\": %d, "
@@ -63,8 +57,7 @@ static void report(const bf_client_config *c, const bf_client_result *r, const b
                r->latency_us[3], r->latency_us[4], r->swap_order_ok ? "true" : "false");
         for (int i = 0; i < r->n_hashes; i++) {
             char full[65];
-            for (int b = 0; b < 32; b++)
-                snprintf(full + 2 * b, 3, "%02x", r->hashes[i][b]);
+            bf_sha256_digest_hex(r->hashes[i], full);
             printf("%s{\"hash\": \"%s\", \"replies\": %ld}", i ? ", " : "", full,
                    r->hash_replies[i]);
         }
@@ -86,8 +79,8 @@ static void report(const bf_client_config *c, const bf_client_result *r, const b
     printf("errors        %ld error replies, %ld faults%s%s\n", r->errors, r->faults,
            r->first_fault[0] ? ": " : "", r->first_fault);
     for (int i = 0; i < r->n_hashes; i++) {
-        hex12(r->hashes[i], h);
-        printf("model         %s... answered %ld requests\n", h, r->hash_replies[i]);
+        bf_sha256_digest_hex(r->hashes[i], h);
+        printf("model         %.12s... answered %ld requests\n", h, r->hash_replies[i]);
     }
     if (r->n_hashes > 1)
         printf("swap order    %s\n", r->swap_order_ok ? "ok (no request answered by an older "

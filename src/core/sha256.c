@@ -89,7 +89,7 @@ void bf_sha256_final(bf_sha256 *ctx, uint8_t digest[32])
     }
 }
 
-static void to_hex(const uint8_t d[32], char hex[65])
+void bf_sha256_digest_hex(const uint8_t d[32], char hex[65])
 {
     static const char digits[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
@@ -106,10 +106,10 @@ void bf_sha256_hex(const void *data, size_t n, char hex[65])
     bf_sha256_init(&ctx);
     bf_sha256_update(&ctx, data, n);
     bf_sha256_final(&ctx, d);
-    to_hex(d, hex);
+    bf_sha256_digest_hex(d, hex);
 }
 
-bf_status bf_sha256_file_hex(const char *path, char hex[65], bf_error *err)
+bf_status bf_sha256_file(const char *path, uint8_t digest[32], bf_error *err)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
@@ -124,8 +124,15 @@ bf_status bf_sha256_file_hex(const char *path, char hex[65], bf_error *err)
     fclose(fp);
     if (bad)
         return bf_error_set(err, BF_ERR_IO, "%s: read error", path);
-    uint8_t d[32];
-    bf_sha256_final(&ctx, d);
-    to_hex(d, hex);
+    bf_sha256_final(&ctx, digest);
     return BF_OK;
+}
+
+bf_status bf_sha256_file_hex(const char *path, char hex[65], bf_error *err)
+{
+    uint8_t d[32];
+    bf_status st = bf_sha256_file(path, d, err);
+    if (st == BF_OK)
+        bf_sha256_digest_hex(d, hex);
+    return st;
 }

@@ -8,15 +8,6 @@
 
 #include "serve/service_internal.h"
 
-static void hex_to_bytes(const char hex[65], uint8_t out[32])
-{
-    for (int i = 0; i < 32; i++) {
-        unsigned v = 0;
-        sscanf(hex + 2 * i, "%2x", &v);
-        out[i] = (uint8_t)v;
-    }
-}
-
 void bf_served_free(bf_served *sv)
 {
     if (!sv)
@@ -136,13 +127,13 @@ bf_status bf_served_load(const char *path, int copies, int max_batch, bf_served 
     if (!sv)
         return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
     snprintf(sv->path, sizeof sv->path, "%s", path);
-    char after[65];
-    bf_status st = bf_sha256_file_hex(path, sv->hash_hex, err);
+    uint8_t after[32];
+    bf_status st = bf_sha256_file(path, sv->hash, err);
     if (st == BF_OK)
         st = load_copies(sv, copies < 1 ? 1 : copies, max_batch, err);
     if (st == BF_OK)
-        st = bf_sha256_file_hex(path, after, err);
-    if (st == BF_OK && strcmp(after, sv->hash_hex))
+        st = bf_sha256_file(path, after, err);
+    if (st == BF_OK && memcmp(after, sv->hash, sizeof after))
         st = bf_error_set(err, BF_ERR_IO, "%s: the file changed while it was loading", path);
     if (st == BF_OK)
         st = validate(sv, err);
@@ -150,7 +141,7 @@ bf_status bf_served_load(const char *path, int copies, int max_batch, bf_served 
         bf_served_free(sv);
         return st;
     }
-    hex_to_bytes(sv->hash_hex, sv->hash);
+    bf_sha256_digest_hex(sv->hash, sv->hash_hex);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
