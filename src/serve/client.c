@@ -119,8 +119,9 @@ static int hash_index(run_state *rs, const uint8_t h[32], double now)
     return r->n_hashes++;
 }
 
-/* Checks one reply frame; sent = the send time of the request it answers. */
-static void take_reply(run_state *rs, const void *frame, size_t len, const double *sent,
+/* Checks one reply frame; sent = the send times of the outstanding requests. Returns 1
+ * when it answered one of them (its slot is free again), else 0. */
+static int take_reply(run_state *rs, const void *frame, size_t len, const double *sent,
                        long *slot_k, int inflight)
 {
     double now = bf_now_seconds();
@@ -128,7 +129,7 @@ static void take_reply(run_state *rs, const void *frame, size_t len, const doubl
     char why[256];
     if (bf_wire_decode_reply(frame, len, &rp, why, sizeof why) != BF_WIRE_OK) {
         fault(rs, "malformed reply: %s", why);
-        return;
+        return 0;
     }
     long k = (long)rp.id - 1;
     int slot = -1;
@@ -139,7 +140,7 @@ static void take_reply(run_state *rs, const void *frame, size_t len, const doubl
         fault(rs, "reply for request id %llu, which is not outstanding on this connection%s",
               (unsigned long long)rp.id,
               k >= 0 && k < rs->total && rs->answered[k] ? " (answered twice)" : "");
-        return;
+        return 0;
     }
     slot_k[slot] = -1;
     rs->answered[k] = 1;
@@ -154,7 +155,7 @@ static void take_reply(run_state *rs, const void *frame, size_t len, const doubl
                      k + 1, bf_wire_status_name(rp.status), (int)(rp.body_bytes < 200 ? rp.body_bytes : 200),
                      (const char *)rp.body);
         pthread_mutex_unlock(&rs->mu);
-        return;
+        return 1;
     }
     int h = hash_index(rs, rp.model_hash, now);
     if (h >= 0) {
@@ -170,7 +171,7 @@ static void take_reply(run_state *rs, const void *frame, size_t len, const doubl
     if (rp.count != (uint32_t)count || rp.values != 2) {
         fault(rs, "request %ld: reply holds %u x %u values, want %ld x 2", k + 1, rp.count,
               rp.values, count);
-        return;
+        return 1;
     }
     int last_pass = k / rs->per_pass == rs->cfg->repeat - 1;
     for (long i = 0; i < count; i++) {
@@ -178,11 +179,12 @@ static void take_reply(run_state *rs, const void *frame, size_t len, const doubl
         memcpy(rc, rp.body + 8 * i, 8);
         if (!isfinite(rc[0]) || !isfinite(rc[1])) {
             fault(rs, "request %ld: item %ld is not finite", k + 1, i);
-            return;
+            return 1;
         }
         if (last_pass)
             rs->r->centre_rc[2 * (first + i)] = rc[0], rs->r->centre_rc[2 * (first + i) + 1] = rc[1];
     }
+    return 1;
 }
 
 static void *conn_main(void *arg)
@@ -246,14 +248,8 @@ static void *conn_main(void *arg)
         if (zmq_poll(&item, 1, wait_ms) <= 0)
             continue;
         while (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) >= 0) {
-            int before = 0;
-            for (int i = 0; i < inflight; i++)
-                before += slot_k[i] >= 0;
-            take_reply(rs, zmq_msg_data(&msg), zmq_msg_size(&msg), sent, slot_k, inflight);
-            int after = 0;
-            for (int i = 0; i < inflight; i++)
-                after += slot_k[i] >= 0;
-            open -= before - after;
+            open -= take_reply(rs, zmq_msg_data(&msg), zmq_msg_size(&msg), sent, slot_k,
+                               inflight);
         }
     }
 done:
