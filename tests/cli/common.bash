@@ -1,7 +1,7 @@
 # tests/cli/common.bash — sourced by the tests/cli/*.sh scripts (not a test
 # itself: ctest runs only *.sh). Sets BF (absolute path of braggflow, $1),
 # SRC, EX, NACL, INST, CELL, a scratch folder TMP (removed on exit, also the
-# working folder), and the helpers fail, ok and run.
+# working folder), and the helpers fail, ok, run, run_ok, need_mpirun and mpi_ok.
 BF=${1:?usage: $0 /path/to/braggflow}
 case $BF in /*) ;; *) BF=$PWD/$BF ;; esac # the cases run in a temporary folder
 SRC=${BF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -51,4 +51,29 @@ INI
 run() {
     "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
     RC=$?
+}
+# run_ok CMD...: run, which must succeed.
+run_ok() {
+    run "$@"
+    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
+}
+
+# need_mpirun: the MPI cases that follow need mpirun; without it the script prints
+# "skipped: mpirun not found" and exits 0. Sets MPIRUN (as an array) and lets Open MPI
+# start as root (a container).
+need_mpirun() {
+    if ! command -v mpirun >/dev/null 2>&1; then
+        echo "skipped: mpirun not found"
+        exit 0
+    fi
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    MPIRUN=(mpirun --oversubscribe)
+}
+# mpi_ok N CMD...: mpirun -np N braggflow CMD, which must succeed.
+mpi_ok() {
+    local n=$1
+    shift
+    "${MPIRUN[@]}" -np "$n" "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
+    RC=$?
+    [ "$RC" -eq 0 ] || fail "mpirun -np $n braggflow $*: exit status $RC"
 }

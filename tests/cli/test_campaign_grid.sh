@@ -7,10 +7,6 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
-run_ok() {
-    run "$@"
-    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
-}
 cat >grid.ini <<INI
 [run]
 seed = 2

@@ -6,10 +6,6 @@ set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
 N_POINTS=2806 # GSAS-II's grid for the default --tof-min/--tof-max/--tof-step
-run_ok() {
-    run "$@"
-    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
-}
 no_tmp_left() {
     [ -z "$(find "$TMP" -maxdepth 1 -name '*.tmp.*' -print -quit)" ] ||
         fail "temporary file left: $(find "$TMP" -maxdepth 1 -name '*.tmp.*')"

@@ -9,25 +9,7 @@ set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
 CASE=mpirun_on_path
-if ! command -v mpirun >/dev/null 2>&1; then
-    echo "skipped: mpirun not found"
-    exit 0
-fi
-# root in a container: Open MPI refuses to start without these
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe)
-
-run_ok() {
-    run "$@"
-    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
-}
-mpi_ok() {
-    local n=$1
-    shift
-    "${MPIRUN[@]}" -np "$n" "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
-    RC=$?
-    [ "$RC" -eq 0 ] || fail "mpirun -np $n braggflow $*: exit status $RC"
-}
+need_mpirun
 
 # 3 x 1000 = 3000 patterns: 4 blocks of 744 and one of 24 (2 ranks: 3 + 2 blocks,
 # 3 ranks: 2 + 2 + 1)

@@ -10,26 +10,8 @@ set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
 CASE=mpirun_on_path
-if ! command -v mpirun >/dev/null 2>&1; then
-    echo "skipped: mpirun not found"
-    exit 0
-fi
-# root in a container: Open MPI refuses to start without these
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe)
+need_mpirun
 
-run_ok() {
-    run "$@"
-    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
-}
-# mpi_ok N ARGS...: mpirun -np N braggflow ARGS, which must succeed
-mpi_ok() {
-    local n=$1
-    shift
-    "${MPIRUN[@]}" -np "$n" "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
-    RC=$?
-    [ "$RC" -eq 0 ] || fail "mpirun -np $n braggflow $*: exit status $RC"
-}
 # same_curve A.json B.json: every epoch's train_loss and val_score within 1e-4 relative
 same_curve() {
     awk -F'[:,]' '

@@ -10,10 +10,6 @@ set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
 
-run_ok() {
-    run "$@"
-    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
-}
 HAVE_SQLITE=0
 command -v sqlite3 >/dev/null 2>&1 && HAVE_SQLITE=1
 q() { sqlite3 "$1/registry.sqlite" "$2"; }
@@ -153,12 +149,7 @@ run sweep --report nowhere
 ok
 
 CASE=mpi_task_farm
-if ! command -v mpirun >/dev/null 2>&1; then
-    echo "skipped: mpirun not found"
-    exit 0
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe)
+need_mpirun
 write_sweep mpi
 "${MPIRUN[@]}" -np 2 "$BF" sweep sweep-mpi.ini >"$TMP/stdout" 2>"$TMP/stderr" ||
     fail "mpirun -np 2: exit status $?"

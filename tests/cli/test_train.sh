@@ -7,10 +7,6 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
-run_ok() {
-    run "$@"
-    [ "$RC" -eq 0 ] || fail "braggflow $*: exit status $RC"
-}
 # run_fails PATTERN CMD...: non-zero exit and PATTERN in stderr
 run_fails() {
     local pattern=$1
