@@ -244,6 +244,14 @@ bf_status bf_dataset_write_h5_c(const bf_dataset *d, const char *path, bf_layout
  * built-in classes; attributes absent from a file are left empty (class names
  * then default to the built-ins' names by label). */
 bf_status bf_dataset_read_h5(const char *path, bf_dataset *out, bf_error *err);
+/* The rows of either layout in *n, from the patterns' shape (nothing else is read). */
+bf_status bf_dataset_h5_count(const char *path, long *n, bf_error *err);
+/* Rows [first, first + count) only (hyperslabs of the patterns, cells and labels: a
+ * rank reads its shard, DESIGN §10); tof_us and the attributes as the whole read gives
+ * them. first + count beyond the file's rows (or either negative): BF_ERR_RANGE naming
+ * the file. bf_dataset_read_h5 is rows [0, all) of the same code. */
+bf_status bf_dataset_read_h5_rows(const char *path, long first, long count, bf_dataset *out,
+                                  bf_error *err);
 
 /* One pattern (n = 1, patterns only) from CSV text: a column of intensities, or
  * tof,intensity as `simulate --out x.csv` writes (the last column is read). Header
@@ -299,6 +307,14 @@ bf_status bf_patches_write_h5(const bf_patches *p, const char *path, bf_error *e
 /* Reads the layout above; checks shapes, finiteness of every patch value
  * ("FILE: patches: patch 17 pixel (3, 4) is NaN") and of the centres. */
 bf_status bf_patches_read_h5(const char *path, bf_patches *out, bf_error *err);
+/* The patches in *n, from the patches' shape (checked as the read checks it). */
+bf_status bf_patches_h5_count(const char *path, long *n, bf_error *err);
+/* Patches [first, first + count) only, with their centres and per-patch arrays
+ * (hyperslabs) and the attributes; checks as bf_patches_read_h5 (a non-finite value
+ * is named by its row in the file). first + count beyond the file's patches (or
+ * either negative): BF_ERR_RANGE. bf_patches_read_h5 is [0, all) of the same code. */
+bf_status bf_patches_read_h5_rows(const char *path, long first, long count, bf_patches *out,
+                                  bf_error *err);
 /* out = rows[0..n) of p (in that order; a row may repeat): every array p has, and
  * its kind, seed and source. Each row must lie in [0, p->n) and n >= 1. */
 bf_status bf_patches_select(const bf_patches *p, const long *rows, long n, bf_patches *out,

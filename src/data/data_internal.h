@@ -175,6 +175,16 @@ bf_status bf_h5_shape_error(bf_error *err, const char *path, const char *name, c
 bf_status bf_h5_read_exact(hid_t file, const char *path, const char *name, int rank,
                            H5T_class_t tclass, const hsize_t *want, hid_t mtype, void *buf,
                            bf_error *err);
+/* Rows [first, first + count) only of dataset `name`, whose shape must be exactly
+ * want (want[0]: all its rows); a hyperslab, so a rank reads only its shard.
+ * first + count > want[0]: BF_ERR_RANGE. bf_h5_read_exact is rows [0, want[0]). */
+bf_status bf_h5_read_rows(hid_t file, const char *path, const char *name, int rank,
+                          H5T_class_t tclass, const hsize_t *want, hsize_t first,
+                          hsize_t count, hid_t mtype, void *buf, bf_error *err);
+/* The same on a dataset already open (bf_h5_open_checked) with shape dims. */
+bf_status bf_h5_read_slab(hid_t ds, int rank, const hsize_t *dims, hsize_t first,
+                          hsize_t count, hid_t mtype, void *buf, const char *path,
+                          const char *name, bf_error *err);
 /* String attribute `name` (scalar or 1-D, variable or fixed length) into
  * out[k * stride], at most max strings of stride-1 characters. Absent: *n = 0. */
 bf_status bf_h5_read_attr_strings(hid_t obj, const char *path, const char *name, char *out,

@@ -413,7 +413,9 @@ bf_status bf_dataset_sample_h5(const bf_sample_config *cfg, int threads, const c
     return bf_dataset_sample_h5_ranks(cfg, threads, path, comp, NULL, stats, err);
 }
 
-static bf_status read_attrs(hid_t file, const char *path, bf_dataset *out, bf_error *err)
+/* n_file: the file's rows (out may hold only some of them). */
+static bf_status read_attrs(hid_t file, const char *path, long n_file, bf_dataset *out,
+                            bf_error *err)
 {
     int n = 0, n_names = 0, n_labels = 0, n_cifs = 0;
     char one[sizeof out->config_text];
@@ -458,19 +460,34 @@ static bf_status read_attrs(hid_t file, const char *path, bf_dataset *out, bf_er
             }
         return BF_OK;
     }
-    /* No names: the distinct labels present, named after the built-ins. */
+    /* No names: the distinct labels present in the whole file (a shard gives the same
+     * classes as the whole read), named after the built-ins. */
+    int32_t *all = out->labels;
+    if (out->n != n_file) {
+        const hsize_t label_shape[1] = {(hsize_t)n_file};
+        all = malloc((size_t)(n_file ? n_file : 1) * sizeof *all);
+        if (!all)
+            return bf_error_set(err, BF_ERR_NOMEM, "%s: dataset 'label': out of memory", path);
+        st = bf_h5_read_exact(file, path, "label", 1, H5T_INTEGER, label_shape,
+                              H5T_NATIVE_INT32, all, err);
+    }
     int labels[BF_MAX_CLASSES], nl = 0;
-    for (long i = 0; i < out->n; i++) {
-        int l = out->labels[i], seen = 0;
+    for (long i = 0; st == BF_OK && i < n_file; i++) {
+        int l = all[i], seen = 0;
         for (int k = 0; k < nl; k++)
             seen |= labels[k] == l;
         if (seen)
             continue;
         if (nl == BF_MAX_CLASSES)
-            return bf_error_set(err, BF_ERR_PARSE, "%s: dataset 'label': more than %d classes",
-                                path, BF_MAX_CLASSES);
-        labels[nl++] = l;
+            st = bf_error_set(err, BF_ERR_PARSE, "%s: dataset 'label': more than %d classes",
+                              path, BF_MAX_CLASSES);
+        else
+            labels[nl++] = l;
     }
+    if (all != out->labels)
+        free(all);
+    if (st != BF_OK)
+        return st;
     for (int a = 1; a < nl; a++) /* ascending: a stable order for any file */
         for (int b = a; b > 0 && labels[b - 1] > labels[b]; b--) {
             int t = labels[b];
@@ -492,65 +509,80 @@ static bf_status read_attrs(hid_t file, const char *path, bf_dataset *out, bf_er
 }
 
 
-static bf_status read_braggflow(hid_t file, const char *path, bf_dataset *out, bf_error *err)
+/* The file's layout (*seed: the seed layout's histograms) with its patterns dataset
+ * open in *ds and shape-checked: dims (N, L) or (N, 2, L). */
+static bf_status open_patterns(hid_t file, const char *path, int *seed, hsize_t dims[3],
+                               hid_t *ds, bf_error *err)
 {
-    hid_t ds = H5I_INVALID_HID;
-    hsize_t pd[2];
-    bf_status st = bf_h5_open_checked(file, path, "patterns", 2, H5T_FLOAT, pd, &ds, err);
+    bf_status st;
+    *seed = 0;
+    if (H5Lexists(file, "patterns", H5P_DEFAULT) > 0) {
+        st = bf_h5_open_checked(file, path, "patterns", 2, H5T_FLOAT, dims, ds, err);
+        if (st == BF_OK && (dims[1] < 1 || dims[1] > INT32_MAX || dims[0] > INT32_MAX ||
+                            !bf_h5_fits(dims[0], dims[1], sizeof(float))))
+            st = bf_h5_shape_error(err, path, "patterns", "(N, L) with 1 <= L < 2^31", dims, 2);
+    } else if (H5Lexists(file, "histograms", H5P_DEFAULT) > 0) {
+        *seed = 1;
+        st = bf_h5_open_checked(file, path, "histograms", 3, H5T_FLOAT, dims, ds, err);
+        if (st == BF_OK && (dims[1] != 2 || dims[2] < 1 || dims[2] > INT32_MAX ||
+                            dims[0] > INT32_MAX || !bf_h5_fits(dims[0], dims[2], sizeof(float))))
+            st = bf_h5_shape_error(err, path, "histograms", "(N, 2, L)", dims, 3);
+    } else {
+        return bf_error_set(err, BF_ERR_PARSE,
+                            "%s: neither dataset 'patterns' (braggflow layout) nor 'histograms' "
+                            "(seed layout) found", path);
+    }
     if (st != BF_OK)
-        goto done;
-    if (pd[1] < 1 || pd[1] > INT32_MAX || pd[0] > INT32_MAX || !bf_h5_fits(pd[0], pd[1], sizeof(float))) {
-        st = bf_h5_shape_error(err, path, "patterns", "(N, L) with 1 <= L < 2^31", pd, 2);
-        goto done;
-    }
-    out->n = (long)pd[0];
-    out->length = (int)pd[1];
-    out->patterns = malloc((size_t)(pd[0] ? pd[0] : 1) * (size_t)pd[1] * sizeof(float));
-    out->tof_us = malloc((size_t)pd[1] * sizeof(double));
-    out->cells = malloc((size_t)(pd[0] ? pd[0] : 1) * 6 * sizeof(double));
-    out->labels = malloc((size_t)(pd[0] ? pd[0] : 1) * sizeof(int32_t));
-    if (!out->patterns || !out->tof_us || !out->cells || !out->labels) {
-        st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %ld x %d patterns", path,
-                          out->n, out->length);
-        goto done;
-    }
-    if (pd[0] > 0 && (st = bf_h5_read_all(ds, H5T_NATIVE_FLOAT, out->patterns, path, "patterns", err)))
-        goto done;
-    bf_h5_close(&ds, H5Dclose);
-    const hsize_t tof_shape[1] = {pd[1]}, cell_shape[2] = {pd[0], 6}, label_shape[1] = {pd[0]};
-    if ((st = bf_h5_read_exact(file, path, "tof_us", 1, H5T_FLOAT, tof_shape, H5T_NATIVE_DOUBLE,
-                         out->tof_us, err)) ||
-        (st = bf_h5_read_exact(file, path, "cell", 2, H5T_FLOAT, cell_shape, H5T_NATIVE_DOUBLE,
-                         out->cells, err)))
-        goto done;
-    st = bf_h5_read_exact(file, path, "label", 1, H5T_INTEGER, label_shape, H5T_NATIVE_INT32,
-                    out->labels, err);
-done:
-    bf_h5_close(&ds, H5Dclose);
+        bf_h5_close(ds, H5Dclose);
     return st;
 }
 
-static bf_status read_seed(hid_t file, const char *path, bf_dataset *out, bf_error *err)
+/* Rows [first, first + count) of a file of N rows, pattern length L: out's arrays. */
+static bf_status alloc_rows(const char *path, hsize_t count, size_t L, bf_dataset *out,
+                            bf_error *err)
+{
+    const size_t n = count ? (size_t)count : 1;
+    out->n = (long)count;
+    out->length = (int)L;
+    out->patterns = malloc(n * L * sizeof(float));
+    out->tof_us = calloc(L, sizeof(double));
+    out->cells = malloc(n * 6 * sizeof(double));
+    out->labels = malloc(n * sizeof(int32_t));
+    if (!out->patterns || !out->tof_us || !out->cells || !out->labels)
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %ld x %d patterns", path,
+                            out->n, out->length);
+    return BF_OK;
+}
+
+static bf_status read_braggflow(hid_t file, hid_t ds, const hsize_t *pd, const char *path,
+                                hsize_t first, hsize_t count, bf_dataset *out, bf_error *err)
+{
+    bf_status st = alloc_rows(path, count, (size_t)pd[1], out, err);
+    if (st == BF_OK)
+        st = bf_h5_read_slab(ds, 2, pd, first, count, H5T_NATIVE_FLOAT, out->patterns, path,
+                             "patterns", err);
+    const hsize_t tof_shape[1] = {pd[1]}, cell_shape[2] = {pd[0], 6}, label_shape[1] = {pd[0]};
+    if (st == BF_OK)
+        st = bf_h5_read_exact(file, path, "tof_us", 1, H5T_FLOAT, tof_shape, H5T_NATIVE_DOUBLE,
+                              out->tof_us, err);
+    if (st == BF_OK)
+        st = bf_h5_read_rows(file, path, "cell", 2, H5T_FLOAT, cell_shape, first, count,
+                             H5T_NATIVE_DOUBLE, out->cells, err);
+    if (st == BF_OK)
+        st = bf_h5_read_rows(file, path, "label", 1, H5T_INTEGER, label_shape, first, count,
+                             H5T_NATIVE_INT32, out->labels, err);
+    return st;
+}
+
+static bf_status read_seed(hid_t file, hid_t ds, const hsize_t *hd, const char *path,
+                           hsize_t first, hsize_t count, bf_dataset *out, bf_error *err)
 {
     const char *name = "histograms";
-    hid_t ds = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    hsize_t hd[3];
+    const size_t N = (size_t)count, L = (size_t)hd[2];
     double *buf = NULL, *params = NULL;
-    bf_status st = bf_h5_open_checked(file, path, name, 3, H5T_FLOAT, hd, &ds, err);
+    bf_status st = alloc_rows(path, count, L, out, err);
     if (st != BF_OK)
-        goto done;
-    if (hd[1] != 2 || hd[2] < 1 || hd[2] > INT32_MAX || hd[0] > INT32_MAX ||
-        !bf_h5_fits(hd[0], hd[2], sizeof(float))) {
-        st = bf_h5_shape_error(err, path, name, "(N, 2, L)", hd, 3);
-        goto done;
-    }
-    const size_t N = (size_t)hd[0], L = (size_t)hd[2];
-    out->n = (long)N;
-    out->length = (int)L;
-    out->patterns = malloc((N ? N : 1) * L * sizeof(float));
-    out->tof_us = calloc(L, sizeof(double));
-    out->cells = malloc((N ? N : 1) * 6 * sizeof(double));
-    out->labels = malloc((N ? N : 1) * sizeof(int32_t));
+        return st;
     params = malloc((N ? N : 1) * 3 * sizeof *params);
     size_t block = CHUNK_BYTES / (2 * L * sizeof(double));
     if (block < 1)
@@ -558,36 +590,30 @@ static bf_status read_seed(hid_t file, const char *path, bf_dataset *out, bf_err
     if (block > N && N > 0)
         block = N;
     buf = malloc(block * 2 * L * sizeof *buf);
-    if (!out->patterns || !out->tof_us || !out->cells || !out->labels || !params || !buf) {
+    if (!params || !buf) {
         st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %zu x %zu patterns", path, N,
                           L);
         goto done;
     }
-    fspace = H5Dget_space(ds);
+    /* every row carries the same TOF axis; the file's first row's, whatever the range */
+    if (hd[0] > 0 && (st = bf_h5_read_slab(ds, 3, hd, 0, 1, H5T_NATIVE_DOUBLE, buf, path, name,
+                                           err)) != BF_OK)
+        goto done;
+    if (hd[0] > 0)
+        memcpy(out->tof_us, buf, L * sizeof(double));
     for (size_t i0 = 0; i0 < N; i0 += block) {
         size_t rows = N - i0 < block ? N - i0 : block;
-        hsize_t start[3] = {i0, 0, 0}, count[3] = {rows, 2, L};
-        bf_h5_close(&mspace, H5Sclose);
-        mspace = H5Screate_simple(3, count, NULL);
-        if (fspace < 0 || mspace < 0 ||
-            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-            H5Dread(ds, H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, buf) < 0) {
-            st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot read");
+        if ((st = bf_h5_read_slab(ds, 3, hd, first + i0, rows, H5T_NATIVE_DOUBLE, buf, path,
+                                  name, err)) != BF_OK)
             goto done;
-        }
-        if (i0 == 0) /* every row carries the same TOF axis; keep the first */
-            memcpy(out->tof_us, buf, L * sizeof(double));
         for (size_t r = 0; r < rows; r++)
             for (size_t j = 0; j < L; j++)
                 out->patterns[(i0 + r) * L + j] = (float)buf[r * 2 * L + L + j];
     }
-    bf_h5_close(&mspace, H5Sclose);
-    bf_h5_close(&fspace, H5Sclose);
-    bf_h5_close(&ds, H5Dclose);
 
-    const hsize_t param_shape[2] = {N, 3}, label_shape[1] = {N};
-    if ((st = bf_h5_read_exact(file, path, "parameters", 2, H5T_FLOAT, param_shape, H5T_NATIVE_DOUBLE,
-                         params, err)))
+    const hsize_t param_shape[2] = {hd[0], 3}, label_shape[1] = {hd[0]};
+    if ((st = bf_h5_read_rows(file, path, "parameters", 2, H5T_FLOAT, param_shape, first, count,
+                              H5T_NATIVE_DOUBLE, params, err)))
         goto done;
     for (size_t i = 0; i < N; i++) {
         double a = params[3 * i], c = params[3 * i + 1], alpha = params[3 * i + 2];
@@ -598,43 +624,67 @@ static bf_status read_seed(hid_t file, const char *path, bf_dataset *out, bf_err
         cell[3] = cell[4] = cell[5] = alpha;
     }
 
-    st = bf_h5_read_exact(file, path, "label", 1, H5T_INTEGER, label_shape, H5T_NATIVE_INT32,
-                    out->labels, err);
+    st = bf_h5_read_rows(file, path, "label", 1, H5T_INTEGER, label_shape, first, count,
+                         H5T_NATIVE_INT32, out->labels, err);
 done:
     free(buf);
     free(params);
-    bf_h5_close(&mspace, H5Sclose);
-    bf_h5_close(&fspace, H5Sclose);
-    bf_h5_close(&ds, H5Dclose);
     return st;
+}
+
+/* count < 0: every row from first (the whole read). */
+static bf_status read_dataset(const char *path, long first, long count, bf_dataset *out,
+                              long *n_file, bf_error *err)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    bf_h5_quiet quiet;
+    bf_h5_quiet_begin(&quiet);
+    hid_t file = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    hsize_t dims[3];
+    int seed = 0;
+    bf_status st = bf_h5_open_read(path, &file, err);
+    if (st == BF_OK)
+        st = open_patterns(file, path, &seed, dims, &ds, err);
+    const long n = st == BF_OK ? (long)dims[0] : 0;
+    if (st == BF_OK && n_file)
+        *n_file = n;
+    if (count < 0)
+        count = n - first;
+    if (st == BF_OK && out && (first < 0 || count < 0 || first > n - count))
+        st = bf_error_set(err, BF_ERR_RANGE, "%s: rows [%ld, %ld) requested, the file holds %ld",
+                          path, first, first + count, n);
+    if (st == BF_OK && out)
+        st = seed ? read_seed(file, ds, dims, path, (hsize_t)first, (hsize_t)count, out, err)
+                  : read_braggflow(file, ds, dims, path, (hsize_t)first, (hsize_t)count, out,
+                                   err);
+    bf_h5_close(&ds, H5Dclose);
+    if (st == BF_OK && out)
+        st = read_attrs(file, path, n, out, err);
+    bf_h5_close(&file, H5Fclose);
+    bf_h5_quiet_end(&quiet);
+    if (st != BF_OK && out)
+        bf_dataset_free(out);
+    return st;
+}
+
+bf_status bf_dataset_h5_count(const char *path, long *n, bf_error *err)
+{
+    *n = 0;
+    return read_dataset(path, 0, 0, NULL, n, err);
+}
+
+bf_status bf_dataset_read_h5_rows(const char *path, long first, long count, bf_dataset *out,
+                                  bf_error *err)
+{
+    if (count < 0) { /* read_dataset's "all" must not be reachable from here */
+        memset(out, 0, sizeof *out);
+        return bf_error_set(err, BF_ERR_RANGE, "%s: %ld rows requested", path, count);
+    }
+    return read_dataset(path, first, count, out, NULL, err);
 }
 
 bf_status bf_dataset_read_h5(const char *path, bf_dataset *out, bf_error *err)
 {
-    memset(out, 0, sizeof *out);
-    bf_h5_quiet quiet;
-    bf_h5_quiet_begin(&quiet);
-    bf_status st = BF_OK;
-    hid_t file = H5I_INVALID_HID;
-    st = bf_h5_open_read(path, &file, err);
-    if (st != BF_OK)
-        goto done;
-    if (H5Lexists(file, "patterns", H5P_DEFAULT) > 0)
-        st = read_braggflow(file, path, out, err);
-    else if (H5Lexists(file, "histograms", H5P_DEFAULT) > 0)
-        st = read_seed(file, path, out, err);
-    else
-        st = bf_error_set(err, BF_ERR_PARSE,
-                          "%s: neither dataset 'patterns' (braggflow layout) nor 'histograms' "
-                          "(seed layout) found",
-                          path);
-    if (st == BF_OK)
-        st = read_attrs(file, path, out, err);
-
-done:
-    bf_h5_close(&file, H5Fclose);
-    bf_h5_quiet_end(&quiet);
-    if (st != BF_OK)
-        bf_dataset_free(out);
-    return st;
+    return read_dataset(path, 0, -1, out, NULL, err);
 }

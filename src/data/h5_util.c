@@ -500,11 +500,34 @@ bf_status bf_h5_shape_error(bf_error *err, const char *path, const char *name, c
                         got, want);
 }
 
-/* Reads dataset `name`, which must have exactly the shape want[0..rank-1],
- * into buf as mtype (nothing to read when want[0] is 0). */
-bf_status bf_h5_read_exact(hid_t file, const char *path, const char *name, int rank,
-                           H5T_class_t tclass, const hsize_t *want, hid_t mtype, void *buf,
-                           bf_error *err)
+/* Rows [first, first + count) of the open dataset ds, whose shape is dims[0..rank-1]
+ * (rank <= 3), into buf as mtype: a hyperslab of the first dimension, so a shard
+ * reads only its own chunks. */
+bf_status bf_h5_read_slab(hid_t ds, int rank, const hsize_t *dims, hsize_t first,
+                          hsize_t count, hid_t mtype, void *buf, const char *path,
+                          const char *name, bf_error *err)
+{
+    if (count == 0)
+        return BF_OK;
+    if (first == 0 && count == dims[0])
+        return bf_h5_read_all(ds, mtype, buf, path, name, err);
+    hsize_t start[3] = {first, 0, 0}, n[3] = {count, 0, 0};
+    for (int r = 1; r < rank; r++)
+        n[r] = dims[r];
+    hid_t fspace = H5Dget_space(ds), mspace = H5Screate_simple(rank, n, NULL);
+    bf_status st = BF_OK;
+    if (fspace < 0 || mspace < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, n, NULL) < 0 ||
+        H5Dread(ds, mtype, mspace, fspace, H5P_DEFAULT, buf) < 0)
+        st = bf_h5_fail(err, BF_ERR_IO, path, "dataset", name, "cannot read");
+    bf_h5_close(&mspace, H5Sclose);
+    bf_h5_close(&fspace, H5Sclose);
+    return st;
+}
+
+bf_status bf_h5_read_rows(hid_t file, const char *path, const char *name, int rank,
+                          H5T_class_t tclass, const hsize_t *want, hsize_t first,
+                          hsize_t count, hid_t mtype, void *buf, bf_error *err)
 {
     hsize_t dims[3];
     hid_t ds = H5I_INVALID_HID;
@@ -515,11 +538,22 @@ bf_status bf_h5_read_exact(hid_t file, const char *path, const char *name, int r
         char text[96];
         bf_h5_format_dims(want, rank, text, sizeof text);
         st = bf_h5_shape_error(err, path, name, text, dims, rank);
-    } else if (want[0] > 0) {
-        st = bf_h5_read_all(ds, mtype, buf, path, name, err);
+    } else if (first + count > dims[0]) {
+        st = bf_error_set(err, BF_ERR_RANGE, "%s: dataset '%s': rows [%llu, %llu) requested, "
+                          "it has %llu", path, name, (unsigned long long)first,
+                          (unsigned long long)(first + count), (unsigned long long)dims[0]);
+    } else {
+        st = bf_h5_read_slab(ds, rank, dims, first, count, mtype, buf, path, name, err);
     }
     bf_h5_close(&ds, H5Dclose);
     return st;
+}
+
+bf_status bf_h5_read_exact(hid_t file, const char *path, const char *name, int rank,
+                           H5T_class_t tclass, const hsize_t *want, hid_t mtype, void *buf,
+                           bf_error *err)
+{
+    return bf_h5_read_rows(file, path, name, rank, tclass, want, 0, want[0], mtype, buf, err);
 }
 
 /* Reads string attribute `name` (scalar or 1-D, variable or fixed length) into

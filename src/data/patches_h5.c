@@ -403,25 +403,28 @@ bf_status bf_patches_sample_h5(const bf_peaks_config *cfg, int threads, const ch
 
 static const char *nonfinite_name(double x) { return isnan(x) ? "NaN" : "infinite"; }
 
-/* Reads an optional per-patch array into *out (left NULL when absent). */
+/* Rows [first, first + n) of an optional per-patch array of n_file rows into *out
+ * (left NULL when absent). */
 static bf_status read_column(hid_t file, const char *path, const char *name, int cols,
-                             H5T_class_t tclass, hid_t mtype, size_t elem, long n, void **out,
-                             bf_error *err)
+                             H5T_class_t tclass, hid_t mtype, size_t elem, long n_file,
+                             long first, long n, void **out, bf_error *err)
 {
     *out = NULL;
     if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
         return BF_OK;
-    size_t count = (size_t)n * (size_t)(cols ? cols : 1);
+    size_t count = (size_t)(n ? n : 1) * (size_t)(cols ? cols : 1);
     *out = malloc(count * elem);
     if (!*out)
         return bf_error_set(err, BF_ERR_NOMEM, "%s: dataset '%s': out of memory", path, name);
-    hsize_t want[2] = {(hsize_t)n, (hsize_t)cols};
-    return bf_h5_read_exact(file, path, name, cols ? 2 : 1, tclass, want, mtype, *out, err);
+    hsize_t want[2] = {(hsize_t)n_file, (hsize_t)cols};
+    return bf_h5_read_rows(file, path, name, cols ? 2 : 1, tclass, want, (hsize_t)first,
+                           (hsize_t)n, mtype, *out, err);
 }
 
-/* Every value of the `cols`-wide double array must be finite. */
-static bf_status check_finite(const char *path, const char *name, const double *v, long n,
-                              int cols, bf_error *err)
+/* Every value of the `cols`-wide double array must be finite; v[0] is the file's row
+ * `first`. */
+static bf_status check_finite(const char *path, const char *name, const double *v, long first,
+                              long n, int cols, bf_error *err)
 {
     if (!v)
         return BF_OK;
@@ -429,7 +432,7 @@ static bf_status check_finite(const char *path, const char *name, const double *
         for (int k = 0; k < cols; k++)
             if (!isfinite(v[i * cols + k]))
                 return bf_error_set(err, BF_ERR_INVALID, "%s: %s: patch %ld value %d is %s", path,
-                                    name, i, k, nonfinite_name(v[i * cols + k]));
+                                    name, first + i, k, nonfinite_name(v[i * cols + k]));
     return BF_OK;
 }
 
@@ -463,55 +466,61 @@ static bf_status read_attrs(hid_t file, const char *path, bf_patches *out, bf_er
     return st;
 }
 
-static bf_status read_file(hid_t file, const char *path, bf_patches *out, bf_error *err)
+/* The patches dataset open in *ds and shape-checked: d = (N, S, S), N >= 1. */
+static bf_status open_patches(hid_t file, const char *path, hsize_t d[3], hid_t *ds,
+                              bf_error *err)
 {
-    hid_t ds = H5I_INVALID_HID;
-    hsize_t d[3];
-    bf_status st = bf_h5_open_checked(file, path, "patches", 3, H5T_FLOAT, d, &ds, err);
+    if (H5Lexists(file, "patches", H5P_DEFAULT) <= 0)
+        return bf_error_set(err, BF_ERR_PARSE, "%s: no dataset 'patches' (not a patch file)",
+                            path);
+    bf_status st = bf_h5_open_checked(file, path, "patches", 3, H5T_FLOAT, d, ds, err);
     if (st != BF_OK)
         return st;
     if (d[0] == 0) {
         st = bf_error_set(err, BF_ERR_INVALID, "%s: patches: empty (no patches)", path);
-        goto done;
-    }
-    if (d[1] != d[2] || d[1] < 1 || d[1] > MAX_PATCH_SIZE || d[0] > INT32_MAX ||
-        !bf_h5_fits(d[0], d[1] * d[2], sizeof(float))) {
+    } else if (d[1] != d[2] || d[1] < 1 || d[1] > MAX_PATCH_SIZE || d[0] > INT32_MAX ||
+               !bf_h5_fits(d[0], d[1] * d[2], sizeof(float))) {
         char want[64];
         snprintf(want, sizeof want, "(N, S, S) with 1 <= S <= %d", MAX_PATCH_SIZE);
         st = bf_h5_shape_error(err, path, "patches", want, d, 3);
-        goto done;
     }
-    const long n = (long)d[0];
+    if (st != BF_OK)
+        bf_h5_close(ds, H5Dclose);
+    return st;
+}
+
+static bf_status read_file(hid_t file, hid_t ds, const hsize_t *d, const char *path,
+                           long first, long n, bf_patches *out, bf_error *err)
+{
+    const long n_file = (long)d[0];
     const int S = (int)d[1];
     out->n = n;
     out->size = S;
-    out->patches = malloc((size_t)n * (size_t)S * (size_t)S * sizeof(float));
-    if (!out->patches) {
-        st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %ld patches of %d x %d", path,
-                          n, S, S);
-        goto done;
-    }
-    st = bf_h5_read_all(ds, H5T_NATIVE_FLOAT, out->patches, path, "patches", err);
+    out->patches = malloc((size_t)(n ? n : 1) * (size_t)S * (size_t)S * sizeof(float));
+    if (!out->patches)
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %ld patches of %d x %d",
+                            path, n, S, S);
+    bf_status st = bf_h5_read_slab(ds, 3, d, (hsize_t)first, (hsize_t)n, H5T_NATIVE_FLOAT,
+                                   out->patches, path, "patches", err);
     if (st != BF_OK)
-        goto done;
+        return st;
     for (long i = 0; i < n; i++)
         for (int r = 0; r < S; r++)
             for (int c = 0; c < S; c++) {
                 float v = out->patches[((size_t)i * S + r) * S + c];
-                if (!isfinite(v)) {
-                    st = bf_error_set(err, BF_ERR_INVALID,
-                                      "%s: patches: patch %ld pixel (%d, %d) is %s", path, i, r,
-                                      c, nonfinite_name(v));
-                    goto done;
-                }
+                if (!isfinite(v))
+                    return bf_error_set(err, BF_ERR_INVALID,
+                                        "%s: patches: patch %ld pixel (%d, %d) is %s", path,
+                                        first + i, r, c, nonfinite_name(v));
             }
     /* each buffer goes to out even when its read fails, so bf_patches_free frees it */
     void *col = NULL;
 #define COLUMN(field, name, cols, tclass, mtype, elem)                                         \
-    st = read_column(file, path, name, cols, tclass, mtype, elem, n, &col, err);             \
+    st = read_column(file, path, name, cols, tclass, mtype, elem, n_file, first, n, &col,    \
+                     err);                                                                   \
     out->field = col;                                                                        \
     if (st != BF_OK)                                                                         \
-        goto done;
+        return st;
     COLUMN(centre, "centre", 2, H5T_FLOAT, H5T_NATIVE_DOUBLE, sizeof(double))
     COLUMN(peak, "peak", BF_PEAK2D_NPARAM, H5T_FLOAT, H5T_NATIVE_DOUBLE, sizeof(double))
     COLUMN(background, "background", BF_BG2D_NPARAM, H5T_FLOAT, H5T_NATIVE_DOUBLE,
@@ -526,37 +535,66 @@ static bf_status read_file(hid_t file, const char *path, bf_patches *out, bf_err
     COLUMN(deviation, "deviation", 0, H5T_FLOAT, H5T_NATIVE_FLOAT, sizeof(float))
 #undef COLUMN
 
-    if ((st = check_finite(path, "centre", out->centre, n, 2, err)) == BF_OK &&
-        (st = check_finite(path, "peak", (const double *)out->peak, n, BF_PEAK2D_NPARAM, err)) ==
-            BF_OK &&
-        (st = check_finite(path, "background", (const double *)out->background, n,
+    if ((st = check_finite(path, "centre", out->centre, first, n, 2, err)) == BF_OK &&
+        (st = check_finite(path, "peak", (const double *)out->peak, first, n, BF_PEAK2D_NPARAM,
+                           err)) == BF_OK &&
+        (st = check_finite(path, "background", (const double *)out->background, first, n,
                            BF_BG2D_NPARAM, err)) == BF_OK)
-        st = check_finite(path, "read_sigma", out->read_sigma, n, 1, err);
+        st = check_finite(path, "read_sigma", out->read_sigma, first, n, 1, err);
     if (st == BF_OK)
         st = read_attrs(file, path, out, err);
-
-done:
-    bf_h5_close(&ds, H5Dclose);
     return st;
+}
+
+/* count < 0: every patch from first (the whole read); out NULL: only *n_file. */
+static bf_status read_patches(const char *path, long first, long count, bf_patches *out,
+                              long *n_file, bf_error *err)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    bf_h5_quiet quiet;
+    bf_h5_quiet_begin(&quiet);
+    hid_t file = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    hsize_t d[3];
+    bf_status st = bf_h5_open_read(path, &file, err);
+    if (st == BF_OK)
+        st = open_patches(file, path, d, &ds, err);
+    const long n = st == BF_OK ? (long)d[0] : 0;
+    if (st == BF_OK && n_file)
+        *n_file = n;
+    if (count < 0)
+        count = n - first;
+    if (st == BF_OK && out && (first < 0 || count < 0 || first > n - count))
+        st = bf_error_set(err, BF_ERR_RANGE,
+                          "%s: patches [%ld, %ld) requested, the file holds %ld", path, first,
+                          first + count, n);
+    if (st == BF_OK && out)
+        st = read_file(file, ds, d, path, first, count, out, err);
+    bf_h5_close(&ds, H5Dclose);
+    bf_h5_close(&file, H5Fclose);
+    bf_h5_quiet_end(&quiet);
+    if (st != BF_OK && out)
+        bf_patches_free(out);
+    return st;
+}
+
+bf_status bf_patches_h5_count(const char *path, long *n, bf_error *err)
+{
+    *n = 0;
+    return read_patches(path, 0, 0, NULL, n, err);
+}
+
+bf_status bf_patches_read_h5_rows(const char *path, long first, long count, bf_patches *out,
+                                  bf_error *err)
+{
+    if (count < 0) { /* read_patches' "all" must not be reachable from here */
+        memset(out, 0, sizeof *out);
+        return bf_error_set(err, BF_ERR_RANGE, "%s: %ld patches requested", path, count);
+    }
+    return read_patches(path, first, count, out, NULL, err);
 }
 
 bf_status bf_patches_read_h5(const char *path, bf_patches *out, bf_error *err)
 {
-    memset(out, 0, sizeof *out);
-    bf_h5_quiet quiet;
-    bf_h5_quiet_begin(&quiet);
-    hid_t file = H5I_INVALID_HID;
-    bf_status st = bf_h5_open_read(path, &file, err);
-    if (st == BF_OK) {
-        if (H5Lexists(file, "patches", H5P_DEFAULT) > 0)
-            st = read_file(file, path, out, err);
-        else
-            st = bf_error_set(err, BF_ERR_PARSE, "%s: no dataset 'patches' (not a patch file)",
-                              path);
-    }
-    bf_h5_close(&file, H5Fclose);
-    bf_h5_quiet_end(&quiet);
-    if (st != BF_OK)
-        bf_patches_free(out);
-    return st;
+    return read_patches(path, 0, -1, out, NULL, err);
 }

@@ -294,3 +294,80 @@ BF_TEST(test_h5_read_errors_name_the_file_and_dataset)
     CHECK(bf_dataset_read_h5(path, &r, &err4) == BF_ERR_PARSE);
     CHECK_MSG(strstr(err4.msg, "patterns") && strstr(err4.msg, "histograms"), "%s", err4.msg);
 }
+
+/* Rows [first, first + count) of the whole read, byte for byte, with its tof_us and
+ * attributes. */
+static int is_slice(const bf_dataset *part, const bf_dataset *whole, long first, long count)
+{
+    size_t Lz = (size_t)whole->length, f = (size_t)first, c = (size_t)count;
+    return part->n == count && part->length == whole->length &&
+           !memcmp(part->patterns, whole->patterns + f * Lz, c * Lz * sizeof(float)) &&
+           !memcmp(part->cells, whole->cells + f * 6, c * 6 * sizeof(double)) &&
+           !memcmp(part->labels, whole->labels + f, c * sizeof(int32_t)) &&
+           !memcmp(part->tof_us, whole->tof_us, Lz * sizeof(double)) &&
+           same_provenance(part, whole);
+}
+
+BF_TEST(test_h5_row_ranges_are_the_slices_of_the_whole_read_in_both_layouts)
+{
+    bf_dataset d;
+    make_dataset(&d);
+    bf_error err = {0};
+    const bf_layout layouts[2] = {BF_LAYOUT_BRAGGFLOW, BF_LAYOUT_SEED};
+    for (int k = 0; k < 2; k++) {
+        char path[4200];
+        tmp_path(path, sizeof path, k ? "rows_seed.h5" : "rows_bf.h5");
+        CHECK_MSG(bf_dataset_write_h5(&d, path, layouts[k], &err) == BF_OK, "%s", err.msg);
+        bf_dataset whole;
+        long n = -1;
+        CHECK_MSG(bf_dataset_h5_count(path, &n, &err) == BF_OK && n == N, "%s", err.msg);
+        CHECK_MSG(bf_dataset_read_h5(path, &whole, &err) == BF_OK, "%s", err.msg);
+        const long ranges[][2] = {{0, N}, {0, 2}, {2, 3}, {4, 1}, {5, 0}};
+        for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            bf_dataset part;
+            CHECK_MSG(bf_dataset_read_h5_rows(path, ranges[r][0], ranges[r][1], &part, &err) ==
+                          BF_OK, "%s", err.msg);
+            CHECK_MSG(is_slice(&part, &whole, ranges[r][0], ranges[r][1]), "layout %d rows "
+                      "%ld+%ld", k, ranges[r][0], ranges[r][1]);
+            bf_dataset_free(&part);
+        }
+        bf_dataset_free(&whole);
+    }
+    bf_dataset_free(&d);
+}
+
+BF_TEST(test_h5_a_shard_of_a_bare_seed_file_names_the_whole_files_classes)
+{
+    char path[4200];
+    tmp_path(path, sizeof path, "bare_rows.h5");
+    write_bare_seed_file(path);
+    bf_dataset part; /* row 1 alone holds label 0: the classes come from every row */
+    bf_error err = {0};
+    CHECK_MSG(bf_dataset_read_h5_rows(path, 2, 1, &part, &err) == BF_OK, "%s", err.msg);
+    CHECK(part.n == 1 && part.labels[0] == 2 && part.tof_us[3] == 4 && part.patterns[0] == 9);
+    CHECK(part.n_classes == 2 && part.class_labels[0] == 0 && part.class_labels[1] == 2);
+    bf_dataset_free(&part);
+}
+
+BF_TEST(test_h5_rows_beyond_the_file_are_a_range_error_naming_it)
+{
+    bf_dataset d, r;
+    make_dataset(&d);
+    char path[4200];
+    tmp_path(path, sizeof path, "rows_range.h5");
+    bf_error err = {0};
+    CHECK_MSG(bf_dataset_write_h5(&d, path, BF_LAYOUT_BRAGGFLOW, &err) == BF_OK, "%s", err.msg);
+    const long bad[][2] = {{3, 3}, {N + 1, 0}, {-1, 2}, {0, -1}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        bf_error e = {0};
+        CHECK(bf_dataset_read_h5_rows(path, bad[k][0], bad[k][1], &r, &e) == BF_ERR_RANGE);
+        CHECK_MSG(strstr(e.msg, "rows_range.h5") != NULL, "%s", e.msg);
+        CHECK(r.patterns == NULL && r.n == 0);
+    }
+    bf_error e = {0};
+    long n = 7;
+    tmp_path(path, sizeof path, "rows_missing.h5");
+    CHECK(bf_dataset_h5_count(path, &n, &e) == BF_ERR_IO && n == 0);
+    CHECK_MSG(strstr(e.msg, "rows_missing.h5") != NULL, "%s", e.msg);
+    bf_dataset_free(&d);
+}

@@ -647,3 +647,65 @@ BF_TEST(test_selected_rows_carry_every_array_in_the_order_asked_and_bad_rows_are
     CHECK(bf_patches_select(&p, rows, 0, &q, &err) == BF_ERR_INVALID);
     bf_patches_free(&p);
 }
+
+BF_TEST(test_patch_row_ranges_are_the_slices_of_the_whole_read)
+{
+    bf_peaks_config cfg;
+    bf_peaks_config_defaults(&cfg);
+    cfg.count = 30;
+    cfg.seed = 4242;
+    cfg.neighbour_fraction = 0.5;
+    bf_patches p, whole;
+    bf_error err = {0};
+    CHECK(bf_patches_simulate(&cfg, 2, &p, &err) == BF_OK);
+    char path[4200];
+    tmp_path(path, sizeof path, "rows.h5");
+    CHECK_MSG(bf_patches_write_h5(&p, path, &err) == BF_OK, "%s", err.msg);
+    long n = 0;
+    CHECK_MSG(bf_patches_h5_count(path, &n, &err) == BF_OK && n == 30, "%s", err.msg);
+    CHECK_MSG(bf_patches_read_h5(path, &whole, &err) == BF_OK, "%s", err.msg);
+    const long ranges[][2] = {{0, 30}, {0, 1}, {7, 13}, {29, 1}};
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+        long f = ranges[r][0], c = ranges[r][1];
+        bf_patches part, slice;
+        CHECK_MSG(bf_patches_read_h5_rows(path, f, c, &part, &err) == BF_OK, "%s", err.msg);
+        long rows[30];
+        for (long i = 0; i < c; i++)
+            rows[i] = f + i;
+        CHECK(bf_patches_select(&whole, rows, c, &slice, &err) == BF_OK);
+        CHECK_MSG(same_patches(&part, &slice), "rows %ld+%ld", f, c);
+        CHECK(!strcmp(part.kind, whole.kind) && part.seed == whole.seed &&
+              !strcmp(part.source, whole.source));
+        bf_patches_free(&part);
+        bf_patches_free(&slice);
+    }
+    bf_patches q;
+    bf_error e = {0};
+    CHECK(bf_patches_read_h5_rows(path, 20, 11, &q, &e) == BF_ERR_RANGE);
+    CHECK_MSG(strstr(e.msg, "rows.h5") != NULL, "%s", e.msg);
+    CHECK(q.patches == NULL);
+    bf_patches_free(&whole);
+    bf_patches_free(&p);
+}
+
+BF_TEST(test_a_nan_pixel_in_a_patch_range_is_named_by_its_row_in_the_file)
+{
+    enum { S = 5, N = 20 };
+    bf_patches p = {0};
+    p.n = N;
+    p.size = S;
+    p.patches = calloc(N * S * S, sizeof(float));
+    snprintf(p.kind, sizeof p.kind, "imported");
+    p.patches[(17 * S + 3) * S + 4] = NAN;
+    char path[4200], msg[4400];
+    tmp_path(path, sizeof path, "nan_rows.h5");
+    bf_error err = {0};
+    CHECK(bf_patches_write_h5(&p, path, &err) == BF_OK);
+    bf_patches q;
+    CHECK_MSG(bf_patches_read_h5_rows(path, 0, 10, &q, &err) == BF_OK, "%s", err.msg);
+    bf_patches_free(&q);
+    CHECK(bf_patches_read_h5_rows(path, 10, 10, &q, &err) == BF_ERR_INVALID);
+    snprintf(msg, sizeof msg, "%s: patches: patch 17 pixel (3, 4) is NaN", path);
+    CHECK_MSG(strcmp(err.msg, msg) == 0, "%s", err.msg);
+    bf_patches_free(&p);
+}
