@@ -432,10 +432,14 @@ void bf_checkpoint_optim_path(const char *path, char *out, size_t outsz);
  * The task supplies host arrays (inputs already scaled) and an objective; the engine
  * shuffles, batches, uploads, runs forward/backward, clips, steps Adam, validates after
  * every epoch and keeps the checkpoint with the best validation score. */
+/* The arrays hold rows [first, first + n) of a set of `total` rows (a rank's shard
+ * under data parallelism, DESIGN §10); total 0 (and first 0): the whole set, n rows.
+ * Row indices the engine hands to make_batch are global: row r is x[r - first]. */
 typedef struct {
     const float *x;          /* (n, input_len) */
     const float *target;     /* (n, target_len) */
     long n;
+    long first, total;
 } bf_arrays;
 
 typedef struct {
@@ -449,8 +453,9 @@ typedef struct {
      * outputs (n, n_out) against targets; may compute the task's metrics into user. */
     double (*score)(void *user, const float *out, const float *target, long n, int n_out);
     /* Optional: builds a training batch (augmentation): inputs bx (B, input_len) and
-     * targets bt (B, target_len) for rows idx of set, with a random stream fixed by
-     * (seed, epoch, first row). NULL: the rows are copied as they are. */
+     * targets bt (B, target_len) for the global rows idx of set (set holds row r at
+     * r - set->first), with a random stream fixed by (seed, epoch, global row). NULL: the
+     * rows are copied as they are. */
     bf_status (*make_batch)(void *user, const bf_arrays *set, const long *idx, int B,
                             uint64_t seed, int epoch, float *bx, float *bt, bf_error *err);
     void *user;
@@ -521,11 +526,17 @@ typedef struct {
     void (*on_epoch)(const bf_epoch_log *log, void *user);
     void *user;
     int progress;                           /* progress bar on stderr when a terminal */
-    /* Data parallelism (DESIGN §10): NULL = one process. Each rank takes a contiguous
-     * shard of every global batch of `batch`; gradients are summed in buckets of
-     * bucket_floats (0 = 262144) while backward runs; validation is sharded; only rank
-     * 0 writes the checkpoint and calls on_epoch. */
+    /* Data parallelism (DESIGN §10): NULL = one process. Each rank holds its shard of
+     * the training rows (bf_arrays first/total; train_first/train_total below for the
+     * tasks) and takes, of every global batch of `batch` over all rows, the members it
+     * holds; gradients are summed in buckets of bucket_floats (0 = 262144) while
+     * backward runs; validation is whole on every rank, its predictions sharded; only
+     * rank 0 writes the checkpoint and calls on_epoch. */
     const bf_comm *comm;
+    /* For the tasks (bf_structure_train, bf_peaks_train): the training set they are
+     * given is rows [train_first, train_first + n) of a set of train_total rows (this
+     * rank's shard); train_total 0: the whole set. bf_train reads bf_arrays instead. */
+    long train_first, train_total;
     size_t bucket_floats;
     bf_lr_scaling lr_scaling;
     int warmup_epochs;                      /* linear scaling: epochs to reach lr * ranks */
@@ -558,7 +569,10 @@ bf_status bf_train_step(bf_model *m, bf_adam *opt, const bf_objective *obj, bf_s
  * epoch and saves m with info (epoch, val_loss and training_config filled in) to
  * cfg->out_path whenever the score improves. A non-finite loss stops training with an
  * error naming the epoch and batch; the best checkpoint stays. info->epoch on entry is
- * the count a warm start continues from. */
+ * the count a warm start continues from. Under cfg->comm, train is this rank's shard
+ * (bf_arrays first/total; the ranks' shards must make up one set, checked) or the whole
+ * set on every rank; val is whole on every rank. One rank with the whole set trains
+ * bit for bit as one process. */
 bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
                    const bf_objective *obj, const bf_arrays *train, const bf_arrays *val,
                    bf_checkpoint_info *info, bf_train_result *res, bf_error *err);

@@ -7,8 +7,11 @@
  * counts change the summation order of weight gradients (per-thread partial sums,
  * OpenBLAS blocking), so results then agree only to rounding.
  *
- * Data parallelism (cfg->comm, DESIGN §10): every rank walks the same shuffled global
- * batches and takes a contiguous shard of each; its loss mean is weighted by its share
+ * Data parallelism (cfg->comm, DESIGN §10): each rank holds only its shard of the
+ * training rows (bf_arrays first/total; a whole set on every rank stands for the shard
+ * [total r/P, total (r+1)/P)). Every rank shuffles all `total` rows with the same
+ * stream, walks the same global batches and takes the members whose rows it holds
+ * (maybe none: it still joins every collective); its loss mean is weighted by its share
  * (n_rank / n_batch, folded into d loss / d out), so the summed gradients are the
  * single-rank gradients up to float summation order. The sums run in buckets started
  * from the model's backward as layers finish (bf_model_grads_final). */
@@ -212,7 +215,8 @@ bf_status bf_train_step(bf_model *m, bf_adam *opt, const bf_objective *obj, bf_s
     return st;
 }
 
-/* Fills the host batch rows idx[0..B) (the task's make_batch, or plain copies). */
+/* Fills the host batch from the global rows idx[0..B), which set holds (the task's
+ * make_batch, or plain copies). */
 static bf_status gather(const bf_model *m, const bf_objective *obj, const bf_arrays *set,
                         const long *idx, int B, uint64_t seed, int epoch, float *bx, float *bt,
                         bf_error *err)
@@ -221,8 +225,9 @@ static bf_status gather(const bf_model *m, const bf_objective *obj, const bf_arr
         return obj->make_batch(obj->user, set, idx, B, seed, epoch, bx, bt, err);
     size_t L = (size_t)m->input_len, T = (size_t)obj->target_len;
     for (int i = 0; i < B; i++) {
-        memcpy(bx + i * L, set->x + (size_t)idx[i] * L, sizeof(float) * L);
-        memcpy(bt + i * T, set->target + (size_t)idx[i] * T, sizeof(float) * T);
+        size_t r = (size_t)(idx[i] - set->first);
+        memcpy(bx + i * L, set->x + r * L, sizeof(float) * L);
+        memcpy(bt + i * T, set->target + r * T, sizeof(float) * T);
     }
     return BF_OK;
 }
@@ -281,21 +286,24 @@ static bf_status grad_sync_finish(grad_sync *gs, double *wait_s)
     return gs->st;
 }
 
-/* One data-parallel step: this rank's shard [lo, hi) of the global batch idx[0, nb). */
+/* One data-parallel step: the members of the global batch idx[0, nb) whose rows lie
+ * in this rank's [lo, hi), in batch order (mine: room for nb). */
 static bf_status dist_step(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
                            const bf_objective *obj, bf_step_ws *ws, const bf_arrays *set,
-                           const long *idx, int nb, int epoch, float *bx, float *bt,
-                           double *loss, double *wait_s, bf_error *err)
+                           long lo, long hi, const long *idx, int nb, long *mine, int epoch,
+                           float *bx, float *bt, double *loss, double *wait_s, bf_error *err)
 {
     const bf_comm *c = cfg->comm;
     const bf_backend *be = m->be;
-    int lo = (int)((long)nb * c->rank / c->size), hi = (int)((long)nb * (c->rank + 1) / c->size);
-    int n = hi - lo;
+    int n = 0;
+    for (int i = 0; i < nb; i++)
+        if (idx[i] >= lo && idx[i] < hi)
+            mine[n++] = idx[i];
     size_t no = sizeof(float) * (size_t)n * m->n_out;
     double part = 0;
     bf_status st = BF_OK;
     if (n > 0) {
-        st = gather(m, obj, set, idx + lo, n, cfg->seed, epoch, bx, bt, err);
+        st = gather(m, obj, set, mine, n, cfg->seed, epoch, bx, bt, err);
         if (st == BF_OK)
             st = be->upload(ws->x_be, bx, sizeof(float) * (size_t)n * m->input_len, err);
         if (st == BF_OK)
@@ -401,11 +409,37 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
 {
     memset(res, 0, sizeof *res);
     res->best_val_score = INFINITY;
+    const bf_comm *comm = cfg->comm;
+    /* the training rows: global [0, total), this rank's [lo, hi) of them */
+    const int whole = tr->total == 0;
+    const long total = whole ? tr->n : tr->total;
+    long lo = whole ? 0 : tr->first, hi = lo + tr->n;
+    if (whole && comm) {
+        lo = total * comm->rank / comm->size;
+        hi = total * (comm->rank + 1) / comm->size;
+    }
     bf_status st = bf_train_config_check(cfg, err);
-    if (st == BF_OK && (tr->n < 1 || va->n < 1))
+    if (st == BF_OK && (total < 1 || va->n < 1))
         st = bf_error_set(err, BF_ERR_INVALID, "training needs at least one training and one "
-                          "validation sample (got %ld and %ld)", tr->n, va->n);
-    st = bf_comm_agree(cfg->comm, st, err); /* entry is a meeting point of all ranks */
+                          "validation sample (got %ld and %ld)", total, va->n);
+    if (st == BF_OK && (tr->n < 0 || (whole && tr->first != 0) ||
+                        (!whole && (tr->first < 0 || tr->first > total - tr->n))))
+        st = bf_error_set(err, BF_ERR_INVALID, "training rows [%ld, %ld) do not lie in a set "
+                          "of %ld", tr->first, tr->first + tr->n, total);
+    if (st == BF_OK && !comm && tr->n != total)
+        st = bf_error_set(err, BF_ERR_INVALID, "training rows [%ld, %ld) of %ld: a shard needs "
+                          "several ranks (cfg->comm)", tr->first, tr->first + tr->n, total);
+    st = bf_comm_agree(comm, st, err); /* entry is a meeting point of all ranks */
+    if (st == BF_OK && comm) {
+        /* the ranks' shards must make up one set, or they would walk different batches */
+        double sums[3] = {(double)total, (double)tr->n, whole};
+        st = comm->allreduce_sum_f64(comm, sums, 3, err);
+        if (st == BF_OK && (sums[0] != (double)total * comm->size ||
+                            (sums[2] != 0 && sums[2] != comm->size) ||
+                            (!whole && sums[1] != (double)total)))
+            st = bf_error_set(err, BF_ERR_INVALID, "the ranks' training shards do not make up "
+                              "one set of %ld rows", total);
+    }
     if (st != BF_OK)
         return st;
     config_json(cfg, m, obj, info->training_config, sizeof info->training_config);
@@ -415,42 +449,42 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
 
     int B = cfg->batch;
     bf_step_ws *ws = NULL;
-    long *idx = malloc(sizeof(long) * (size_t)tr->n);
+    long *idx = malloc(sizeof(long) * (size_t)total);
+    long *mine = comm ? malloc(sizeof(long) * (size_t)B) : NULL;
     float *vout = malloc(sizeof(float) * (size_t)va->n * m->n_out);
     float *bx = malloc(sizeof(float) * (size_t)B * m->input_len);
     float *bt = malloc(sizeof(float) * ((size_t)B * obj->target_len + 1));
-    if (!idx || !vout || !bx || !bt)
+    if (!idx || !vout || !bx || !bt || (comm && !mine))
         st = bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
     if (st == BF_OK)
         st = bf_step_ws_create(m, B, &ws, err);
     if (st == BF_OK)
         st = bf_model_reserve(m, B, err);
-    const bf_comm *comm = cfg->comm;
     int rank0 = !comm || comm->rank == 0;
     if (comm)
         st = bf_comm_agree(comm, st, err);
-    long steps_per_epoch = (tr->n + B - 1) / B, step_no = 0;
+    long steps_per_epoch = (total + B - 1) / B, step_no = 0;
 
     double best = INFINITY, best_for_patience = INFINITY, t_start = bf_now_seconds();
     int wait = 0;
     for (int e = 0; st == BF_OK && e < cfg->epochs; e++) {
         int epoch = first_epoch + e + 1;
         double t0 = bf_now_seconds(), sum = 0;
-        shuffle(idx, tr->n, cfg->seed, epoch);
+        shuffle(idx, total, cfg->seed, epoch);
         bf_progress prog;
         char label[64];
         snprintf(label, sizeof label, "epoch %d/%d", epoch, first_epoch + cfg->epochs);
         double wait_s = 0;
         long steps = 0;
         if (cfg->progress && rank0)
-            bf_progress_begin(&prog, label, (uint64_t)tr->n);
-        for (long i = 0; i < tr->n; i += B) {
-            int nb = (int)(tr->n - i < B ? tr->n - i : B);
+            bf_progress_begin(&prog, label, (uint64_t)total);
+        for (long i = 0; i < total; i += B) {
+            int nb = (int)(total - i < B ? total - i : B);
             double loss = 0;
             if (comm) {
                 opt->lr = scaled_lr(cfg, step_no, steps_per_epoch);
-                st = dist_step(cfg, m, opt, obj, ws, tr, idx + i, nb, epoch, bx, bt, &loss,
-                               &wait_s, err);
+                st = dist_step(cfg, m, opt, obj, ws, tr, lo, hi, idx + i, nb, mine, epoch, bx,
+                               bt, &loss, &wait_s, err);
             } else {
                 st = gather(m, obj, tr, idx + i, nb, cfg->seed, epoch, bx, bt, err);
                 if (st == BF_OK)
@@ -474,7 +508,7 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
         double t_train = bf_now_seconds() - t0;
 
         bf_epoch_log log = {.epoch = epoch, .epochs = first_epoch + cfg->epochs,
-                            .train_loss = sum / tr->n, .samples_per_s = tr->n / t_train,
+                            .train_loss = sum / total, .samples_per_s = total / t_train,
                             .val_out = vout, .task_metrics = obj->metrics,
                             .allreduce_s = wait_s, .steps = steps};
         st = comm ? dist_predict(comm, m, va, B, vout, err)
@@ -518,6 +552,7 @@ bf_status bf_train(const bf_train_config *cfg, bf_model *m, bf_adam *opt,
     }
     res->train_seconds = bf_now_seconds() - t_start;
     free(idx);
+    free(mine);
     free(vout);
     free(bx);
     free(bt);

@@ -105,6 +105,8 @@ typedef struct {
     const char *kind;
     int rank;                 /* -1: no comm */
     int fail_rank;            /* this rank fails its first step's forward (-1: none) */
+    long split;               /* > 0: rank 0 holds rows [0, split), rank 1 the rest */
+    int keyed;                /* make_batch adds a shift keyed by (epoch, global row) */
     bf_arrays tr, va;
     char out_path[256];
     double train_loss[EPOCHS], val_score[EPOCHS];
@@ -123,6 +125,23 @@ static void on_epoch(const bf_epoch_log *log, void *user)
         r->val_score[r->epochs_logged] = log->val_score;
     }
     r->epochs_logged++;
+}
+
+/* Copies rows and shifts each input by a value of (epoch, global row), as the peaks
+ * augmentation keys its crops: a shard indexing its rows locally would train on
+ * other values. */
+static bf_status keyed_batch(void *user, const bf_arrays *set, const long *idx, int B,
+                             uint64_t seed, int epoch, float *bx, float *bt, bf_error *err)
+{
+    const int *dims = user; /* input_len, target_len */
+    for (int i = 0; i < B; i++) {
+        size_t k = (size_t)(idx[i] - set->first);
+        float shift = (float)((idx[i] * 7 + epoch * 3) % 11) * 0.01f;
+        for (int j = 0; j < dims[0]; j++)
+            bx[(size_t)i * dims[0] + j] = set->x[k * dims[0] + j] + shift;
+        memcpy(bt + (size_t)i * dims[1], set->target + k * dims[1], sizeof(float) * dims[1]);
+    }
+    return BF_OK;
 }
 
 static void *run_train(void *arg)
@@ -158,9 +177,17 @@ static void *run_train(void *arg)
         bf_arrays tr = r->tr;
         if (r->fail_rank >= 0 && r->rank == r->fail_rank)
             tr.n = -1; /* refused by this rank alone: bf_train's set-up fails here */
+        if (r->split > 0) { /* only this rank's rows, as a shard read from a file */
+            long lo = r->rank == 0 ? 0 : r->split, hi = r->rank == 0 ? r->split : tr.n;
+            tr = (bf_arrays){.x = tr.x + (size_t)lo * m->input_len,
+                             .target = tr.target + (size_t)lo * m->n_out, .n = hi - lo,
+                             .first = lo, .total = tr.n};
+        }
+        int dims[2] = {m->input_len, m->n_out};
         bf_train_result res;
         bf_objective obj = {.name = "mse", .target_len = m->n_out, .loss = mse_loss,
-                            .score = mse_score};
+                            .score = mse_score, .make_batch = r->keyed ? keyed_batch : NULL,
+                            .user = dims};
         r->st = bf_train(&cfg, m, &opt, &obj, &tr, &r->va, info, &res, &r->err);
     }
     if (r->st == BF_OK) {
@@ -305,6 +332,96 @@ BF_TEST(a_failing_rank_stops_every_rank_with_its_error)
         CHECK_MSG(!f, "rank %d: a checkpoint was written", r);
         cleanup(&ranks[r]);
     }
+    free(p.x);
+    free(p.t);
+}
+
+/* kind's 1-process curve against 2 ranks holding whole arrays and 2 ranks holding
+ * shards split at `split` (few rows on rank 0: some batches have none of them). */
+static void shards_follow_whole_arrays(const char *kind, long split, int keyed,
+                                       int *bf_failed_)
+{
+    problem p = {0};
+    int lo = make_problem(kind, &p);
+    CHECK_MSG(lo > 0, "%s: problem set-up", kind);
+    int L = lo / 1000, O = lo % 1000;
+    run_spec one, whole[RANKS], shard[RANKS];
+    spec_init(&one, kind, -1, &p, L, O);
+    one.keyed = keyed;
+    run_train(&one);
+    CHECK_MSG(one.st == BF_OK, "%s", one.err.msg);
+    run_spec *sets[2] = {whole, shard};
+    for (int k = 0; k < 2; k++) {
+        comm_setup();
+        pthread_t th[RANKS];
+        for (int r = 0; r < RANKS; r++) {
+            spec_init(&sets[k][r], kind, r, &p, L, O);
+            sets[k][r].keyed = keyed;
+            sets[k][r].split = k ? split : 0;
+            pthread_create(&th[r], NULL, run_train, &sets[k][r]);
+        }
+        for (int r = 0; r < RANKS; r++)
+            pthread_join(th[r], NULL);
+        pthread_barrier_destroy(&g_sc.bar);
+        for (int r = 0; r < RANKS; r++)
+            CHECK_MSG(sets[k][r].st == BF_OK, "%s rank %d: %s", k ? "shards" : "whole", r,
+                      sets[k][r].err.msg);
+        CHECK(sets[k][0].epochs_logged == EPOCHS);
+        for (int e = 0; e < EPOCHS; e++) {
+            CHECK_REL(sets[k][0].train_loss[e], one.train_loss[e], 1e-4);
+            CHECK_REL(sets[k][0].val_score[e], one.val_score[e], 1e-4);
+        }
+        CHECK(sets[k][0].w && sets[k][1].w &&
+              !memcmp(sets[k][0].w, sets[k][1].w, sizeof(float) * sets[k][0].n_w));
+    }
+    cleanup(&one);
+    for (int r = 0; r < RANKS; r++) {
+        cleanup(&whole[r]);
+        cleanup(&shard[r]);
+    }
+    free(p.x);
+    free(p.t);
+}
+
+BF_TEST(sharded_arrays_give_the_losses_of_whole_arrays_structure_net)
+{
+    shards_follow_whole_arrays("structure_net", 3, 0, bf_failed_);
+}
+
+BF_TEST(sharded_arrays_hand_make_batch_global_rows_braggnn)
+{
+    shards_follow_whole_arrays("braggnn", 20, 1, bf_failed_);
+}
+
+BF_TEST(shards_that_do_not_make_up_one_set_are_refused_on_every_rank)
+{
+    problem p = {0};
+    int lo = make_problem("braggnn", &p);
+    CHECK(lo > 0);
+    comm_setup();
+    run_spec ranks[RANKS];
+    pthread_t th[RANKS];
+    for (int r = 0; r < RANKS; r++) {
+        spec_init(&ranks[r], "braggnn", r, &p, lo / 1000, lo % 1000);
+        /* both ranks claim rows [0, 20) of 45 */
+        ranks[r].tr = (bf_arrays){.x = p.x, .target = p.t, .n = 20, .first = 0, .total = 45};
+        pthread_create(&th[r], NULL, run_train, &ranks[r]);
+    }
+    for (int r = 0; r < RANKS; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&g_sc.bar);
+    for (int r = 0; r < RANKS; r++) {
+        CHECK_MSG(ranks[r].st == BF_ERR_INVALID && strstr(ranks[r].err.msg, "shards"),
+                  "rank %d: '%s'", r, ranks[r].err.msg);
+        cleanup(&ranks[r]);
+    }
+    run_spec one; /* and a shard without ranks */
+    spec_init(&one, "braggnn", -1, &p, lo / 1000, lo % 1000);
+    one.tr = (bf_arrays){.x = p.x, .target = p.t, .n = 20, .first = 0, .total = 45};
+    run_train(&one);
+    CHECK_MSG(one.st == BF_ERR_INVALID && strstr(one.err.msg, "several ranks"), "'%s'",
+              one.err.msg);
+    cleanup(&one);
     free(p.x);
     free(p.t);
 }
