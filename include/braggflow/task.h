@@ -104,7 +104,9 @@ typedef struct {
 
 /* Trains cfg->model (default structure_net; or warm-starts cfg->init_path) on two
  * datasets. hidden > 0 overrides fc1's width. cfg->on_epoch receives
- * log->task_metrics = the epoch's validation bf_metrics. */
+ * log->task_metrics = the epoch's validation bf_metrics. Under cfg->comm, train may be
+ * this rank's shard: rows [cfg->train_first, + train->n) of cfg->train_total (its
+ * attributes those of the whole file); a rank whose preparation fails stops all. */
 bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_dataset *train,
                              const bf_dataset *val, bf_structure_result *res, bf_error *err);
 
@@ -136,7 +138,8 @@ typedef struct {
 
 /* Trains cfg->model (braggnn) on patch files; cfg->on_epoch receives
  * log->task_metrics = the epoch's validation bf_peak_errors. MSE on the scaled centre;
- * the kept checkpoint has the lowest validation MSE. */
+ * the kept checkpoint has the lowest validation MSE. Under cfg->comm, train may be
+ * this rank's shard, as for bf_structure_train (augmentation keyed by the global row). */
 bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *o,
                          const bf_patches *train, const bf_patches *val, bf_peaks_result *res,
                          bf_error *err);

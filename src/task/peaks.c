@@ -153,15 +153,16 @@ static bf_status peaks_augment(void *user, const bf_arrays *set, const long *idx
                                uint64_t seed, int epoch, float *bx, float *bt, bf_error *err)
 {
     peaks_objective *o = user;
-    const bf_patches *p = o->train;
+    const bf_patches *p = o->train; /* set's rows: patch k is global row set->first + k */
     int S = o->S;
     for (int i = 0; i < B; i++) {
-        bf_rng r;
+        bf_rng r; /* keyed by the global row: the same crops whichever rank holds it */
         bf_rng_init(&r, seed ^ AUGMENT_STREAM, ((uint64_t)epoch << 32) + (uint64_t)idx[i]);
         int dr = (int)(bf_rng_u64(&r) % 3) - 1, dc = (int)(bf_rng_u64(&r) % 3) - 1;
-        crop(p, idx[i], S, 1 + dr, 1 + dc, bx + (size_t)i * S * S);
-        bt[2 * i] = (float)((p->centre[2 * idx[i] + 1] - (1 + dc)) / S);
-        bt[2 * i + 1] = (float)((p->centre[2 * idx[i]] - (1 + dr)) / S);
+        long k = idx[i] - set->first;
+        crop(p, k, S, 1 + dr, 1 + dc, bx + (size_t)i * S * S);
+        bt[2 * i] = (float)((p->centre[2 * k + 1] - (1 + dc)) / S);
+        bt[2 * i + 1] = (float)((p->centre[2 * k] - (1 + dr)) / S);
     }
     bf_minmax_scale_rows(bx, B, S * S);
     return BF_OK;
@@ -233,13 +234,20 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
     memset(res, 0, sizeof *res);
     bf_status st = bf_train_config_check(cfg, err);
     if (st != BF_OK)
-        return st;
+        return st; /* the same on every rank: cfg is */
     int augment = po && po->augment;
-    const char *tname = cfg->train_name ? cfg->train_name : "training set";
+    /* a shard's messages say which rows of the file it holds */
+    char tname[512];
+    const char *tbase = cfg->train_name ? cfg->train_name : "training set";
+    if (cfg->train_total > 0)
+        snprintf(tname, sizeof tname, "%s rows [%ld, %ld) of %ld", tbase, cfg->train_first,
+                 cfg->train_first + train->n, cfg->train_total);
+    else
+        snprintf(tname, sizeof tname, "%s", tbase);
     const char *vname = cfg->val_name ? cfg->val_name : "validation set";
     if (augment && train->size < 9)
         return bf_error_set(err, BF_ERR_INVALID, "%s: --augment needs patches with a 1-pixel "
-                            "margin (S + 2 pixels), these have %d", tname, train->size);
+                            "margin (S + 2 pixels), these have %d", tbase, train->size);
     const bf_backend *be = cfg->backend ? cfg->backend : bf_backend_cpu();
     be->set_threads(cfg->threads);
     bf_model *m = NULL;
@@ -247,9 +255,9 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
     bf_checkpoint_info *info = calloc(1, sizeof *info);
     float *tx = NULL, *tt = NULL, *vx = NULL, *vt = NULL;
     peaks_objective o = {.train = train};
-    if (!info)
-        return bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
-    st = open_model(cfg, po, augment ? train->size - 2 : train->size, be, &m, &opt, info, err);
+    st = info ? open_model(cfg, po, augment ? train->size - 2 : train->size, be, &m, &opt, info,
+                           err)
+              : bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
     if (st == BF_OK) {
         o.S = model_patch(m);
         st = peaks_meta_write(info, err);
@@ -272,6 +280,9 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
         if (!o.val_pred || !o.val_true)
             st = bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
     }
+    /* a rank whose shard failed (a NaN pixel, no centres) stops every rank here, before
+     * the others wait for it inside bf_train's collectives */
+    st = bf_comm_agree(cfg->comm, st, err);
     if (st == BF_OK) {
         bf_objective obj = {.name = "mse", .target_len = 2, .loss = peaks_loss,
                             .score = peaks_score, .make_batch = augment ? peaks_augment : NULL,
@@ -279,7 +290,8 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
                             .metrics_size = sizeof o.val};
         snprintf(info->train_sha256, sizeof info->train_sha256, "%s", cfg->train_sha256);
         snprintf(info->val_sha256, sizeof info->val_sha256, "%s", cfg->val_sha256);
-        bf_arrays tr = {tx, tt, train->n}, va = {vx, vt, val->n};
+        bf_arrays tr = {tx, tt, train->n, cfg->train_first, cfg->train_total},
+                  va = {vx, vt, val->n, 0, 0};
         st = bf_train(cfg, m, &opt, &obj, &tr, &va, info, &res->train, err);
     }
     free(tx), free(tt), free(vx), free(vt), free(o.val_pred), free(o.val_true);

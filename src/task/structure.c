@@ -339,24 +339,30 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
     memset(res, 0, sizeof *res);
     bf_status st = bf_train_config_check(cfg, err);
     if (st != BF_OK)
-        return st;
+        return st; /* the same on every rank: cfg is */
     const bf_backend *be = cfg->backend ? cfg->backend : bf_backend_cpu();
     be->set_threads(cfg->threads);
     bf_model *m = NULL;
     bf_adam opt = {0};
     bf_checkpoint_info *info = calloc(1, sizeof *info);
-    bf_structure_meta meta;
+    bf_structure_meta meta = {0};
     float *tx = NULL, *tt = NULL, *vx = NULL, *vt = NULL, *tpack = NULL, *vpack = NULL;
     int32_t *tl = NULL, *vl = NULL;
     structure_objective o = {0};
-    if (!info)
-        return bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
-    st = open_model(cfg, hidden, train, be, &m, &opt, info, &meta, err);
+    /* a shard's messages say which rows of the file it holds */
+    char tname[512];
+    const char *tbase = cfg->train_name ? cfg->train_name : "training set";
+    if (cfg->train_total > 0)
+        snprintf(tname, sizeof tname, "%s rows [%ld, %ld) of %ld", tbase, cfg->train_first,
+                 cfg->train_first + train->n, cfg->train_total);
+    else
+        snprintf(tname, sizeof tname, "%s", tbase);
+    st = info ? open_model(cfg, hidden, train, be, &m, &opt, info, &meta, err)
+              : bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
     if (st == BF_OK)
         st = bf_structure_meta_write(&meta, info, err);
     if (st == BF_OK)
-        st = bf_structure_inputs(m, train, cfg->train_name ? cfg->train_name : "training set",
-                                 &meta.scaling, &tx, &tl, &tt, err);
+        st = bf_structure_inputs(m, train, tname, &meta.scaling, &tx, &tl, &tt, err);
     if (st == BF_OK)
         st = bf_structure_inputs(m, val, cfg->val_name ? cfg->val_name : "validation set",
                                  &meta.scaling, &vx, &vl, &vt, err);
@@ -371,6 +377,9 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
         if (!tpack || !vpack || !o.labels || !o.dl || !o.dr || !o.bt)
             st = bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
     }
+    /* a rank whose shard failed (a NaN pattern, a bad label) stops every rank here,
+     * before the others wait for it inside bf_train's collectives */
+    st = bf_comm_agree(cfg->comm, st, err);
     if (st == BF_OK) {
         o.C = meta.n_classes;
         o.sc = &meta.scaling;
@@ -382,7 +391,8 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
                             .metrics_size = sizeof o.val};
         snprintf(info->train_sha256, sizeof info->train_sha256, "%s", cfg->train_sha256);
         snprintf(info->val_sha256, sizeof info->val_sha256, "%s", cfg->val_sha256);
-        bf_arrays tr = {tx, tpack, train->n}, va = {vx, vpack, val->n};
+        bf_arrays tr = {tx, tpack, train->n, cfg->train_first, cfg->train_total},
+                  va = {vx, vpack, val->n, 0, 0};
         st = bf_train(cfg, m, &opt, &obj, &tr, &va, info, &res->train, err);
     }
     free(tx), free(tt), free(tl), free(vx), free(vt), free(vl), free(tpack), free(vpack);
