@@ -57,11 +57,12 @@ static const char *usage =
     "  --warmup-epochs N   linear scaling: epochs from lr to lr * ranks (default 5)\n"
     "  --bucket-floats N   under MPI: gradients summed in buckets of N floats, each\n"
     "                      started as backward finishes it (default 262144)\n\n"
-    "Under mpirun (`mpirun -np 4 braggflow train ...`) every rank trains a copy on its\n"
-    "contiguous shard of each global batch (the 1-rank batch order), gradients are\n"
-    "summed across ranks while backward runs, validation is sharded, and rank 0 alone\n"
-    "prints and writes. Same seed and --batch give the 1-rank losses up to float\n"
-    "summation order.\n\n"
+    "Under mpirun (`mpirun -np 4 braggflow train ...`) every rank reads only its shard of\n"
+    "--train (rows [n r/P, n (r+1)/P); rank 0 alone hashes the file) and trains a copy on\n"
+    "the members of each global batch (the 1-rank batch order) that it holds, gradients\n"
+    "are summed across ranks while backward runs, validation is read whole and predicted\n"
+    "sharded, and rank 0 alone prints and writes. Same seed and --batch give the 1-rank\n"
+    "losses up to float summation order.\n\n"
     "Same data, seed and --threads give identical checkpoints; another thread count\n"
     "changes only the rounding of summed gradients.\n\n"
     "example:\n"
@@ -139,6 +140,38 @@ static bf_status task_of(const bf_train_config *cfg, const char **task, bf_error
     return st;
 }
 
+/* Under cfg->comm, this rank's rows [n r/P, n (r+1)/P) of a file of n (DESIGN §10);
+ * recorded in cfg for the task. */
+static void shard_of(bf_train_config *cfg, long n, long *first, long *count)
+{
+    const bf_comm *c = cfg->comm;
+    *first = n * c->rank / c->size;
+    *count = n * (c->rank + 1) / c->size - *first;
+    cfg->train_first = *first;
+    cfg->train_total = n;
+}
+
+/* The training patches: this rank's shard under cfg->comm, else all. Only rank 0 (or
+ * the one process) hashes the file: the others must not read all of it. */
+static bf_status read_train_patches(bf_train_config *cfg, const char *path, bf_patches *p,
+                                    bf_error *err)
+{
+    bf_status st;
+    if (cfg->comm) {
+        long n = 0, first = 0, count = 0;
+        st = bf_patches_h5_count(path, &n, err);
+        if (st == BF_OK) {
+            shard_of(cfg, n, &first, &count);
+            st = bf_patches_read_h5_rows(path, first, count, p, err);
+        }
+    } else {
+        st = bf_patches_read_h5(path, p, err);
+    }
+    if (st == BF_OK && (!cfg->comm || cfg->comm->rank == 0))
+        st = bf_sha256_file_hex(path, cfg->train_sha256, err);
+    return st;
+}
+
 static bf_status read_patches(const char *path, bf_patches *p, char sha[65], bf_error *err)
 {
     bf_status st = bf_patches_read_h5(path, p, err);
@@ -156,13 +189,14 @@ static int train_peaks(bf_train_config *cfg, const bf_peaks_options *po, const c
     sink->print = print_peaks_epoch;
     cfg->on_epoch = log_epoch;
     cfg->user = sink;
-    bf_status st = read_patches(train_path, &train, cfg->train_sha256, &err);
+    bf_status st = read_train_patches(cfg, train_path, &train, &err);
     if (st == BF_OK)
         st = read_patches(val_path, &val, cfg->val_sha256, &err);
     st = bf_comm_agree(cfg->comm, st, &err); /* a rank that cannot read stops them all */
     if (st == BF_OK) {
         printf("braggflow train: %ld training, %ld validation patches of %d x %d; batch %d, "
-               "lr %g, seed %llu%s%s\n", train.n, val.n, train.size, train.size, cfg->batch,
+               "lr %g, seed %llu%s%s\n", cfg->train_total ? cfg->train_total : train.n, val.n,
+               train.size, train.size, cfg->batch,
                cfg->lr, (unsigned long long)cfg->seed, po->augment ? ", +-1 px crop shifts" : "",
                ranks_note(cfg));
         st = bf_peaks_train(cfg, po, &train, &val, &res, &err);
@@ -188,6 +222,27 @@ static const char *ranks_note(const bf_train_config *cfg)
         snprintf(note, sizeof note, ", %d ranks (lr scaling %s)", cfg->comm->size,
                  bf_lr_scaling_name(cfg->lr_scaling));
     return note;
+}
+
+/* The training set: this rank's shard under cfg->comm, else all; rank 0 alone hashes
+ * it (read_train_patches). */
+static bf_status read_train_set(bf_train_config *cfg, const char *path, bf_dataset *d,
+                                bf_error *err)
+{
+    bf_status st;
+    if (cfg->comm) {
+        long n = 0, first = 0, count = 0;
+        st = bf_dataset_h5_count(path, &n, err);
+        if (st == BF_OK) {
+            shard_of(cfg, n, &first, &count);
+            st = bf_dataset_read_h5_rows(path, first, count, d, err);
+        }
+    } else {
+        st = bf_dataset_read_h5(path, d, err);
+    }
+    if (st == BF_OK && (!cfg->comm || cfg->comm->rank == 0))
+        st = bf_sha256_file_hex(path, cfg->train_sha256, err);
+    return st;
 }
 
 static bf_status read_set(const char *path, bf_dataset *d, char sha[65], bf_error *err)
@@ -349,13 +404,14 @@ int cmd_train(int argc, char **argv)
     sink.print = print_structure_epoch;
     cfg.on_epoch = log_epoch;
     cfg.user = &sink;
-    st = read_set(train_path, &train, cfg.train_sha256, &err);
+    st = read_train_set(&cfg, train_path, &train, &err);
     if (st == BF_OK)
         st = read_set(val_path, &val, cfg.val_sha256, &err);
     st = bf_comm_agree(cfg.comm, st, &err); /* a rank that cannot read stops them all */
     if (st == BF_OK) {
         printf("braggflow train: %ld training, %ld validation patterns of %d points; "
-               "batch %d, lr %g, seed %llu%s\n", train.n, val.n, train.length, cfg.batch, cfg.lr,
+               "batch %d, lr %g, seed %llu%s\n", cfg.train_total ? cfg.train_total : train.n,
+               val.n, train.length, cfg.batch, cfg.lr,
                (unsigned long long)cfg.seed, ranks_note(&cfg));
         st = bf_structure_train(&cfg, (int)hidden, &train, &val, &res, &err);
     }
