@@ -72,6 +72,33 @@ grep -q '^braggflow: rank 1: missing.h5' "$TMP/stderr" || fail "the line does no
 ls fail.* >/dev/null 2>&1 && fail "partial outputs left: $(ls fail.*)"
 ok
 
+CASE="a NaN pattern in rank 1's shard stops both ranks (rank 0's shard is clean)"
+# a seed-layout file rewritten with HDF5's tools: pattern 4 of 6 (rank 1 holds [3, 6))
+# gets a NaN; rank 0 would otherwise wait for rank 1 inside training's collectives
+if command -v h5dump >/dev/null && command -v h5import >/dev/null && command -v h5copy >/dev/null; then
+    write_seed_ini nanset 5 2 "layout = seed"
+    run_ok sample --config nanset.ini --out nanset.h5
+    L=$(h5dump -H -d histograms nanset.h5 | sed -n 's/.*DATASPACE  SIMPLE { ( 6, 2, \([0-9]*\) ).*/\1/p')
+    [ -n "$L" ] || fail "no (6, 2, L) histograms in nanset.h5"
+    h5dump -d histograms -y -w 0 -o hist.txt nanset.h5 >/dev/null || fail "h5dump"
+    tr -s ', \n' '\n\n\n' <hist.txt | grep -v '^$' |
+        awk -v at=$(((4 * 2 + 1) * L + 7)) 'NR == at { $0 = "nan" } { print }' >nan.txt
+    printf 'PATH histograms\nINPUT-CLASS TEXTFP\nRANK 3\nDIMENSION-SIZES 6 2 %s\nOUTPUT-CLASS FP\nOUTPUT-SIZE 64\nOUTPUT-ARCHITECTURE IEEE\nOUTPUT-BYTE-ORDER LE\n' "$L" >nan.conf
+    h5import nan.txt -c nan.conf -o nan.h5 >/dev/null || fail "h5import"
+    for d in parameters label; do h5copy -i nanset.h5 -o nan.h5 -s $d -d $d || fail "h5copy $d"; done
+    timeout 120 "${MPIRUN[@]}" -np 2 "$BF" "${STRUCT[@]}" --train nan.h5 --threads 1 \
+        --out nan.safetensors --log-json nan.json >"$TMP/stdout" 2>"$TMP/stderr"
+    RC=$?
+    [ "$RC" -eq 2 ] || fail "exit status $RC, expected 2 (124: a rank was left waiting)"
+    grep -q '^braggflow train: 6 training' "$TMP/stdout" || fail "rank 0 does not print the total"
+    grep -q '^braggflow: rank 1: nan.h5 rows \[3, 6) of 6: pattern 1 point 6 is NaN' "$TMP/stderr" ||
+        fail "the line does not name rank 1's shard and pattern"
+    ls nan.safetensors nan.json >/dev/null 2>&1 && fail "partial outputs left"
+    ok
+else
+    echo "skipped $CASE: h5dump, h5import or h5copy not found"
+fi
+
 CASE="--lr-scaling sqrt changes the curve (the comparison can fail)"
 mpi_ok 2 "${STRUCT[@]}" --threads 1 --lr-scaling sqrt --out sqrt.safetensors --log-json sqrt.json
 grep -q "lr scaling sqrt" "$TMP/stdout" || fail "no 'lr scaling sqrt' in the header"
