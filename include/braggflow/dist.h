@@ -22,6 +22,17 @@ bf_status bf_dist_init(int *argc, char ***argv, bf_error *err);
 /* The world communicator, or NULL when MPI was not initialised (one process). */
 const bf_comm *bf_dist_world(void);
 
+/* Collective over the world: this rank's group of the ranks passing the same color,
+ * ranked in world order, as a communicator of its own (a campaign's training ranks,
+ * DESIGN §10). Free it with bf_dist_comm_free (before bf_dist_finalize). */
+bf_status bf_dist_split(int color, bf_comm **out, bf_error *err);
+void bf_dist_comm_free(bf_comm *c);
+
+/* Collective over the world: the sum of `count` over the lower world ranks on this
+ * rank's node (0 for the node's first rank; 0 without MPI): where this rank's cores
+ * start when each rank takes `count` of them, so roles bind to cores of their own. */
+bf_status bf_dist_node_offset(int count, int *offset, bf_error *err);
+
 /* Point-to-point messages on the world communicator: the sweep's task farm (rank 0
  * hands out trials, the other ranks report results) and `sample` / `sample-peaks`
  * gathering compressed blocks on rank 0 (DESIGN §10 "As built"). Blocking; bytes of

@@ -1,4 +1,4 @@
-/* dist/mpi_comm.c — bf_comm over MPI_COMM_WORLD (DESIGN §10): non-blocking float sums
+/* dist/mpi_comm.c — bf_comm over MPI_COMM_WORLD (and groups of it) (DESIGN §10): non-blocking float sums
  * for the gradient buckets and validation outputs, blocking double sums for losses and
  * status flags, a broadcast for the failing rank's error. MPI errors return (not abort)
  * so they reach the caller as a bf_error. */
@@ -12,6 +12,7 @@
 #define MAX_REQ 128 /* outstanding reductions: the trainer's buckets plus one */
 
 typedef struct {
+    MPI_Comm comm;                    /* MPI_COMM_WORLD, or a group of bf_dist_split */
     MPI_Request req[MAX_REQ];
     int used[MAX_REQ];
 } mpi_impl;
@@ -41,7 +42,7 @@ static bf_status iallreduce_sum_f32(const bf_comm *c, float *buf, size_t n, int 
     if (n > INT32_MAX)
         return bf_error_set(err, BF_ERR_INVALID, "MPI: a reduction of %zu floats is too large",
                             n);
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, im->comm,
                             &im->req[slot]);
     if (rc != MPI_SUCCESS)
         return mpi_fail(rc, "Iallreduce", err);
@@ -71,7 +72,8 @@ static bf_status wait_req(const bf_comm *c, int req, bf_error *err)
 
 static bf_status allreduce_sum_f64(const bf_comm *c, double *buf, int n, bf_error *err)
 {
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    mpi_impl *im = c->impl;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, im->comm);
     return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Allreduce", err);
 }
 
@@ -80,8 +82,18 @@ static bf_status bcast(const bf_comm *c, void *buf, size_t bytes, int root, bf_e
     if (bytes > INT32_MAX)
         return bf_error_set(err, BF_ERR_INVALID, "MPI: a broadcast of %zu bytes is too large",
                             bytes);
-    int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
+    mpi_impl *im = c->impl;
+    int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, im->comm);
     return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Bcast", err);
+}
+
+/* c's functions over im's communicator. */
+static void comm_over(bf_comm *c, mpi_impl *im)
+{
+    *c = (bf_comm){.impl = im, .iallreduce_sum_f32 = iallreduce_sum_f32, .wait = wait_req,
+                   .allreduce_sum_f64 = allreduce_sum_f64, .bcast = bcast};
+    MPI_Comm_rank(im->comm, &c->rank);
+    MPI_Comm_size(im->comm, &c->size);
 }
 
 int bf_dist_launched(void)
@@ -98,13 +110,64 @@ bf_status bf_dist_init(int *argc, char ***argv, bf_error *err)
     if (rc != MPI_SUCCESS)
         return bf_error_set(err, BF_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    g_world = (bf_comm){.impl = &g_impl, .iallreduce_sum_f32 = iallreduce_sum_f32,
-                        .wait = wait_req, .allreduce_sum_f64 = allreduce_sum_f64,
-                        .bcast = bcast};
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_world.rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_world.size);
+    g_impl.comm = MPI_COMM_WORLD;
+    comm_over(&g_world, &g_impl);
     g_inited = 1;
     return BF_OK;
+}
+
+bf_status bf_dist_split(int color, bf_comm **out, bf_error *err)
+{
+    *out = NULL;
+    if (!g_inited)
+        return bf_error_set(err, BF_ERR_INVALID, "MPI: split without MPI (not under mpirun)");
+    bf_comm *c = calloc(1, sizeof *c);
+    mpi_impl *im = calloc(1, sizeof *im);
+    if (!c || !im) {
+        free(c);
+        free(im);
+        return bf_error_set(err, BF_ERR_NOMEM, "MPI: out of memory for a communicator");
+    }
+    int rc = MPI_Comm_split(MPI_COMM_WORLD, color, g_world.rank, &im->comm);
+    if (rc != MPI_SUCCESS) {
+        free(c);
+        free(im);
+        return mpi_fail(rc, "Comm_split", err);
+    }
+    MPI_Comm_set_errhandler(im->comm, MPI_ERRORS_RETURN);
+    comm_over(c, im);
+    *out = c;
+    return BF_OK;
+}
+
+void bf_dist_comm_free(bf_comm *c)
+{
+    if (!c)
+        return;
+    mpi_impl *im = c->impl;
+    if (g_inited && im && im->comm != MPI_COMM_WORLD)
+        MPI_Comm_free(&im->comm);
+    free(im);
+    free(c);
+}
+
+bf_status bf_dist_node_offset(int count, int *offset, bf_error *err)
+{
+    *offset = 0;
+    if (!g_inited)
+        return BF_OK;
+    MPI_Comm node;
+    int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_world.rank,
+                                 MPI_INFO_NULL, &node);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(rc, "Comm_split_type", err);
+    int node_rank = 0;
+    MPI_Comm_rank(node, &node_rank);
+    rc = MPI_Exscan(&count, offset, 1, MPI_INT, MPI_SUM, node);
+    if (node_rank == 0)
+        *offset = 0; /* MPI_Exscan leaves the first rank's result undefined */
+    MPI_Comm_free(&node);
+    return rc == MPI_SUCCESS ? BF_OK : mpi_fail(rc, "Exscan", err);
 }
 
 const bf_comm *bf_dist_world(void)
