@@ -156,7 +156,7 @@ static int run_campaign(bf_campaign_config *cfg, const char *orig_text, const ch
             bf_workflow_name(cfg->workflow), cfg->phases, cfg->phases == 1 ? "" : "s", dir);
     bf_error err = {0};
     double t0 = bf_now_seconds();
-    if (bf_campaign_run(cfg, dir, 0, on_line, tag, res, &err) != BF_OK) {
+    if (bf_campaign_run(cfg, dir, 0, NULL, on_line, tag, res, &err) != BF_OK) {
         fprintf(stderr, "al_efficiency: %s: %s\n", tag, err.msg);
         return -1;
     }

@@ -32,7 +32,7 @@ static int run_one(const char *config, bf_workflow w, const char *dir, run_stats
     cfg.workflow = w;
     fprintf(stderr, "workflow_speedup: %s, %s workflow -> %s\n", config, bf_workflow_name(w),
             dir);
-    if (bf_campaign_run(&cfg, dir, 0, NULL, NULL, &res, &err) != BF_OK) {
+    if (bf_campaign_run(&cfg, dir, 0, NULL, NULL, NULL, &res, &err) != BF_OK) {
         fprintf(stderr, "workflow_speedup: %s\n", err.msg);
         return -1;
     }

@@ -149,6 +149,10 @@ typedef struct {
  * the thread count. Shows a progress bar on stderr when it is a terminal. */
 bf_status bf_dataset_simulate(const bf_sample_config *cfg, int threads, bf_dataset *out,
                               bf_error *err);
+/* The cells bf_dataset_simulate draws (every class, in config order; heap) and each
+ * one's class index into cfg->classes. */
+bf_status bf_dataset_draw_cells(const bf_sample_config *cfg, bf_cell **cells,
+                                int32_t **class_index, long *n, bf_error *err);
 /* Simulates the given cells: cell i of class cfg->classes[class_index[i]] (labels
  * from those classes; the sampler field is left empty for the caller). Same
  * cells => identical dataset, whatever the thread count. */

@@ -48,7 +48,8 @@ typedef struct {
     long study_per_class;
     long new_per_phase;               /* AL batch of each later phase */
     double stream_fraction;           /* streaming: share of a batch simulated before T_k */
-    int sim_threads, train_threads;   /* 0 = all cores */
+    int sim_threads, train_threads;   /* 0 = all cores (per rank under MPI) */
+    int sim_ranks;                    /* under mpirun: ranks that simulate (0 = not given) */
     /* [train] */
     int epochs[BF_MAX_PHASES];        /* per phase (derived ∝ 1/sqrt(N_train) when one given) */
     int n_epochs_given;
@@ -96,10 +97,15 @@ typedef struct {
 } bf_campaign_result;
 
 /* Runs (or, with resume, continues) the campaign in dir, which must not exist yet
- * unless resume. on_line (may be NULL) receives one progress line per task. */
+ * unless resume. on_line (may be NULL) receives one progress line per task.
+ * world NULL or one rank: this process does everything (simulation tasks beside training
+ * on threads of their own). Several ranks (every rank calls it; DESIGN §10): cfg->sim_ranks
+ * of them simulate, the others train data-parallel, each on its shard of the rows; rank 0
+ * runs the workflow and the AL step and writes the records; res is rank 0's; dir must be
+ * on a filesystem every rank sees (the first simulation rank writes the simulated sets). */
 bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int resume,
-                          void (*on_line)(const char *line, void *user), void *user,
-                          bf_campaign_result *res, bf_error *err);
+                          const bf_comm *world, void (*on_line)(const char *line, void *user),
+                          void *user, bf_campaign_result *res, bf_error *err);
 
 /* seed 000 Eq. 1: n (t_s + t_t) / (t_s + t_t + (n - 1) max(t_s, t_t)). */
 double bf_flow_speedup_bound(int n, double t_s, double t_t);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "braggflow/dist.h"
 #include "braggflow/flow.h"
 #include "cli/cli.h"
 
@@ -32,8 +33,16 @@ static const char *usage =
     "  --workflow W        overrides [campaign] workflow\n"
     "  --out DIR           campaign folder (must not exist)\n"
     "  --resume DIR        continue the campaign in DIR with its own config\n\n"
+    "Under mpirun (`mpirun -np N braggflow campaign CONFIG.ini`) [campaign] sim_ranks = K\n"
+    "ranks simulate (each set's rows split over them) and the other N-K train\n"
+    "data-parallel, each reading only its shard; rank 0 runs the workflow and the AL\n"
+    "step and writes the records. Each rank is pinned (hwloc) to sim_threads or\n"
+    "train_threads cores of its own (run mpirun with --bind-to none). DIR must be on a\n"
+    "filesystem every rank sees. A killed rank aborts the job; --resume (under mpirun\n"
+    "again, or not) finishes it.\n\n"
     "example:\n"
-    "  braggflow campaign examples/campaigns/seed001-e1-small.ini --out e1-small\n";
+    "  braggflow campaign examples/campaigns/seed001-e1-small.ini --out e1-small\n"
+    "  mpirun -np 2 --bind-to none braggflow campaign e1-mpi.ini --out e1-mpi\n";
 
 static void print_line(const char *line, void *user)
 {
@@ -151,7 +160,9 @@ int cmd_campaign(int argc, char **argv)
                bf_al_kind_name(cfg->policy.kind),
                dir);
         fflush(stdout);
-        st = bf_campaign_run(cfg, dir, resume != NULL, print_line, NULL, res, &err);
+        /* NULL unless mpirun started us; ranks > 0 print nothing (main.c) */
+        st = bf_campaign_run(cfg, dir, resume != NULL, bf_dist_world(), print_line, NULL, res,
+                             &err);
     }
     if (st == BF_OK) {
         printf("\n");

@@ -69,12 +69,15 @@ int main(int argc, char **argv)
     if (world && world->rank > 0 && (!freopen("/dev/null", "w", stdout) ||
                                      !freopen("/dev/null", "w", stderr)))
         return BF_EXIT_FAIL;
-    /* only train, sweep, sample and sample-peaks divide their work over ranks; N copies
-     * of another command would each write the same outputs */
-    if (world && world->size > 1 && strcmp(cmd, "train") != 0 && strcmp(cmd, "sweep") != 0 &&
-        strcmp(cmd, "sample") != 0 && strcmp(cmd, "sample-peaks") != 0) {
+    /* only train, sweep, campaign, sample and sample-peaks divide their work over ranks;
+     * N copies of another command would each write the same outputs */
+    static const char *const ranked[] = {"train", "sweep", "campaign", "sample", "sample-peaks"};
+    int is_ranked = 0;
+    for (size_t i = 0; i < sizeof ranked / sizeof ranked[0]; i++)
+        is_ranked |= !strcmp(cmd, ranked[i]);
+    if (world && world->size > 1 && !is_ranked) {
         fprintf(stderr, "braggflow: %s does not run under MPI with %d ranks (only train, sweep, "
-                "sample and sample-peaks do)\n",
+                "campaign, sample and sample-peaks do)\n",
                 cmd, world->size);
         bf_dist_finalize();
         return BF_EXIT_FAIL;

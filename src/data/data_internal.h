@@ -50,9 +50,6 @@ bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
 bf_status bf_sim_rows_run(bf_sim_rows *ctx, long row0, long nrows, float *patterns,
                           bf_error *err);
 void bf_sim_rows_end(bf_sim_rows *ctx);
-/* The configuration's cells (every class, in order) and each one's class index. */
-bf_status bf_dataset_draw_cells(const bf_sample_config *cfg, bf_cell **cells,
-                                int32_t **class_index, long *n, bf_error *err);
 
 /* ---- HDF5 (data/h5_util.c) ---------------------------------------------------- */
 #define BF_H5_CHUNK_BYTES (1u << 20) /* ~1 MiB chunks: good compression, cheap row reads */

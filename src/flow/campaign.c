@@ -5,8 +5,13 @@
  * Determinism: every simulated set has its own seed (README "Campaigns"), AL
  * proposals depend only on the previous phase's checkpoint and (seed, phase),
  * and training is deterministic for a thread count; so a resumed campaign
- * reproduces the uninterrupted one. */
-#include "braggflow/flow.h"
+ * reproduces the uninterrupted one.
+ *
+ * Under mpirun (bf_campaign_ranks, campaign_ranks.c) rank 0 runs this same workflow:
+ * its simulation sets go to the simulation ranks instead of its own threads (a task
+ * beside training is posted before and awaited after it), each training task is ordered
+ * on every training rank, which trains data-parallel on its shard of the rows. */
+#include "flow_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,11 +40,11 @@ typedef struct {
     bf_dataset val, test, study;
     bf_study_set study_cells;
     int n_train;                        /* training sets so far (data/train-*.h5) */
-    char train_files[2 * BF_MAX_PHASES + 2][4200];
-    bf_dataset train;                   /* the first n_merged of them, joined */
-    int n_merged;
+    char train_files[BF_CAMPAIGN_MAX_FILES][64];
     pthread_mutex_t lock;               /* res->tasks and on_line: S'_k runs beside T_k */
     int pinned;                         /* training on cores [0, T), simulation beside it */
+    const bf_campaign_ranks *ranks;     /* NULL: one process, simulation on threads */
+    int followers_listening;            /* ranks 1.. of the training group await orders */
 } campaign;
 
 static double wall_now(void)
@@ -120,10 +125,11 @@ static int task_done(campaign *c, const char *name, int phase, bf_phase_metrics 
     return 1;
 }
 
-static bf_status task_finish(campaign *c, const char *name, int phase, double start, long n,
-                             const bf_phase_metrics *pm, bf_error *err)
+/* Records a task that ran from start to end (wall clock, s). */
+static bf_status task_finish(campaign *c, const char *name, int phase, double start,
+                             double end, long n, const bf_phase_metrics *pm, bf_error *err)
 {
-    bf_task_time t = {.phase = phase, .start_s = start - c->t0, .end_s = wall_now() - c->t0,
+    bf_task_time t = {.phase = phase, .start_s = start - c->t0, .end_s = end - c->t0,
                       .samples = n};
     snprintf(t.name, sizeof t.name, "%s", name);
     char path[4200];
@@ -150,13 +156,16 @@ static bf_status task_finish(campaign *c, const char *name, int phase, double st
     return st;
 }
 
-/* ---- simulation -------------------------------------------------------------------- */
+/* ---- simulation ----------------------------------------------------------------------
+ * Each set's cells are made here, on rank 0 (flow_internal.h: bf_sim_set); they are
+ * simulated on this process's threads or, under mpirun, on the simulation ranks. */
 
 /* n patterns split evenly over the classes (first classes take the remainder),
- * uniform in each box, from seed. */
-static bf_status simulate_uniform(const campaign *c, long n, uint64_t seed, bf_dataset *out,
-                                  bf_error *err)
+ * uniform in each box, from seed: the cells bf_dataset_simulate would draw. */
+static bf_status set_uniform(const campaign *c, long n, uint64_t seed, const char *file,
+                             bf_sim_set *s, bf_error *err)
 {
+    memset(s, 0, sizeof *s);
     bf_sample_config *sc = malloc(sizeof *sc);
     if (!sc)
         return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
@@ -166,36 +175,45 @@ static bf_status simulate_uniform(const campaign *c, long n, uint64_t seed, bf_d
     int C = sc->n_classes;
     for (int k = 0; k < C; k++)
         sc->classes[k].count = n / C + (k < n % C);
-    bf_status st = bf_dataset_simulate(sc, c->cfg->sim_threads, out, err);
+    bf_status st = bf_dataset_draw_cells(sc, &s->cells, &s->class_index, &s->n, err);
     free(sc);
+    snprintf(s->file, sizeof s->file, "%s", file);
+    s->seed = seed;
+    s->sampler = BF_SAMPLER_RANDOM;
     return st;
 }
 
-/* Simulates cells with labels (label -> class index) and writes file. */
-static bf_status simulate_cells(const campaign *c, const bf_cell *cells, const int32_t *labels,
-                                long n, bf_dataset *out, bf_error *err)
+/* The given cells, with labels (label -> class index). */
+static bf_status set_cells(const campaign *c, const bf_cell *cells, const int32_t *labels,
+                           long n, const char *file, bf_sim_set *s, bf_error *err)
 {
-    int32_t *idx = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
-    if (!idx)
-        return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
     const bf_sample_config *sc = &c->cfg->sample;
+    *s = (bf_sim_set){.seed = sc->seed, .sampler = -1, .n = n,
+                      .cells = malloc(sizeof(bf_cell) * (size_t)(n ? n : 1)),
+                      .class_index = malloc(sizeof(int32_t) * (size_t)(n ? n : 1))};
+    snprintf(s->file, sizeof s->file, "%s", file);
+    if (!s->cells || !s->class_index) {
+        bf_sim_set_free(s);
+        return bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    }
+    memcpy(s->cells, cells, sizeof(bf_cell) * (size_t)n);
     for (long i = 0; i < n; i++) {
-        idx[i] = -1;
+        s->class_index[i] = -1;
         for (int k = 0; k < sc->n_classes; k++)
             if (sc->classes[k].label == labels[i])
-                idx[i] = k;
+                s->class_index[i] = k;
     }
-    bf_status st = bf_dataset_simulate_cells(sc, cells, idx, n, c->cfg->sim_threads, out, err);
-    free(idx);
-    return st;
+    return BF_OK;
 }
 
 /* Seed 000's bias-free partition: phase k of n (1-based) of every class's grid;
  * phase 0 of 0 means the whole grid. */
-static bf_status simulate_partition(const campaign *c, int n, int k, bf_dataset *out,
-                                    bf_error *err)
+static bf_status set_partition(const campaign *c, int n, int k, const char *file,
+                               bf_sim_set *s, bf_error *err)
 {
     const bf_sample_config *sc = &c->cfg->sample;
+    *s = (bf_sim_set){.seed = sc->seed, .sampler = -1};
+    snprintf(s->file, sizeof s->file, "%s", file);
     long counts[BF_MAX_CLASSES], total = 0;
     for (int j = 0; j < sc->n_classes; j++) {
         bf_status st = bf_sample_grid(&sc->classes[j], n ? n : 1, n ? k : 1, NULL, &counts[j],
@@ -207,29 +225,22 @@ static bf_status simulate_partition(const campaign *c, int n, int k, bf_dataset 
     if (total == 0)
         return bf_error_set(err, BF_ERR_INVALID, "phase %d of %d of the grid holds no cells", k,
                             n);
-    bf_cell *cells = malloc(sizeof(bf_cell) * (size_t)total);
-    int32_t *idx = malloc(sizeof(int32_t) * (size_t)total);
-    bf_status st = cells && idx ? BF_OK : bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    s->cells = malloc(sizeof(bf_cell) * (size_t)total);
+    s->class_index = malloc(sizeof(int32_t) * (size_t)total);
+    bf_status st = s->cells && s->class_index ? BF_OK
+                                              : bf_error_set(err, BF_ERR_NOMEM, "out of memory");
     long off = 0;
     for (int j = 0; j < sc->n_classes && st == BF_OK; j++) {
         long m = counts[j];
-        st = bf_sample_grid(&sc->classes[j], n ? n : 1, n ? k : 1, cells + off, &m, err);
+        st = bf_sample_grid(&sc->classes[j], n ? n : 1, n ? k : 1, s->cells + off, &m, err);
         for (long i = off; i < off + m; i++)
-            idx[i] = j;
+            s->class_index[i] = j;
         off += m;
     }
-    if (st == BF_OK)
-        st = bf_dataset_simulate_cells(sc, cells, idx, total, c->cfg->sim_threads, out, err);
-    free(cells);
-    free(idx);
+    s->n = total;
+    if (st != BF_OK)
+        bf_sim_set_free(s);
     return st;
-}
-
-static bf_status save_set(campaign *c, const bf_dataset *d, const char *file, bf_error *err)
-{
-    char path[4200];
-    path_in(c, path, sizeof path, "data/%s", file);
-    return bf_dataset_write_h5(d, path, BF_LAYOUT_BRAGGFLOW, err);
 }
 
 static bf_status load_set(campaign *c, bf_dataset *d, const char *file, bf_error *err)
@@ -239,37 +250,90 @@ static bf_status load_set(campaign *c, bf_dataset *d, const char *file, bf_error
     return bf_dataset_read_h5(path, d, err);
 }
 
+/* s simulated on this process's threads and written to data/; kept in *keep (or freed). */
+static bf_status run_set_here(campaign *c, const bf_sim_set *s, bf_dataset *keep, bf_error *err)
+{
+    bf_dataset d;
+    char path[4200];
+    path_in(c, path, sizeof path, "data/%s", s->file);
+    bf_status st = bf_sim_set_simulate(&c->cfg->sample, s, 0, s->n, c->cfg->sim_threads, &d, err);
+    if (st == BF_OK)
+        st = bf_dataset_write_h5(&d, path, BF_LAYOUT_BRAGGFLOW, err);
+    if (st == BF_OK && keep)
+        *keep = d;
+    else if (st == BF_OK)
+        bf_dataset_free(&d);
+    return st;
+}
+
+/* s simulated (here or on the simulation ranks), written to data/, kept in *keep if
+ * wanted; then freed. */
+static bf_status run_set(campaign *c, bf_sim_set *s, bf_dataset *keep, bf_error *err)
+{
+    bf_status st;
+    if (c->ranks) {
+        double start, end;
+        st = bf_campaign_sim_post(c->ranks, s, err);
+        if (st == BF_OK)
+            st = bf_campaign_sim_wait(c->ranks, &start, &end, err);
+        if (st == BF_OK && keep)
+            st = load_set(c, keep, s->file, err);
+    } else {
+        st = run_set_here(c, s, keep, err);
+    }
+    bf_sim_set_free(s);
+    return st;
+}
+
 static void add_train_file(campaign *c, const char *file)
 {
     snprintf(c->train_files[c->n_train++], sizeof c->train_files[0], "%s", file);
 }
 
-/* ---- training ---------------------------------------------------------------------- */
+/* ---- training ----------------------------------------------------------------------
+ * T_k trains on every data/train-*.h5 so far, joined in order and read back from data/
+ * (as --resume must). With several training ranks each reads only its shard of those
+ * rows and they train data-parallel (DESIGN §10); rank 0 orders each task. */
 
 /* Starts the training set afresh (seed 000's phases each train on their own cells). */
 static void reset_training(campaign *c)
 {
-    bf_dataset_free(&c->train);
-    c->n_train = c->n_merged = 0;
+    c->n_train = 0;
 }
 
-/* Joins the training sets added since the last call to c->train, read back from
- * data/ (as --resume must), so each file is read once per run. */
-static bf_status merge_training(campaign *c, bf_error *err)
+/* Rows [total r / P, total (r + 1) / P) of o's files joined (P = 1: all of them). */
+static bf_status load_shard(campaign *c, const bf_train_order *o, int r, int P, bf_dataset *d,
+                            long *first, long *total, bf_error *err)
 {
+    long n[BF_CAMPAIGN_MAX_FILES], sum = 0;
+    char path[4200];
+    memset(d, 0, sizeof *d);
     bf_status st = BF_OK;
-    for (; c->n_merged < c->n_train && st == BF_OK; c->n_merged++) {
-        bf_dataset d;
-        st = load_set(c, &d, c->train_files[c->n_merged], err);
-        if (st == BF_OK && c->train.n == 0) {
-            bf_dataset_free(&c->train);
-            c->train = d;
+    for (int f = 0; f < o->n_files && st == BF_OK; f++) {
+        path_in(c, path, sizeof path, "data/%s", o->files[f]);
+        st = bf_dataset_h5_count(path, &n[f], err);
+        sum += st == BF_OK ? n[f] : 0;
+    }
+    long lo = sum * r / P, hi = sum * (r + 1) / P, at = 0;
+    *first = lo;
+    *total = sum;
+    for (int f = 0; f < o->n_files && st == BF_OK; at += n[f], f++) {
+        long a = lo > at ? lo : at, b = hi < at + n[f] ? hi : at + n[f];
+        if (b <= a)
+            continue;
+        bf_dataset part;
+        path_in(c, path, sizeof path, "data/%s", o->files[f]);
+        st = bf_dataset_read_h5_rows(path, a - at, b - a, &part, err);
+        if (st == BF_OK && d->n == 0) {
+            *d = part; /* the first file's provenance heads the shard */
             continue;
         }
         if (st == BF_OK)
-            st = bf_dataset_append(&c->train, &d, err);
-        bf_dataset_free(&d);
+            st = bf_dataset_append(d, &part, err);
+        bf_dataset_free(&part);
     }
+    if (st != BF_OK)
+        bf_dataset_free(d);
     return st;
 }
 
@@ -284,6 +348,49 @@ static int epochs_for(const bf_campaign_config *cfg, int phase, long n0, long n)
     return e < 1 ? 1 : e;
 }
 
+/* Order o on this training rank (every training rank at once): models/phase-K from
+ * phase K-1's (K > 0), the best validation checkpoint written by rank 0. *n_rows: the
+ * rows trained on, all ranks together. */
+static bf_status train_order(campaign *c, const bf_train_order *o, long *n_rows, bf_error *err)
+{
+    const bf_comm *group = c->ranks ? c->ranks->train : NULL;
+    bf_dataset shard;
+    long first = 0, total = 0;
+    bf_status st = load_shard(c, o, group ? group->rank : 0, group ? group->size : 1, &shard,
+                              &first, &total, err);
+    if (st == BF_OK && !c->val.n)
+        st = load_set(c, &c->val, "val.h5", err);
+    st = bf_comm_agree(group, st, err); /* a rank that cannot read its shard stops them all */
+    *n_rows = total;
+    char out[4200], init[4200];
+    path_in(c, out, sizeof out, "models/phase-%d.safetensors", o->phase);
+    path_in(c, init, sizeof init, "models/phase-%d.safetensors", o->phase - 1);
+    bf_train_config tc;
+    bf_train_config_defaults(&tc);
+    tc.out_path = out;
+    tc.init_path = o->phase > 0 ? init : NULL;
+    tc.epochs = o->epochs;
+    tc.batch = c->cfg->batch;
+    tc.lr = c->cfg->lr;
+    tc.clip_norm = c->cfg->clip;
+    tc.patience = c->cfg->patience;
+    tc.seed = c->cfg->sample.seed + (uint64_t)o->phase;
+    tc.threads = c->cfg->train_threads;
+    tc.progress = 0;
+    tc.train_name = "training set";
+    tc.val_name = "data/val.h5";
+    tc.comm = group;
+    tc.train_first = first;
+    tc.train_total = total;
+    bf_structure_result tr;
+    if (st == BF_OK)
+        st = bf_structure_train(&tc, c->cfg->hidden, &shard, &c->val, &tr, err);
+    if (st != BF_OK && group)
+        c->followers_listening = 0; /* every training rank failed with it and stops */
+    bf_dataset_free(&shard);
+    return st;
+}
+
 static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
 {
     char name[16];
@@ -294,66 +401,57 @@ static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
         return BF_OK;
     }
     double start = wall_now();
-    bf_status st = merge_training(c, err);
-    if (st != BF_OK)
-        return st;
-    const bf_dataset *train = &c->train;
-    char out[4200], init[4200];
+    bf_train_order o = {.phase = phase, .n_files = c->n_train};
+    long n = 0;
+    bf_status st = BF_OK;
+    for (int f = 0; f < c->n_train && st == BF_OK; f++) {
+        char path[4200];
+        snprintf(o.files[f], sizeof o.files[f], "%s", c->train_files[f]);
+        path_in(c, path, sizeof path, "data/%s", o.files[f]);
+        long nf = 0;
+        st = bf_dataset_h5_count(path, &nf, err);
+        n += nf;
+    }
+    o.epochs = epochs_for(c->cfg, phase, n0, n);
+    if (st == BF_OK && c->ranks && c->ranks->train)
+        st = bf_campaign_train_post(c->ranks, &o, err);
+    if (st == BF_OK)
+        st = train_order(c, &o, &n, err);
+    char out[4200];
     path_in(c, out, sizeof out, "models/phase-%d.safetensors", phase);
-    path_in(c, init, sizeof init, "models/phase-%d.safetensors", phase - 1);
-    bf_train_config tc;
-    bf_train_config_defaults(&tc);
-    tc.out_path = out;
-    tc.init_path = phase > 0 ? init : NULL;
-    tc.epochs = epochs_for(c->cfg, phase, n0, train->n);
-    tc.batch = c->cfg->batch;
-    tc.lr = c->cfg->lr;
-    tc.clip_norm = c->cfg->clip;
-    tc.patience = c->cfg->patience;
-    tc.seed = c->cfg->sample.seed + (uint64_t)phase;
-    tc.threads = c->cfg->train_threads;
-    tc.progress = 0;
-    tc.train_name = "training set";
-    tc.val_name = "data/val.h5";
-    bf_structure_result tr;
-    st = bf_structure_train(&tc, c->cfg->hidden, train, &c->val, &tr, err);
     if (st == BF_OK)
         st = bf_structure_evaluate(out, &c->test, "data/test.h5", c->cfg->batch, &pm->test, err);
-    *pm = (bf_phase_metrics){.phase = phase, .n_train = train->n, .epochs = tc.epochs,
-                             .test = pm->test};
+    *pm = (bf_phase_metrics){.phase = phase, .n_train = n, .epochs = o.epochs, .test = pm->test};
     if (st != BF_OK) {
         bf_error_prefix(err, "%s", name);
         return st;
     }
     c->res->n_phases = phase + 1;
-    return task_finish(c, name, phase, start, train->n, pm, err);
+    return task_finish(c, name, phase, start, wall_now(), n, pm, err);
 }
 
-/* ---- phase 0 ----------------------------------------------------------------------- */
-
-static bf_status simulate_study(campaign *c, bf_error *err)
+/* Ranks 1.. of the training group: the orders of rank 0 until it says stop. */
+static bf_status follow_orders(campaign *c, bf_error *err)
 {
-    bf_status st = bf_study_set_make(c->cfg->sample.classes, c->cfg->sample.n_classes,
-                                     c->cfg->study_per_class, &c->study_cells, err);
-    if (st == BF_OK)
-        st = simulate_cells(c, c->study_cells.cells, c->study_cells.labels, c->study_cells.n,
-                            &c->study, err);
-    if (st == BF_OK)
-        st = save_set(c, &c->study, "study.h5", err);
-    return st;
+    for (;;) {
+        bf_train_order o;
+        long n = 0;
+        bf_status st = bf_campaign_train_next(c->ranks, &o, err);
+        if (st != BF_OK || o.stop)
+            return st;
+        if (o.n_files < 0 || o.n_files > BF_CAMPAIGN_MAX_FILES)
+            return bf_error_set(err, BF_ERR_IO, "a malformed training order");
+        for (int f = 0; f < o.n_files; f++)
+            o.files[f][sizeof o.files[f] - 1] = 0;
+        st = train_order(c, &o, &n, err);
+        if (st != BF_OK)
+            return st;
+    }
 }
 
-typedef struct {
-    campaign *c;
-    const char *name;
-    int phase;
-    bf_status (*work)(campaign *c, void *arg, long *n, bf_error *err);
-    void *arg;
-    bf_status st;
-    bf_error err;
-} bg_task;
+/* ---- tasks ------------------------------------------------------------------------- */
 
-/* Runs a simulation task (skipping it when done) and records it. */
+/* Runs a task (skipping it when done) and records it. */
 static bf_status run_task(campaign *c, const char *name, int phase,
                           bf_status (*work)(campaign *, void *, long *, bf_error *), void *arg,
                           bf_error *err)
@@ -367,8 +465,23 @@ static bf_status run_task(campaign *c, const char *name, int phase,
         bf_error_prefix(err, "%s", name);
         return st;
     }
-    return task_finish(c, name, phase, start, n, NULL, err);
+    return task_finish(c, name, phase, start, wall_now(), n, NULL, err);
 }
+
+/* A simulation task beside T_k: one set, made (on this thread) before training starts,
+ * simulated on another thread or on the simulation ranks while it trains. */
+typedef struct {
+    campaign *c;
+    const char *name;
+    int phase;
+    bf_status (*make)(campaign *c, void *arg, bf_sim_set *s, bf_error *err);
+    void *arg;
+    bf_dataset *keep;                   /* the set is also kept here (the study set) */
+    bf_sim_set set;
+    double start;
+    bf_status st;
+    bf_error err;
+} bg_task;
 
 static void *bg_main(void *p)
 {
@@ -377,71 +490,66 @@ static void *bg_main(void *p)
     if (t->c->pinned) /* a fresh thread: its OpenMP team inherits this binding */
         bf_pin_thread_to_cores(t->c->cfg->train_threads, t->c->cfg->sim_threads, why,
                                sizeof why);
-    t->st = run_task(t->c, t->name, t->phase, t->work, t->arg, &t->err);
+    long n = t->set.n;
+    t->st = run_set_here(t->c, &t->set, t->keep, &t->err);
+    if (t->st == BF_OK) /* recorded as it ends, while training goes on */
+        t->st = task_finish(t->c, t->name, t->phase, t->start, wall_now(), n, NULL, &t->err);
     return NULL;
 }
 
-/* S_0: training set, validation and test (and, serially, the study set). */
-static bf_status work_s0(campaign *c, void *arg, long *n, bf_error *err)
+/* bg's end on the simulation ranks, recorded (rank 0, after T_k). */
+static bf_status bg_wait_ranks(bg_task *bg, bf_error *err)
 {
-    int with_study = *(int *)arg;
-    const bf_campaign_config *cfg = c->cfg;
-    bf_dataset train;
-    bf_status st;
-    long n_train = 0;
-    if (cfg->sample.sampler == BF_SAMPLER_GRID) {
-        /* seed 000: the whole grid (baseline) or the first bias-free phase */
-        st = simulate_partition(c, cfg->workflow == BF_FLOW_BASELINE ? 0 : cfg->phases, 1,
-                                &train, err);
-        n_train = st == BF_OK ? train.n : 0;
-    } else {
-        for (int k = 0; k < cfg->sample.n_classes; k++)
-            n_train += cfg->sample.classes[k].count;
-        if (cfg->workflow == BF_FLOW_BASELINE) /* every later phase's batch, uniform, up front */
-            n_train += (long)(cfg->phases - 1) * cfg->new_per_phase;
-        st = simulate_uniform(c, n_train, cfg->sample.seed, &train, err);
-    }
+    campaign *c = bg->c;
+    double start = 0, end = 0;
+    bf_status st = bf_campaign_sim_wait(c->ranks, &start, &end, err);
+    if (st == BF_OK && bg->keep)
+        st = load_set(c, bg->keep, bg->set.file, err);
     if (st == BF_OK)
-        st = save_set(c, &train, "train-0.h5", err);
-    bf_dataset_free(&train);
-    if (st == BF_OK)
-        st = simulate_uniform(c, cfg->val, cfg->sample.seed + SEED_VAL, &c->val, err);
-    if (st == BF_OK)
-        st = save_set(c, &c->val, "val.h5", err);
-    if (st == BF_OK)
-        st = simulate_uniform(c, cfg->test, cfg->sample.seed + SEED_TEST, &c->test, err);
-    if (st == BF_OK)
-        st = save_set(c, &c->test, "test.h5", err);
-    if (st == BF_OK && with_study)
-        st = simulate_study(c, err);
-    *n = n_train + cfg->val + cfg->test + (with_study ? c->study.n : 0);
+        st = task_finish(c, bg->name, bg->phase, start, end, bg->set.n, NULL, err);
     return st;
 }
 
-static bf_status work_study(campaign *c, void *arg, long *n, bf_error *err)
-{
-    (void)arg;
-    bf_status st = simulate_study(c, err);
-    *n = c->study.n;
-    return st;
-}
-
-/* T_k with a simulation task running beside it on another thread (none when
- * bg is NULL); the pair is recorded as the parallel group PG_k. */
+/* T_k with a simulation task beside it (none when bg is NULL); the pair is recorded as
+ * the parallel group PG_k. */
 static bf_status train_beside(campaign *c, int k, long n0, bg_task *bg, bf_error *err)
 {
     pthread_t thread;
     double start = wall_now();
-    int started = bg && pthread_create(&thread, NULL, bg_main, bg) == 0;
-    if (bg && !started)
-        return bf_error_set(err, BF_ERR_NOMEM, "cannot start a simulation thread");
-    bf_status st = train_phase(c, k, n0, err);
-    if (!started)
-        return st;
-    pthread_join(thread, NULL);
-    if (st == BF_OK && bg->st != BF_OK) {
-        *err = bg->err;
-        st = bg->st;
+    bf_status st = BF_OK;
+    int running = 0;
+    if (bg && !task_done(c, bg->name, bg->phase, NULL)) {
+        st = bg->make(c, bg->arg, &bg->set, err);
+        bg->start = wall_now();
+        if (st == BF_OK && c->ranks)
+            st = bf_campaign_sim_post(c->ranks, &bg->set, err);
+        else if (st == BF_OK && pthread_create(&thread, NULL, bg_main, bg) != 0)
+            st = bf_error_set(err, BF_ERR_NOMEM, "cannot start a simulation thread");
+        running = st == BF_OK;
+        if (st != BF_OK) {
+            bf_error_prefix(err, "%s", bg->name);
+            bf_sim_set_free(&bg->set);
+            return st;
+        }
+    }
+    st = train_phase(c, k, n0, err);
+    if (running) {
+        bf_error bg_err = {0};
+        bf_status bst;
+        if (c->ranks) {
+            bst = bg_wait_ranks(bg, &bg_err);
+        } else {
+            pthread_join(thread, NULL);
+            bst = bg->st;
+            bg_err = bg->err;
+        }
+        if (bst != BF_OK)
+            bf_error_prefix(&bg_err, "%s", bg->name);
+        bf_sim_set_free(&bg->set);
+        if (st == BF_OK && bst != BF_OK) {
+            *err = bg_err;
+            st = bst;
+        }
     }
     if (st == BF_OK) {
         bf_task_time pg = {.phase = k, .start_s = start - c->t0, .end_s = wall_now() - c->t0};
@@ -450,6 +558,58 @@ static bf_status train_beside(campaign *c, int k, long n0, bg_task *bg, bf_error
         c->res->tasks[c->res->n_tasks++] = pg;
         pthread_mutex_unlock(&c->lock);
     }
+    return st;
+}
+
+/* ---- phase 0 ----------------------------------------------------------------------- */
+
+static bf_status make_study(campaign *c, void *arg, bf_sim_set *s, bf_error *err)
+{
+    (void)arg;
+    bf_study_set_free(&c->study_cells);
+    bf_status st = bf_study_set_make(c->cfg->sample.classes, c->cfg->sample.n_classes,
+                                     c->cfg->study_per_class, &c->study_cells, err);
+    if (st == BF_OK)
+        st = set_cells(c, c->study_cells.cells, c->study_cells.labels, c->study_cells.n,
+                       "study.h5", s, err);
+    return st;
+}
+
+/* S_0: training set, validation and test (and, serially, the study set). */
+static bf_status work_s0(campaign *c, void *arg, long *n, bf_error *err)
+{
+    int with_study = *(int *)arg;
+    const bf_campaign_config *cfg = c->cfg;
+    bf_sim_set s;
+    bf_status st;
+    long n_train = 0;
+    if (cfg->sample.sampler == BF_SAMPLER_GRID) {
+        /* seed 000: the whole grid (baseline) or the first bias-free phase */
+        st = set_partition(c, cfg->workflow == BF_FLOW_BASELINE ? 0 : cfg->phases, 1,
+                           "train-0.h5", &s, err);
+        n_train = st == BF_OK ? s.n : 0;
+    } else {
+        for (int k = 0; k < cfg->sample.n_classes; k++)
+            n_train += cfg->sample.classes[k].count;
+        if (cfg->workflow == BF_FLOW_BASELINE) /* every later phase's batch, uniform, up front */
+            n_train += (long)(cfg->phases - 1) * cfg->new_per_phase;
+        st = set_uniform(c, n_train, cfg->sample.seed, "train-0.h5", &s, err);
+    }
+    if (st == BF_OK)
+        st = run_set(c, &s, NULL, err);
+    if (st == BF_OK)
+        st = set_uniform(c, cfg->val, cfg->sample.seed + SEED_VAL, "val.h5", &s, err);
+    if (st == BF_OK)
+        st = run_set(c, &s, &c->val, err);
+    if (st == BF_OK)
+        st = set_uniform(c, cfg->test, cfg->sample.seed + SEED_TEST, "test.h5", &s, err);
+    if (st == BF_OK)
+        st = run_set(c, &s, &c->test, err);
+    if (st == BF_OK && with_study)
+        st = make_study(c, NULL, &s, err);
+    if (st == BF_OK && with_study)
+        st = run_set(c, &s, &c->study, err);
+    *n = n_train + cfg->val + cfg->test + (with_study ? c->study.n : 0);
     return st;
 }
 
@@ -463,16 +623,19 @@ typedef struct {
     char file[64];
 } sim_slice;
 
+static bf_status make_slice(campaign *c, void *arg, bf_sim_set *s, bf_error *err)
+{
+    sim_slice *sl = arg;
+    return set_cells(c, sl->cells + sl->first, sl->labels + sl->first, sl->count, sl->file, s,
+                     err);
+}
+
 static bf_status work_slice(campaign *c, void *arg, long *n, bf_error *err)
 {
-    sim_slice *s = arg;
-    bf_dataset d;
-    bf_status st = simulate_cells(c, s->cells + s->first, s->labels + s->first, s->count, &d, err);
-    if (st == BF_OK)
-        st = save_set(c, &d, s->file, err);
-    bf_dataset_free(&d);
-    *n = s->count;
-    return st;
+    bf_sim_set s;
+    bf_status st = make_slice(c, arg, &s, err);
+    *n = s.n;
+    return st == BF_OK ? run_set(c, &s, NULL, err) : st;
 }
 
 /* AL_k: the phase's batch from M_{k-1} on the study set, saved as data/al-k.csv. */
@@ -578,7 +741,7 @@ static bf_status later_phase(campaign *c, int k, long n0, bf_error *err)
     snprintf(rest.file, sizeof rest.file, "train-%d-stream.h5", k);
     char bg_name[16];
     snprintf(bg_name, sizeof bg_name, "S'_%d", k);
-    bg_task bg = {.c = c, .name = bg_name, .phase = k, .work = work_slice, .arg = &rest};
+    bg_task bg = {.c = c, .name = bg_name, .phase = k, .make = make_slice, .arg = &rest};
     if (st == BF_OK)
         st = train_beside(c, k, n0, stream && rest.count > 0 ? &bg : NULL, err);
     if (stream && rest.count > 0)
@@ -593,18 +756,21 @@ static bf_status later_phase(campaign *c, int k, long n0, bf_error *err)
  * from M_{k-1} on phase k's partition only (seed 000 Sec. IV: "training was
  * continued with the data generated in phase 2"). */
 
-static bf_status work_partition(campaign *c, void *arg, long *n, bf_error *err)
+/* Phase k's cells (0-based) into data/train-k.h5. */
+static bf_status make_partition(campaign *c, void *arg, bf_sim_set *s, bf_error *err)
 {
     int k = *(int *)arg;
-    bf_dataset d;
     char file[64];
     snprintf(file, sizeof file, "train-%d.h5", k);
-    bf_status st = simulate_partition(c, c->cfg->phases, k + 1, &d, err);
-    if (st == BF_OK)
-        st = save_set(c, &d, file, err);
-    *n = st == BF_OK ? d.n : 0;
-    bf_dataset_free(&d);
-    return st;
+    return set_partition(c, c->cfg->phases, k + 1, file, s, err);
+}
+
+static bf_status work_partition(campaign *c, void *arg, long *n, bf_error *err)
+{
+    bf_sim_set s;
+    bf_status st = make_partition(c, arg, &s, err);
+    *n = st == BF_OK ? s.n : 0;
+    return st == BF_OK ? run_set(c, &s, NULL, err) : st;
 }
 
 static bf_status grid_phases(campaign *c, long n0, bf_error *err)
@@ -623,7 +789,7 @@ static bf_status grid_phases(campaign *c, long n0, bf_error *err)
         /* parallel: the next phase's cells while this one trains */
         next[k] = k + 1;
         snprintf(next_name, sizeof next_name, "S_%d", k + 1);
-        bg_task bg = {.c = c, .name = next_name, .phase = k + 1, .work = work_partition,
+        bg_task bg = {.c = c, .name = next_name, .phase = k + 1, .make = make_partition,
                       .arg = &next[k]};
         reset_training(c); /* phase k trains on its own partition */
         snprintf(file, sizeof file, "train-%d.h5", k);
@@ -866,8 +1032,8 @@ static void find_serial_twin(const campaign *c)
 }
 
 bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int resume,
-                          void (*on_line)(const char *line, void *user), void *user,
-                          bf_campaign_result *res, bf_error *err)
+                          const bf_comm *world, void (*on_line)(const char *line, void *user),
+                          void *user, bf_campaign_result *res, bf_error *err)
 {
     memset(res, 0, sizeof *res);
     campaign *c = calloc(1, sizeof *c);
@@ -876,11 +1042,29 @@ bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int re
     *c = (campaign){.cfg = cfg, .res = res, .on_line = on_line, .user = user};
     pthread_mutex_init(&c->lock, NULL);
     snprintf(c->dir, sizeof c->dir, "%s", dir);
-    bf_status st = prepare_dir(c, resume, err);
+    bf_campaign_ranks ranks;
+    bf_status st = BF_OK;
+    if (world && world->size > 1) { /* roles (DESIGN §10): only rank 0 goes on below */
+        st = bf_campaign_ranks_init(cfg, world, &ranks, err);
+        if (st != BF_OK)
+            goto done;
+        c->ranks = &ranks;
+        if (world->rank >= ranks.n_train)
+            st = bf_campaign_sim_serve(cfg, dir, &ranks, err);
+        else if (world->rank > 0)
+            st = follow_orders(c, err);
+        if (world->rank > 0)
+            goto done;
+        c->followers_listening = 1;
+        say(c, "%s", ranks.note);
+    }
+    st = prepare_dir(c, resume, err);
     /* Training on the first train_threads cores, concurrent simulation tasks on the
      * next sim_threads, when both are set and fit (hwloc); otherwise unpinned. */
     char why[128] = "sim_threads or train_threads is 0 (all cores)";
-    if (st == BF_OK && cfg->sim_threads > 0 && cfg->train_threads > 0)
+    if (c->ranks)
+        ; /* each rank is bound to its role's cores already */
+    else if (st == BF_OK && cfg->sim_threads > 0 && cfg->train_threads > 0)
         c->pinned = bf_pin_thread_to_cores(0, cfg->train_threads + cfg->sim_threads, why,
                                            sizeof why) == 0 &&
                     bf_pin_thread_to_cores(0, cfg->train_threads, why, sizeof why) == 0;
@@ -888,7 +1072,7 @@ bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int re
         say(c, "pinned: training on cores 0-%d, concurrent simulation on cores %d-%d",
             cfg->train_threads - 1, cfg->train_threads,
             cfg->train_threads + cfg->sim_threads - 1);
-    else
+    else if (!c->ranks)
         say(c, "threads not pinned: %s", why);
     int streaming = cfg->workflow == BF_FLOW_STREAMING;
     int with_study = cfg->workflow == BF_FLOW_SERIAL && cfg->phases > 1 &&
@@ -919,12 +1103,13 @@ bf_status bf_campaign_run(const bf_campaign_config *cfg, const char *dir, int re
     if (st == BF_OK && !c->test.n)
         st = load_set(c, &c->test, "test.h5", err);
     add_train_file(c, "train-0.h5");
-    bg_task bg = {.c = c, .name = "S'_0", .phase = 0, .work = work_study};
+    bg_task bg = {.c = c, .name = "S'_0", .phase = 0, .make = make_study, .keep = &c->study};
     int al = cfg->workflow != BF_FLOW_BASELINE && cfg->phases > 1;
     if (st == BF_OK)
         st = train_beside(c, 0, n0, streaming && al ? &bg : NULL, err);
-    if (st == BF_OK && al && !c->study.n) {
+    if (st == BF_OK && al && !c->study.n) { /* simulated in an earlier run: read it back */
         st = load_set(c, &c->study, "study.h5", err);
+        bf_study_set_free(&c->study_cells);
         if (st == BF_OK)
             st = bf_study_set_make(cfg->sample.classes, cfg->sample.n_classes,
                                    cfg->study_per_class, &c->study_cells, err);
@@ -957,7 +1142,11 @@ finish:
         if (st == BF_OK)
             st = write_checksums(c, err);
     }
-    bf_dataset_free(&c->train);
+    if (c->ranks)
+        bf_campaign_ranks_stop(c->ranks, c->followers_listening);
+done:
+    if (c->ranks)
+        bf_campaign_ranks_free(&ranks);
     bf_dataset_free(&c->val);
     bf_dataset_free(&c->test);
     bf_dataset_free(&c->study);

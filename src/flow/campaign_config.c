@@ -5,7 +5,7 @@
  * become blank): the sample part goes to the `sample` parser (its errors keep
  * their line numbers), the campaign part is read here, line by line:
  *   [campaign] workflow, phases, val, test, study_per_class, new_per_phase,
- *              stream_fraction, sim_threads, train_threads
+ *              stream_fraction, sim_threads, train_threads, sim_ranks
  *   [train]    epochs (one per phase, or one: phase 0's, later phases scaled by
  *              sqrt(N_0 / N_k)), batch, lr, patience, hidden, clip
  *   [al]       policy, mix_reg, mix_cls, tau, std.CLASS.PARAM, prior.CLASS
@@ -122,7 +122,7 @@ static const char *const keys[] = {
     "campaign.study_per_class", "campaign.new_per_phase", "campaign.stream_fraction",
     "campaign.sim_threads", "campaign.train_threads", "train.epochs", "train.batch",
     "train.lr", "train.patience", "train.hidden", "train.clip", "al.policy", "al.mix_reg",
-    "al.mix_cls", "al.tau"};
+    "al.mix_cls", "al.tau", "campaign.sim_ranks"};
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
 static bf_status set_key(parse_ctx *c, const char *key, const char *v)
@@ -191,6 +191,7 @@ static bf_status set_key(parse_ctx *c, const char *key, const char *v)
     case 16: return get_double(c, key, v, 0, 1, &cfg->policy.mix_reg);
     case 17: return get_double(c, key, v, 0, 1, &cfg->policy.mix_cls);
     case 18: return get_double(c, key, v, 1e-6, 1e6, &cfg->policy.tau);
+    case 19: st = get_long(c, key, v, 1, 1 << 20, &n), cfg->sim_ranks = (int)n; break;
     }
     return st;
 }

@@ -1,7 +1,8 @@
 # tests/cli/common.bash — sourced by the tests/cli/*.sh scripts (not a test
 # itself: ctest runs only *.sh). Sets BF (absolute path of braggflow, $1),
 # SRC, EX, NACL, INST, CELL, a scratch folder TMP (removed on exit, also the
-# working folder), and the helpers fail, ok, run, run_ok, need_mpirun and mpi_ok.
+# working folder), and the helpers fail, ok, run, run_ok, need_mpirun, mpi_ok and
+# same_checkpoint.
 BF=${1:?usage: $0 /path/to/braggflow}
 case $BF in /*) ;; *) BF=$PWD/$BF ;; esac # the cases run in a temporary folder
 SRC=${BF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -76,4 +77,19 @@ mpi_ok() {
     "${MPIRUN[@]}" -np "$n" "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
     RC=$?
     [ "$RC" -eq 0 ] || fail "mpirun -np $n braggflow $*: exit status $RC"
+}
+
+# same_checkpoint A B DIR_A DIR_B: the safetensors files A and B hold the same tensors,
+# byte for byte (the data after the u64 LE header length N and the N-byte JSON
+# header), and the same header once DIR_A/ is read as DIR_B/ (the training_config
+# names the folder the initial weights came from) and the padding is dropped.
+header_len() { od -An --endian=little -t u8 -N8 "$1" | tr -d ' '; }
+same_checkpoint() {
+    local a=$1 b=$2 na nb
+    na=$(header_len "$a") && nb=$(header_len "$b") || return 1
+    [ -n "$na" ] && [ -n "$nb" ] && [ "$na" -gt 0 ] && [ "$nb" -gt 0 ] || return 1
+    cmp -s <(tail -c +$((8 + na + 1)) "$a") <(tail -c +$((8 + nb + 1)) "$b") || return 1
+    [ "$(($(stat -c %s "$a") - 8 - na))" -gt 0 ] || return 1 # no tensor bytes at all
+    cmp -s <(head -c $((8 + na)) "$a" | tail -c "$na" | sed "s#\"$3/#\"$4/#g; s/ *\$//") \
+        <(head -c $((8 + nb)) "$b" | tail -c "$nb" | sed 's/ *$//')
 }

@@ -16,21 +16,6 @@ run_fails() { # PATTERN CMD...
     grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
 }
 
-# same_checkpoint A B DIR_A DIR_B: the safetensors files A and B hold the same tensors,
-# byte for byte (the data after the u64 LE header length N and the N-byte JSON
-# header), and the same header once DIR_A/ is read as DIR_B/ (the training_config
-# names the folder the initial weights came from) and the padding is dropped.
-header_len() { od -An --endian=little -t u8 -N8 "$1" | tr -d ' '; }
-same_checkpoint() {
-    local a=$1 b=$2 na nb
-    na=$(header_len "$a") && nb=$(header_len "$b") || return 1
-    [ -n "$na" ] && [ -n "$nb" ] && [ "$na" -gt 0 ] && [ "$nb" -gt 0 ] || return 1
-    cmp -s <(tail -c +$((8 + na + 1)) "$a") <(tail -c +$((8 + nb + 1)) "$b") || return 1
-    [ "$(($(stat -c %s "$a") - 8 - na))" -gt 0 ] || return 1 # no tensor bytes at all
-    cmp -s <(head -c $((8 + na)) "$a" | tail -c "$na" | sed "s#\"$3/#\"$4/#g; s/ *\$//") \
-        <(head -c $((8 + nb)) "$b" | tail -c "$nb" | sed 's/ *$//')
-}
-
 # tiny_ini NAME WORKFLOW EPOCHS [extra [al] lines]
 tiny_ini() {
     write_seed_ini "$1" 5 20
