@@ -3,7 +3,8 @@
 # streaming campaign on 1 simulation + 1 training rank writes the datasets, checkpoints
 # and metrics of the threaded campaign of the same config, byte for byte; one whose
 # simulation rank is SIGKILLed mid-campaign aborts, and --resume (again under mpirun)
-# finishes it with the uninterrupted metrics and checkpoints; 2 training ranks train
+# finishes it with the uninterrupted metrics and checkpoints; seed 000's parallel workflow
+# (grid) on 1 + 1 ranks equals its threaded run; 2 training ranks train
 # data-parallel on their shards (same datasets, metrics within float summation order);
 # sim_ranks that leaves no training rank, or none given, is one line and exit 2 before
 # any work.
@@ -81,6 +82,41 @@ grep -q "skipped" "$TMP/stdout" || fail "resume redid finished tasks"
 cmp -s mpi/metrics.csv killed/metrics.csv ||
     fail "metrics differ: $(diff mpi/metrics.csv killed/metrics.csv)"
 msg=$(same_models mpi killed) || fail "$msg"
+ok
+
+CASE="seed 000's parallel workflow (a grid): 1 + 1 ranks give the threaded campaign's results"
+cat >grid.ini <<INI
+[run]
+seed = 2
+sampler = grid
+[instrument]
+instprm = $INST
+[class.cubic]
+cif = $NACL
+a = 3.5 4.5
+a_step = 0.05
+[campaign]
+workflow = parallel
+phases = 2
+val = 20
+test = 20
+sim_threads = 1
+train_threads = 1
+sim_ranks = 1
+[train]
+epochs = 2
+batch = 16
+hidden = 8
+INI
+run_ok campaign grid.ini --out grid-thr
+mpi_ok 2 campaign grid.ini --out grid-mpi
+grep -q "^PG_0," grid-mpi/timeline.csv && grep -q "^S_1,1," grid-mpi/timeline.csv ||
+    fail "S_1 beside T_0 missing from the timeline"
+for f in grid-thr/data/*.h5; do
+    cmp -s "$f" "grid-mpi/data/${f##*/}" || fail "${f##*/} differs"
+done
+msg=$(same_models grid-thr grid-mpi) || fail "$msg"
+cmp -s grid-thr/metrics.csv grid-mpi/metrics.csv || fail "metrics differ"
 ok
 
 CASE="2 training ranks (data-parallel, each on its shard) + 1 simulation rank"
