@@ -27,6 +27,9 @@ void bf_minmax_scale_rows(float *x, long n, int L);
  * ("FILE: model 'structure_net' is not a peaks model (braggnn)"). */
 bf_status bf_task_load(const char *task, const char *path, const bf_backend *be, bf_model **m,
                        bf_checkpoint_info *info, bf_error *err);
+/* The training set's name for messages: cfg->train_name (or "training set") and, for a
+ * rank's shard of n rows (cfg->train_total > 0), "NAME rows [first, first + n) of total". */
+void bf_task_train_name(const bf_train_config *cfg, long n, char *out, size_t outsz);
 /* A warm start: the checkpoint at path and its optimiser sidecar (opt initialised on
  * be either way), the model one task serves, Adam's learning rate set to lr. */
 bf_status bf_task_warm_start(const char *task, const char *path, const bf_backend *be,

@@ -236,18 +236,12 @@ bf_status bf_peaks_train(const bf_train_config *cfg, const bf_peaks_options *po,
     if (st != BF_OK)
         return st; /* the same on every rank: cfg is */
     int augment = po && po->augment;
-    /* a shard's messages say which rows of the file it holds */
     char tname[512];
-    const char *tbase = cfg->train_name ? cfg->train_name : "training set";
-    if (cfg->train_total > 0)
-        snprintf(tname, sizeof tname, "%s rows [%ld, %ld) of %ld", tbase, cfg->train_first,
-                 cfg->train_first + train->n, cfg->train_total);
-    else
-        snprintf(tname, sizeof tname, "%s", tbase);
+    bf_task_train_name(cfg, train->n, tname, sizeof tname);
     const char *vname = cfg->val_name ? cfg->val_name : "validation set";
     if (augment && train->size < 9)
         return bf_error_set(err, BF_ERR_INVALID, "%s: --augment needs patches with a 1-pixel "
-                            "margin (S + 2 pixels), these have %d", tbase, train->size);
+                            "margin (S + 2 pixels), these have %d", tname, train->size);
     const bf_backend *be = cfg->backend ? cfg->backend : bf_backend_cpu();
     be->set_threads(cfg->threads);
     bf_model *m = NULL;

@@ -349,14 +349,8 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
     float *tx = NULL, *tt = NULL, *vx = NULL, *vt = NULL, *tpack = NULL, *vpack = NULL;
     int32_t *tl = NULL, *vl = NULL;
     structure_objective o = {0};
-    /* a shard's messages say which rows of the file it holds */
     char tname[512];
-    const char *tbase = cfg->train_name ? cfg->train_name : "training set";
-    if (cfg->train_total > 0)
-        snprintf(tname, sizeof tname, "%s rows [%ld, %ld) of %ld", tbase, cfg->train_first,
-                 cfg->train_first + train->n, cfg->train_total);
-    else
-        snprintf(tname, sizeof tname, "%s", tbase);
+    bf_task_train_name(cfg, train->n, tname, sizeof tname);
     st = info ? open_model(cfg, hidden, train, be, &m, &opt, info, &meta, err)
               : bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
     if (st == BF_OK)

@@ -2,6 +2,7 @@
  * checkpoint for a task (the model must be one the task serves). */
 #include "braggflow/task.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void bf_minmax_scale_rows(float *x, long n, int L)
@@ -81,6 +82,16 @@ bf_status bf_task_load(const char *task, const char *path, const bf_backend *be,
                        bf_checkpoint_info *info, bf_error *err)
 {
     return load_for(task, path, be, m, info, NULL, err);
+}
+
+void bf_task_train_name(const bf_train_config *cfg, long n, char *out, size_t outsz)
+{
+    const char *base = cfg->train_name ? cfg->train_name : "training set";
+    if (cfg->train_total > 0) /* a shard's messages say which rows of the file it holds */
+        snprintf(out, outsz, "%s rows [%ld, %ld) of %ld", base, cfg->train_first,
+                 cfg->train_first + n, cfg->train_total);
+    else
+        snprintf(out, outsz, "%s", base);
 }
 
 bf_status bf_task_warm_start(const char *task, const char *path, const bf_backend *be,

@@ -1,8 +1,8 @@
 # tests/cli/common.bash — sourced by the tests/cli/*.sh scripts (not a test
 # itself: ctest runs only *.sh). Sets BF (absolute path of braggflow, $1),
 # SRC, EX, NACL, INST, CELL, a scratch folder TMP (removed on exit, also the
-# working folder), and the helpers fail, ok, run, run_ok, need_mpirun, mpi_ok and
-# same_checkpoint.
+# working folder), and the helpers fail, ok, run, run_ok, need_mpirun, mpi_ok,
+# same_checkpoint and tiny_ini.
 BF=${1:?usage: $0 /path/to/braggflow}
 case $BF in /*) ;; *) BF=$PWD/$BF ;; esac # the cases run in a temporary folder
 SRC=${BF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -92,4 +92,26 @@ same_checkpoint() {
     [ "$(($(stat -c %s "$a") - 8 - na))" -gt 0 ] || return 1 # no tensor bytes at all
     cmp -s <(head -c $((8 + na)) "$a" | tail -c "$na" | sed "s#\"$3/#\"$4/#g; s/ *\$//") \
         <(head -c $((8 + nb)) "$b" | tail -c "$nb" | sed 's/ *$//')
+}
+
+# tiny_ini NAME WORKFLOW EPOCHS [extra [al] lines]
+tiny_ini() {
+    write_seed_ini "$1" 5 20
+    cat >>"$1.ini" <<INI
+[campaign]
+workflow = $2
+phases = 3
+val = 30
+test = 30
+study_per_class = 10
+new_per_phase = 40
+sim_threads = 1
+train_threads = 1
+[train]
+epochs = $3
+batch = 16
+hidden = 16
+[al]
+${4:-policy = seed-mix}
+INI
 }

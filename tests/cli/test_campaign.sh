@@ -16,28 +16,6 @@ run_fails() { # PATTERN CMD...
     grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
 }
 
-# tiny_ini NAME WORKFLOW EPOCHS [extra [al] lines]
-tiny_ini() {
-    write_seed_ini "$1" 5 20
-    cat >>"$1.ini" <<INI
-[campaign]
-workflow = $2
-phases = 3
-val = 30
-test = 30
-study_per_class = 10
-new_per_phase = 40
-sim_threads = 1
-train_threads = 1
-[train]
-epochs = $3
-batch = 16
-hidden = 16
-[al]
-${4:-policy = seed-mix}
-INI
-}
-
 check_folder() { # DIR PHASES
     local d=$1 phases=$2
     for f in config.ini provenance.json timeline.csv metrics.csv summary.txt data/train-0.h5 \

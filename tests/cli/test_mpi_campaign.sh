@@ -16,25 +16,10 @@ CASE=mpirun_on_path
 need_mpirun
 MPIRUN+=(--bind-to none) # braggflow binds each role's ranks itself (hwloc)
 
-# NAME.ini: a tiny streaming campaign (3 phases) with [campaign] sim_ranks = $2
+# NAME.ini: tiny_ini's streaming campaign (3 phases, 3 epochs) with [campaign] sim_ranks = $2
 mpi_ini() {
-    write_seed_ini "$1" 5 20
-    cat >>"$1.ini" <<INI
-[campaign]
-workflow = streaming
-phases = 3
-val = 30
-test = 30
-study_per_class = 10
-new_per_phase = 40
-sim_threads = 1
-train_threads = 1
-${2:+sim_ranks = $2}
-[train]
-epochs = 3
-batch = 16
-hidden = 16
-INI
+    tiny_ini "$1" streaming 3
+    if [ -n "${2:-}" ]; then sed -i "s/^\[campaign\]\$/[campaign]\nsim_ranks = $2/" "$1.ini"; fi
 }
 
 # same_sets A B: every dataset of campaign A's data/ is in B's, byte for byte
