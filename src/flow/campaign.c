@@ -253,7 +253,7 @@ static bf_status load_set(campaign *c, bf_dataset *d, const char *file, bf_error
 /* s simulated on this process's threads and written to data/; kept in *keep (or freed). */
 static bf_status run_set_here(campaign *c, const bf_sim_set *s, bf_dataset *keep, bf_error *err)
 {
-    bf_dataset d;
+    bf_dataset d = {0};
     char path[4200];
     path_in(c, path, sizeof path, "data/%s", s->file);
     bf_status st = bf_sim_set_simulate(&c->cfg->sample, s, 0, s->n, c->cfg->sim_threads, &d, err);
@@ -261,7 +261,7 @@ static bf_status run_set_here(campaign *c, const bf_sim_set *s, bf_dataset *keep
         st = bf_dataset_write_h5(&d, path, BF_LAYOUT_BRAGGFLOW, err);
     if (st == BF_OK && keep)
         *keep = d;
-    else if (st == BF_OK)
+    else
         bf_dataset_free(&d);
     return st;
 }
@@ -321,7 +321,7 @@ static bf_status load_shard(campaign *c, const bf_train_order *o, int r, int P, 
         long a = lo > at ? lo : at, b = hi < at + n[f] ? hi : at + n[f];
         if (b <= a)
             continue;
-        bf_dataset part;
+        bf_dataset part = {0};
         path_in(c, path, sizeof path, "data/%s", o->files[f]);
         st = bf_dataset_read_h5_rows(path, a - at, b - a, &part, err);
         if (st == BF_OK && d->n == 0) {
