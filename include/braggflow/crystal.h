@@ -43,10 +43,17 @@ bf_status bf_symops_from_symbol(const char *hm_or_hall, bf_symop **ops, int *n_o
                                 bf_error *err);
 
 /* ---- Scattering lengths ------------------------------------------------ */
-/* Coherent neutron scattering length, natural isotopic abundance (NIST table,
- * Sears 1992), for an element symbol ("O", "Nb"); case-sensitive as printed.
- * Returns BF_ERR_INVALID for an unknown element. */
-bf_status bf_neutron_b_coh_fm(const char *element, double *b_fm, bf_error *err);
+/* Which table of coherent neutron scattering lengths (natural isotopic abundance):
+ * GSAS-II's (the default: patterns then compare with GSAS-II's) or Sears 1992 (NIST). */
+typedef enum { BF_B_TABLE_GSAS2, BF_B_TABLE_SEARS } bf_b_table;
+const char *bf_b_table_name(bf_b_table t);             /* "gsas2", "sears" */
+int bf_b_table_parse(const char *s, bf_b_table *out);  /* 0, or -1 for anything else */
+/* b and its imaginary part b'' (fm; b'' only in GSAS-II's table, e.g. natural boron) for
+ * an element symbol ("O", "Nb"; case as printed). BF_ERR_INVALID, naming the element,
+ * for an unknown one, one the table lacks, or a resonant absorber (Gd, Sm, Cd, ... in
+ * GSAS-II's table: wavelength-dependent). */
+bf_status bf_neutron_b(const char *element, bf_b_table table, double *b_fm, double *b_imag_fm,
+                       bf_error *err);
 /* Element of a CIF type symbol: "Ba2+", "La+3", "O-2", "Nb5+", "Fe" -> "Ba", "La", ... */
 bf_status bf_element_from_type_symbol(const char *type_symbol, char element[4], bf_error *err);
 
@@ -58,7 +65,6 @@ typedef struct {
     double x, y, z;          /* fractional */
     double occupancy;        /* default 1 */
     double uiso_A2;          /* from Uiso, or Biso/(8 pi^2); default 0.01 as in GSAS-II */
-    double b_coh_fm;
 } bf_atom;
 
 typedef struct {
@@ -101,8 +107,11 @@ typedef struct {
     int hmax, kmax, lmax;    /* the box it covers */
 } bf_reflection_table;
 
-bf_status bf_reflection_table_build(const bf_crystal *c, int hmax, int kmax, int lmax,
-                                    bf_reflection_table *out, bf_error *err);
+/* Every reflection of the box with its structure factor per Uiso group, the atoms'
+ * neutron scattering lengths from `table` (bf_neutron_b: an element it lacks is an
+ * error naming the file and the atom). */
+bf_status bf_reflection_table_build(const bf_crystal *c, bf_b_table table, int hmax, int kmax,
+                                    int lmax, bf_reflection_table *out, bf_error *err);
 void bf_reflection_table_free(bf_reflection_table *t);
 /* |F|^2 of entry i at spacing d, in (1e-12 cm)^2. */
 double bf_reflection_table_f2(const bf_reflection_table *t, int i, double d_A);

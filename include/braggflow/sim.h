@@ -39,6 +39,7 @@ typedef struct {
     double phase_fraction;            /* 1 */
     double size_um, size_mix;         /* crystallite size 1 um, fully Lorentzian (mix 1) */
     double mustrain, strain_mix;      /* microstrain 1000, fully Lorentzian (mix 1) */
+    bf_b_table b_table;               /* neutron scattering lengths: GSAS-II's (default) */
 } bf_sample;
 void bf_sample_defaults(bf_sample *s);
 

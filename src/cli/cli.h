@@ -66,14 +66,15 @@ bf_status bf_cli_parse_number(const char *opt, const char *text, double *out, bf
 enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_STEP, OPT_SCALE,
        OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG, OPT_TRAIN, OPT_VAL, OPT_MODEL, OPT_EPOCHS,
        OPT_BATCH, OPT_LR, OPT_SEED, OPT_PATIENCE, OPT_MIN_DELTA, OPT_CLIP, OPT_HIDDEN, OPT_INIT,
-       OPT_DATA, OPT_JSON, OPT_CSV, OPT_WORKFLOW, OPT_RESUME };
+       OPT_DATA, OPT_JSON, OPT_CSV, OPT_WORKFLOW, OPT_RESUME, OPT_B_TABLE };
 #define BF_CLI_SIM_OPTIONS                                                                 \
     {"cif", required_argument, 0, OPT_CIF}, {"instprm", required_argument, 0, OPT_INSTPRM}, \
         {"cell", required_argument, 0, OPT_CELL},                                          \
         {"tof-min", required_argument, 0, OPT_TOF_MIN},                                    \
         {"tof-max", required_argument, 0, OPT_TOF_MAX},                                    \
         {"tof-step", required_argument, 0, OPT_TOF_STEP},                                  \
-        {"scale", required_argument, 0, OPT_SCALE}, {"help", no_argument, 0, OPT_HELP}
+        {"scale", required_argument, 0, OPT_SCALE},                                        \
+        {"b-table", required_argument, 0, OPT_B_TABLE}, {"help", no_argument, 0, OPT_HELP}
 #define BF_CLI_SIM_HELP                                                                    \
     "  --cif FILE          crystal structure (CIF: cell, space group, atom sites)\n"       \
     "  --instprm FILE      GSAS-II instrument parameters (.instprm, Type PNT)\n"           \
@@ -82,7 +83,9 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
     "  --tof-min MS        first TOF bin edge in ms (default 1.36)\n"                      \
     "  --tof-max MS        TOF upper limit in ms (default 18.919)\n"                       \
     "  --tof-step REL      relative bin width dT/T (default 0.0009381)\n"                 \
-    "  --scale S           histogram scale (default 1000, as the seed workflow)\n"
+    "  --scale S           histogram scale (default 1000, as the seed workflow)\n"        \
+    "  --b-table T         neutron scattering lengths: gsas2 (GSAS-II's, default) or\n"   \
+    "                      sears (Sears 1992, NIST; has the resonant absorbers' thermal b)\n"
 
 /* What simulate and reflections share: crystal + instrument + grid + sample. */
 typedef struct {

@@ -138,6 +138,12 @@ static int sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *er
     case OPT_TOF_MIN: return bf_cli_parse_number("--tof-min", arg, &a->grid.tmin_ms, err) ? -1 : 1;
     case OPT_TOF_MAX: return bf_cli_parse_number("--tof-max", arg, &a->grid.tmax_ms, err) ? -1 : 1;
     case OPT_TOF_STEP: return bf_cli_parse_number("--tof-step", arg, &a->grid.tstep_rel, err) ? -1 : 1;
+    case OPT_B_TABLE:
+        if (bf_b_table_parse(arg, &a->sample.b_table) != 0) {
+            bf_error_set(err, BF_ERR_INVALID, "--b-table: '%s' (expected gsas2 or sears)", arg);
+            return -1;
+        }
+        return 1;
     case OPT_SCALE:
         if (bf_cli_parse_number("--scale", arg, &a->sample.scale, err) != BF_OK)
             return -1;

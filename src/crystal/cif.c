@@ -353,9 +353,6 @@ static bf_status atom_packet(const cif_ctx *ctx, cif_packet_tp *pkt, void *user)
                           "atom %s: no element in the label and no _atom_site_type_symbol",
                           a.label);
     }
-    if (bf_neutron_b_coh_fm(a.element, &a.b_coh_fm, &local) != BF_OK)
-        return item_error(ctx, BF_ERR_INVALID, "_atom_site_type_symbol", "atom %s: %s", a.label,
-                          local.msg);
     bf_status st;
     if ((st = packet_number(ctx, pkt, "_atom_site_fract_x", a.label, 1, 0, &a.x)) ||
         (st = packet_number(ctx, pkt, "_atom_site_fract_y", a.label, 1, 0, &a.y)) ||

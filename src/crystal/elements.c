@@ -1,11 +1,16 @@
 /* crystal/elements.c — coherent neutron scattering lengths and element symbols.
  *
- * Values are bound coherent scattering lengths for the natural isotopic mixture
- * in fm (V. F. Sears, Neutron News 3 (1992) 26; the NIST table). Absorbing
- * nuclides with complex lengths (B, Cd, Sm, Eu, Gd) keep the real part. Three
- * entries follow GSAS-II's table (docs/gsas2.md §9) where it differs from Sears
- * in the third or fourth digit (O 5.8037 vs 5.803, Mn -3.75 vs -3.73, Bi 8.5242
- * vs 8.532), so that patterns compare with GSAS-II's to well under 0.1 %. */
+ * Two tables of bound coherent scattering lengths for the natural isotopic mixture,
+ * in fm (docs/gsas2.md §9):
+ *   gsas2 (the default) — GSAS-II's own (atmdata.py AtmBlens, 'SL' = [b, b''] in
+ *     1e-12 cm, as its GetBLtable picks the natural-abundance entry): patterns
+ *     compare with GSAS-II's only with these (Ti -3.370 fm, not Sears' -3.438, moves a
+ *     Pnma titanate by 0.6 % Rwp). b'' (natural boron) enters F as an imaginary part.
+ *     Elements GSAS-II lists with b = 0 (Rh, Cd, In, Sm, Eu, Gd, Er, Yb) are resonant
+ *     absorbers whose b depends on the wavelength (a Breit-Wigner entry): refused,
+ *     naming the element, until that is implemented.
+ *   sears — V. F. Sears, Neutron News 3 (1992) 26 (the NIST table; complex lengths keep
+ *     their real part), with GSAS-II's O, Mn and Bi, as braggflow used before. */
 #include "crystal_internal.h"
 
 #include <ctype.h>
@@ -15,6 +20,38 @@ typedef struct {
     const char *symbol;
     double b_fm;
 } element_b;
+
+typedef struct {
+    const char *symbol;
+    double b_fm, b_imag_fm;
+    int resonant;               /* b depends on the wavelength: not tabulated here */
+} gsas2_b;
+
+static const gsas2_b gsas2_table[] = {
+    {"H", -3.7395, 0, 0}, {"D", 6.681, 0, 0}, {"T", 4.792, 0, 0}, {"He", 3.26, 0, 0},
+    {"Li", -1.93, 0, 0}, {"Be", 7.79, 0, 0}, {"B", 5.3, -0.213, 0}, {"C", 6.6484, 0, 0},
+    {"N", 9.36, 0, 0}, {"O", 5.8037, 0, 0}, {"F", 5.654, 0, 0}, {"Ne", 4.6, 0, 0},
+    {"Na", 3.63, 0, 0}, {"Mg", 5.375, 0, 0}, {"Al", 3.449, 0, 0}, {"Si", 4.1507, 0, 0},
+    {"P", 5.13, 0, 0}, {"S", 2.847, 0, 0}, {"Cl", 9.579, 0, 0}, {"Ar", 1.909, 0, 0},
+    {"K", 3.67, 0, 0}, {"Ca", 4.7, 0, 0}, {"Sc", 12.1, 0, 0}, {"Ti", -3.37, 0, 0},
+    {"V", -0.443, 0, 0}, {"Cr", 3.635, 0, 0}, {"Mn", -3.75, 0, 0}, {"Fe", 9.45, 0, 0},
+    {"Co", 2.49, 0, 0}, {"Ni", 10.3, 0, 0}, {"Cu", 7.718, 0, 0}, {"Zn", 5.68, 0, 0},
+    {"Ga", 7.288, 0, 0}, {"Ge", 8.185, 0, 0}, {"As", 6.58, 0, 0}, {"Se", 7.97, 0, 0},
+    {"Br", 6.79, 0, 0}, {"Kr", 7.81, 0, 0}, {"Rb", 7.08, 0, 0}, {"Sr", 7.02, 0, 0},
+    {"Y", 7.75, 0, 0}, {"Zr", 7.16, 0, 0}, {"Nb", 7.054, 0, 0}, {"Mo", 6.715, 0, 0},
+    {"Ru", 7.02, 0, 0}, {"Rh", 0, 0, 1}, {"Pd", 5.91, 0, 0}, {"Ag", 5.922, 0, 0},
+    {"Cd", 0, 0, 1}, {"In", 0, 0, 1}, {"Sn", 6.239, 0, 0}, {"Sb", 5.57, 0, 0},
+    {"Te", 5.68, 0, 0}, {"I", 5.28, 0, 0}, {"Xe", 4.69, 0, 0}, {"Cs", 5.42, 0, 0},
+    {"Ba", 5.07, 0, 0}, {"La", 8.24, 0, 0}, {"Ce", 4.84, 0, 0}, {"Pr", 4.44, 0, 0},
+    {"Nd", 7.87, 0, 0}, {"Sm", 0, 0, 1}, {"Eu", 0, 0, 1}, {"Gd", 0, 0, 1},
+    {"Tb", 7.34, 0, 0}, {"Dy", 16.9, 0, 0}, {"Ho", 8.44, 0, 0}, {"Er", 0, 0, 1},
+    {"Tm", 7.07, 0, 0}, {"Yb", 0, 0, 1}, {"Lu", 7.21, 0, 0}, {"Hf", 7.77, 0, 0},
+    {"Ta", 6.91, 0, 0}, {"W", 4.755, 0, 0}, {"Re", 9.2, 0, 0}, {"Os", 10.7, 0, 0},
+    {"Ir", 10.6, 0, 0}, {"Pt", 9.6, 0, 0}, {"Au", 7.9, 0, 0}, {"Hg", 12.66, 0, 0},
+    {"Tl", 8.776, 0, 0}, {"Pb", 9.4024, 0, 0}, {"Bi", 8.5242, 0, 0}, {"Th", 10.31, 0, 0},
+    {"Pa", 9.1, 0, 0}, {"U", 8.417, 0, 0},
+};
+#define N_GSAS2 (sizeof gsas2_table / sizeof gsas2_table[0])
 
 static const element_b b_table[] = {
     {"H", -3.739},  {"D", 6.671},   {"He", 3.26},   {"Li", -1.90},  {"Be", 7.79},
@@ -46,15 +83,51 @@ static const element_b *find_element(const char *symbol)
     return NULL;
 }
 
-bf_status bf_neutron_b_coh_fm(const char *element, double *b_fm, bf_error *err)
+const char *bf_b_table_name(bf_b_table t)
 {
-    const element_b *e = element ? find_element(element) : NULL;
-    if (e == NULL)
-        return bf_error_set(err, BF_ERR_INVALID,
-                            "unknown element '%s' (no neutron scattering length)",
-                            element ? element : "");
-    *b_fm = e->b_fm;
-    return BF_OK;
+    return t == BF_B_TABLE_SEARS ? "sears" : "gsas2";
+}
+
+int bf_b_table_parse(const char *s, bf_b_table *out)
+{
+    for (int t = BF_B_TABLE_GSAS2; t <= BF_B_TABLE_SEARS; t++)
+        if (s && !strcmp(s, bf_b_table_name((bf_b_table)t))) {
+            *out = (bf_b_table)t;
+            return 0;
+        }
+    return -1;
+}
+
+bf_status bf_neutron_b(const char *element, bf_b_table table, double *b_fm, double *b_imag_fm,
+                       bf_error *err)
+{
+    const char *el = element ? element : "";
+    *b_fm = *b_imag_fm = 0;
+    if (table == BF_B_TABLE_SEARS) {
+        const element_b *e = find_element(el);
+        if (e == NULL)
+            return bf_error_set(err, BF_ERR_INVALID,
+                                "unknown element '%s' (no neutron scattering length)", el);
+        *b_fm = e->b_fm;
+        return BF_OK;
+    }
+    for (size_t i = 0; i < N_GSAS2; i++) {
+        const gsas2_b *g = &gsas2_table[i];
+        if (strcmp(g->symbol, el) != 0)
+            continue;
+        if (g->resonant)
+            return bf_error_set(err, BF_ERR_INVALID,
+                                "element %s: a resonant absorber, its scattering length "
+                                "depends on the wavelength (GSAS-II's Breit-Wigner entry), which "
+                                "braggflow does not model yet; --b-table sears uses its thermal "
+                                "value", el);
+        *b_fm = g->b_fm;
+        *b_imag_fm = g->b_imag_fm;
+        return BF_OK;
+    }
+    return bf_error_set(err, BF_ERR_INVALID,
+                        "element '%s': no neutron scattering length in GSAS-II's table%s", el,
+                        find_element(el) ? " (--b-table sears has one)" : "");
 }
 
 /* The element spelled by the first one or two letters of s, in canonical case

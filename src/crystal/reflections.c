@@ -104,7 +104,7 @@ int bf_hkl_equivalent(const bf_crystal *c, int h1, int k1, int l1, int h2, int k
 /* ---- Atom positions in the conventional cell -------------------------------- */
 typedef struct {
     double r[3];
-    double weight_fm;        /* occupancy * b */
+    double weight_fm, weight_imag_fm;  /* occupancy * (b + i b'') */
     int group;               /* Uiso group */
 } site;
 
@@ -121,8 +121,8 @@ static int same_position(const double a[3], const double b[3])
 
 /* Every distinct image of every atom: sum over these = GSAS-II's sum over all
  * operators weighted by site multiplicity / number of operators. */
-static bf_status expand_sites(const bf_crystal *c, const double *groups, int n_groups,
-                              site **out, int *n_out, bf_error *err)
+static bf_status expand_sites(const bf_crystal *c, bf_b_table table, const double *groups,
+                              int n_groups, site **out, int *n_out, bf_error *err)
 {
     site *s = malloc((size_t)c->n_atoms * (size_t)(c->n_ops > 0 ? c->n_ops : 1) * sizeof *s);
     if (s == NULL)
@@ -130,6 +130,13 @@ static bf_status expand_sites(const bf_crystal *c, const double *groups, int n_g
     int n = 0;
     for (int a = 0; a < c->n_atoms; a++) {
         const bf_atom *at = &c->atoms[a];
+        double b = 0, b_imag = 0;
+        bf_status st = bf_neutron_b(at->element, table, &b, &b_imag, err);
+        if (st != BF_OK) {
+            free(s);
+            bf_error_prefix(err, "%s: atom %s", c->source, at->label);
+            return st;
+        }
         int group = 0;
         while (group < n_groups && groups[group] != at->uiso_A2)
             group++;
@@ -145,7 +152,8 @@ static bf_status expand_sites(const bf_crystal *c, const double *groups, int n_g
                 seen = same_position(s[k].r, r);
             if (!seen) {
                 memcpy(s[n].r, r, sizeof r);
-                s[n].weight_fm = at->occupancy * at->b_coh_fm;
+                s[n].weight_fm = at->occupancy * b;
+                s[n].weight_imag_fm = at->occupancy * b_imag;
                 s[n].group = group;
                 n++;
             }
@@ -156,8 +164,8 @@ static bf_status expand_sites(const bf_crystal *c, const double *groups, int n_g
     return BF_OK;
 }
 
-bf_status bf_reflection_table_build(const bf_crystal *c, int hmax, int kmax, int lmax,
-                                    bf_reflection_table *out, bf_error *err)
+bf_status bf_reflection_table_build(const bf_crystal *c, bf_b_table table, int hmax, int kmax,
+                                    int lmax, bf_reflection_table *out, bf_error *err)
 {
     memset(out, 0, sizeof *out);
     if (c->n_ops <= 0 || c->n_atoms <= 0)
@@ -183,7 +191,7 @@ bf_status bf_reflection_table_build(const bf_crystal *c, int hmax, int kmax, int
         if (!seen)
             out->uiso_A2[out->n_groups++] = c->atoms[a].uiso_A2;
     }
-    st = expand_sites(c, out->uiso_A2, out->n_groups, &sites, &n_sites, err);
+    st = expand_sites(c, table, out->uiso_A2, out->n_groups, &sites, &n_sites, err);
     if (st != BF_OK)
         goto fail;
 
@@ -222,8 +230,10 @@ bf_status bf_reflection_table_build(const bf_crystal *c, int hmax, int kmax, int
             double phase = 2.0 * M_PI * (r->h * sites[s].r[0] + r->k * sites[s].r[1] +
                                          r->l * sites[s].r[2]);
             size_t at = (size_t)i * (size_t)out->n_groups + (size_t)sites[s].group;
-            out->f_re[at] += sites[s].weight_fm * cos(phase);
-            out->f_im[at] += sites[s].weight_fm * sin(phase);
+            /* (b + i b'') e^{i phase}: b'' (an absorber's) rotates its share by 90 deg */
+            double cs = cos(phase), sn = sin(phase);
+            out->f_re[at] += sites[s].weight_fm * cs - sites[s].weight_imag_fm * sn;
+            out->f_im[at] += sites[s].weight_fm * sn + sites[s].weight_imag_fm * cs;
         }
     }
     out->hmax = hmax;

@@ -8,7 +8,7 @@
  *   [instrument] instprm (path, required), tof_min_ms (1.36), tof_max_ms
  *                (18.919), tof_step (dT/T, 0.0009381), scale (1000)
  *   [sample]     scale (the same setting as [instrument] scale; give one),
- *                phase_fraction, size_um, size_mix, mustrain, strain_mix
+ *                phase_fraction, size_um, size_mix, mustrain, strain_mix, b_table
  *                (GSAS-II's defaults, bf_sample_defaults)
  *   [class.NAME] one per class, at most BF_MAX_CLASSES:
  *                cif (path, required), count (>= 1; required by and only
@@ -58,6 +58,7 @@ enum {
     K_SIZE_MIX,
     K_MUSTRAIN,
     K_STRAIN_MIX,
+    K_B_TABLE,
     K_N
 };
 
@@ -81,6 +82,7 @@ static const struct {
     {"sample", "size_mix", K_SIZE_MIX},
     {"sample", "mustrain", K_MUSTRAIN},
     {"sample", "strain_mix", K_STRAIN_MIX},
+    {"sample", "b_table", K_B_TABLE},
 };
 
 typedef struct {
@@ -242,6 +244,12 @@ static int handle_plain(parse_ctx *c, const char *section, const char *key, cons
         if (bf_path_resolve(c->name, value, cfg->instprm_path, sizeof cfg->instprm_path, NULL) !=
             BF_OK) {
             failf(c, BF_ERR_INVALID, section, key, "path too long");
+            return 0;
+        }
+        return 1;
+    case K_B_TABLE:
+        if (bf_b_table_parse(value, &cfg->sample.b_table) != 0) {
+            failf(c, BF_ERR_PARSE, section, key, "'%s' is not gsas2 or sears", value);
             return 0;
         }
         return 1;

@@ -135,6 +135,7 @@ void bf_sample_defaults(bf_sample *s)
     s->size_mix = 1.0;
     s->mustrain = 1000.0;
     s->strain_mix = 1.0;
+    s->b_table = BF_B_TABLE_GSAS2;
 }
 
 double bf_tof_position_us(const bf_instrument *inst, double d_A)

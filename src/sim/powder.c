@@ -63,7 +63,7 @@ bf_status bf_powder_sim_create(const bf_crystal *crystal, const bf_instrument *i
                           crystal->source, max_length_A, hmax);
         goto fail;
     }
-    st = bf_reflection_table_build(crystal, hmax, hmax, hmax, &sim->refl, err);
+    st = bf_reflection_table_build(crystal, sample->b_table, hmax, hmax, hmax, &sim->refl, err);
     if (st != BF_OK)
         goto fail;
     double dmax = d_at_tof(&sim->inst, sim->grid.upper_us);

@@ -62,6 +62,24 @@ awk -F, 'NR == FNR { if (FNR > 1) y[FNR] = $2; next }
     nacl.csv nacl-x2.csv >"$TMP/awk.out" || fail "line $(cat "$TMP/awk.out"): not twice --scale 1000"
 ok
 
+CASE="simulate: --b-table picks the scattering lengths (GSAS-II's by default; Sears on request)"
+BTO=$EX/cif/BaTiO3-P4mm.cif
+run_ok simulate --cif "$BTO" --instprm "$INST" --cell "4 4 4.03 90 90 90" --out bto-g.csv
+run_ok simulate --cif "$BTO" --instprm "$INST" --cell "4 4 4.03 90 90 90" --b-table gsas2 --out bto-g2.csv
+run_ok simulate --cif "$BTO" --instprm "$INST" --cell "4 4 4.03 90 90 90" --b-table sears --out bto-s.csv
+cmp -s bto-g.csv bto-g2.csv || fail "gsas2 is not the default"
+cmp -s bto-g.csv bto-s.csv && fail "Ti's -3.37 (GSAS-II) and -3.438 fm (Sears) gave the same pattern"
+# a resonant absorber: refused by GSAS-II's table, naming the atom; Sears has its thermal b
+sed 's/Na/Gd/g' "$NACL" >gdcl.cif
+run simulate --cif gdcl.cif --instprm "$INST" --cell "$CELL" --out gd.csv
+[ "$RC" -eq 2 ] || fail "Gd: exit $RC, expected 2"
+grep -q "gdcl.cif: atom Gd1: element Gd: a resonant absorber" "$TMP/stderr" || fail "no Gd line"
+[ ! -e gd.csv ] || fail "a file was written"
+run_ok simulate --cif gdcl.cif --instprm "$INST" --cell "$CELL" --b-table sears --out gd.csv
+run simulate --cif "$BTO" --instprm "$INST" --cell "$CELL" --b-table nist --out x.csv
+[ "$RC" -eq 2 ] && grep -q "b-table: 'nist'" "$TMP/stderr" || fail "--b-table nist accepted"
+ok
+
 CASE="simulate to HDF5"
 run_ok simulate --cif "$NACL" --instprm "$INST" --cell "$CELL" --out nacl.h5
 [ -s nacl.h5 ] || fail "nacl.h5 missing or empty"

@@ -116,18 +116,37 @@ BF_TEST(operators_from_spglib_symbols)
 
 BF_TEST(scattering_lengths_and_type_symbols)
 {
-    /* the seven of docs/gsas2.md §9, in fm */
+    /* the seven of docs/gsas2.md §9, in fm: the same in both tables */
     struct {
         const char *el;
         double b;
     } seven[] = {{"Ba", 5.07}, {"Bi", 8.5242}, {"La", 8.24}, {"Mn", -3.75},
                  {"K", 3.67},  {"Nb", 7.054}, {"O", 5.8037}};
-    for (int i = 0; i < 7; i++) {
-        double b;
-        CHECK(bf_neutron_b_coh_fm(seven[i].el, &b, NULL) == BF_OK);
-        CHECK_NEAR(b, seven[i].b, 1e-9);
+    double b, bi;
+    for (int i = 0; i < 7; i++)
+        for (int t = BF_B_TABLE_GSAS2; t <= BF_B_TABLE_SEARS; t++) {
+            CHECK(bf_neutron_b(seven[i].el, (bf_b_table)t, &b, &bi, NULL) == BF_OK);
+            CHECK_NEAR(b, seven[i].b, 1e-9);
+        }
+    /* where they differ (../shared/reference/gsas2_cw/README.md §8.8) */
+    CHECK(bf_neutron_b("Ti", BF_B_TABLE_GSAS2, &b, &bi, NULL) == BF_OK && b == -3.37 && bi == 0);
+    CHECK(bf_neutron_b("Ti", BF_B_TABLE_SEARS, &b, &bi, NULL) == BF_OK && b == -3.438);
+    CHECK(bf_neutron_b("V", BF_B_TABLE_GSAS2, &b, &bi, NULL) == BF_OK && b == -0.443);
+    CHECK(bf_neutron_b("B", BF_B_TABLE_GSAS2, &b, &bi, NULL) == BF_OK && b == 5.3 && bi == -0.213);
+    CHECK(bf_neutron_b("B", BF_B_TABLE_SEARS, &b, &bi, NULL) == BF_OK && bi == 0);
+    /* GSAS-II's resonant absorbers are refused, naming the element; Sears has a value */
+    const char *resonant[] = {"Rh", "Cd", "In", "Sm", "Eu", "Gd", "Er", "Yb"};
+    for (int i = 0; i < 8; i++) {
+        bf_error e = {0};
+        CHECK_MSG(bf_neutron_b(resonant[i], BF_B_TABLE_GSAS2, &b, &bi, &e) == BF_ERR_INVALID,
+                  "%s", resonant[i]);
+        CHECK_MSG(strstr(e.msg, resonant[i]) && strstr(e.msg, "resonant"), "%s", e.msg);
+        CHECK(bf_neutron_b(resonant[i], BF_B_TABLE_SEARS, &b, &bi, NULL) == BF_OK && b != 0);
     }
-    /* every element from H to Bi has a value */
+    bf_error e = {0};
+    CHECK(bf_neutron_b("Tc", BF_B_TABLE_GSAS2, &b, &bi, &e) == BF_ERR_INVALID);
+    CHECK(strstr(e.msg, "Tc") && strstr(e.msg, "sears"));
+    /* every element from H to Bi has a Sears value */
     const char *all[] = {"H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si",
         "P", "S", "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn",
         "Ga", "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh",
@@ -135,10 +154,12 @@ BF_TEST(scattering_lengths_and_type_symbols)
         "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re",
         "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi"};
     CHECK(sizeof all / sizeof all[0] == 83);
-    for (size_t i = 0; i < 83; i++) {
-        double b;
-        CHECK_MSG(bf_neutron_b_coh_fm(all[i], &b, NULL) == BF_OK, "%s", all[i]);
-    }
+    for (size_t i = 0; i < 83; i++)
+        CHECK_MSG(bf_neutron_b(all[i], BF_B_TABLE_SEARS, &b, &bi, NULL) == BF_OK, "%s", all[i]);
+    bf_b_table t;
+    CHECK(bf_b_table_parse("sears", &t) == 0 && t == BF_B_TABLE_SEARS);
+    CHECK(bf_b_table_parse("gsas2", &t) == 0 && t == BF_B_TABLE_GSAS2);
+    CHECK(bf_b_table_parse("nist", &t) == -1);
     char el[4];
     const char *ok[][2] = {{"Ba2+", "Ba"}, {"Ba+2", "Ba"}, {"La+3", "La"}, {"O-2", "O"},
                            {"Nb5+", "Nb"}, {"Fe", "Fe"},   {"CA", "Ca"},   {"O2-", "O"}};
@@ -150,8 +171,7 @@ BF_TEST(scattering_lengths_and_type_symbols)
     CHECK(bf_element_from_type_symbol("Xx", el, &err) == BF_ERR_INVALID);
     CHECK(strstr(err.msg, "Xx") != NULL);
     CHECK(bf_element_from_type_symbol("Oxx", el, NULL) == BF_ERR_INVALID);
-    double b;
-    CHECK(bf_neutron_b_coh_fm("Qq", &b, NULL) == BF_ERR_INVALID);
+    CHECK(bf_neutron_b("Qq", BF_B_TABLE_SEARS, &b, &bi, NULL) == BF_ERR_INVALID);
 }
 
 static void example_path(char *out, size_t n, const char *rel)
@@ -296,7 +316,9 @@ static double complex brute_force_f(const bf_crystal *c, int h, int k, int l)
             if (dup)
                 continue;
             memcpy(seen[n++], r, sizeof r);
-            f += c->atoms[a].b_coh_fm * cexp(2.0 * M_PI * I * (h * r[0] + k * r[1] + l * r[2]));
+            double b = 0, b_imag = 0;
+            bf_neutron_b(c->atoms[a].element, BF_B_TABLE_GSAS2, &b, &b_imag, NULL);
+            f += (b + I * b_imag) * cexp(2.0 * M_PI * I * (h * r[0] + k * r[1] + l * r[2]));
         }
     }
     return f;
@@ -309,7 +331,7 @@ BF_TEST(f_centring_absences_and_m3m_multiplicities)
     /* move Cl off its special position so the test sees a general F */
     c.atoms[1].x = 0.13, c.atoms[1].y = 0.27, c.atoms[1].z = 0.41;
     bf_reflection_table t;
-    CHECK(bf_reflection_table_build(&c, 6, 6, 6, &t, NULL) == BF_OK);
+    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 6, 6, 6, &t, NULL) == BF_OK);
     int mixed[][3] = {{1, 0, 0}, {1, 1, 0}, {2, 1, 0}, {2, 1, 1}, {3, 2, 0}, {4, 2, 1}};
     for (int i = 0; i < 6; i++) {
         CHECK(find_hkl(&t, &c, mixed[i][0], mixed[i][1], mixed[i][2]) < 0);
@@ -323,7 +345,7 @@ BF_TEST(f_centring_absences_and_m3m_multiplicities)
     /* multiplicities need the whole Laue class: use P m -3 m's operators */
     bf_crystal p = c;
     CHECK(bf_symops_from_symbol("P m -3 m", &p.ops, &p.n_ops, NULL) == BF_OK);
-    CHECK(bf_reflection_table_build(&p, 4, 4, 4, &t, NULL) == BF_OK);
+    CHECK(bf_reflection_table_build(&p, BF_B_TABLE_GSAS2, 4, 4, 4, &t, NULL) == BF_OK);
     int hkl[][4] = {{1, 0, 0, 6}, {1, 1, 0, 12}, {1, 1, 1, 8}, {2, 1, 0, 24}, {3, 2, 1, 48},
                     {4, 2, 0, 24}, {3, 3, 3, 8}, {4, 4, 0, 12}};
     for (int i = 0; i < 8; i++) {
@@ -345,8 +367,8 @@ BF_TEST(structure_factor_by_hand_nacl)
     bf_crystal c = nacl();
     CHECK(c.n_atoms == 2);
     bf_reflection_table t;
-    CHECK(bf_reflection_table_build(&c, 4, 4, 4, &t, NULL) == BF_OK);
-    const double b_na = 3.63, b_cl = 9.577, u_na = 0.0125, u_cl = 0.0105;
+    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 4, 4, 4, &t, NULL) == BF_OK);
+    const double b_na = 3.63, b_cl = 9.579, u_na = 0.0125, u_cl = 0.0105; /* GSAS-II's b */
     int odd = find_hkl(&t, &c, 1, 1, 1), even = find_hkl(&t, &c, 2, 0, 0);
     CHECK(odd >= 0 && even >= 0);
     double d111 = 5.6402 / sqrt(3.0), d200 = 5.6402 / 2.0;
@@ -360,5 +382,39 @@ BF_TEST(structure_factor_by_hand_nacl)
     CHECK_REL(bf_reflection_table_f2(&t, even, d200), f200 * f200 / 100.0, 1e-12);
     CHECK(t.hkl[odd].mult == 8 && t.hkl[even].mult == 6);
     bf_reflection_table_free(&t);
+    bf_crystal_free(&c);
+}
+
+/* The same by hand with --b-table sears (Cl 9.577), and with Na's sites taken by natural
+ * boron (GSAS-II: b = 5.3 + i (-0.213) fm): F(111) = 4 ((b + i b'') w_B - b_Cl w_Cl), so
+ * |F|^2 gains (4 b'' w_B)^2, the imaginary part never cancelling against the real ones. */
+BF_TEST(structure_factor_by_hand_b_tables_and_absorber)
+{
+    bf_crystal c = nacl();
+    bf_reflection_table t;
+    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_SEARS, 4, 4, 4, &t, NULL) == BF_OK);
+    const double u_na = 0.0125, u_cl = 0.0105, d111 = 5.6402 / sqrt(3.0);
+    double w_na = exp(-2 * M_PI * M_PI * u_na / (d111 * d111)),
+           w_cl = exp(-2 * M_PI * M_PI * u_cl / (d111 * d111));
+    int odd = find_hkl(&t, &c, 1, 1, 1);
+    double f111 = 4.0 * (3.63 * w_na - 9.577 * w_cl);
+    CHECK(odd >= 0);
+    CHECK_REL(bf_reflection_table_f2(&t, odd, d111), f111 * f111 / 100.0, 1e-12);
+    bf_reflection_table_free(&t);
+    for (int a = 0; a < c.n_atoms; a++)
+        if (!strcmp(c.atoms[a].element, "Na"))
+            snprintf(c.atoms[a].element, sizeof c.atoms[a].element, "B");
+    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 4, 4, 4, &t, NULL) == BF_OK);
+    odd = find_hkl(&t, &c, 1, 1, 1);
+    double re = 4.0 * (5.3 * w_na - 9.579 * w_cl), im = 4.0 * (-0.213 * w_na);
+    CHECK(odd >= 0);
+    CHECK_REL(bf_reflection_table_f2(&t, odd, d111), (re * re + im * im) / 100.0, 1e-12);
+    bf_reflection_table_free(&t);
+    /* a resonant absorber in GSAS-II's table: an error naming the file and the atom */
+    snprintf(c.atoms[0].element, sizeof c.atoms[0].element, "Gd");
+    bf_error e = {0};
+    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 4, 4, 4, &t, &e) == BF_ERR_INVALID);
+    CHECK_MSG(strstr(e.msg, "NaCl.cif") && strstr(e.msg, c.atoms[0].label) &&
+                  strstr(e.msg, "Gd"), "%s", e.msg);
     bf_crystal_free(&c);
 }

@@ -415,6 +415,12 @@ BF_TEST(test_config_grid_and_phased_keys)
     CHECK(cfg.classes[0].label == 7);
     CHECK(strcmp(cfg.classes[0].cif_path, "dir/t.cif") == 0);
     CHECK(strcmp(bf_sampler_name(cfg.sampler), "phased") == 0);
+    CHECK(cfg.sample.b_table == BF_B_TABLE_GSAS2); /* GSAS-II's scattering lengths by default */
+    text = "[instrument]\ninstprm = i.instprm\n[sample]\nb_table = sears\n"
+           "[class.cubic]\ncif = c.cif\ncount = 1\n";
+    st = bf_sample_config_parse(text, "dir/s.ini", &cfg, &err);
+    CHECK_MSG(st == BF_OK, "%s", err.msg);
+    CHECK(cfg.sample.b_table == BF_B_TABLE_SEARS);
 }
 
 /* Parses text as "bad.ini" and expects failure with every needle in the message. */
@@ -473,6 +479,8 @@ BF_TEST(test_config_errors_name_the_file_line_and_key)
     CHECK(fails_with(HEAD "[class.cubic]\ncif = c.cif\ncount = 1\n[class.cubic]\n", BF_ERR_PARSE,
                      "bad.ini:6:", "twice"));
     CHECK(fails_with("seed = 1\n" HEAD, BF_ERR_PARSE, "bad.ini:1:", "section"));
+    CHECK(fails_with(HEAD "[sample]\nb_table = nist\n", BF_ERR_PARSE, "bad.ini:4:",
+                     "[sample] b_table"));
 }
 
 BF_TEST(test_config_keeps_a_long_text_truncated_at_a_line_end)

@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-const gsas_case gsas_cases[3] = {
-    {"gsas2_tof_cubic_1001460.h5", "1001460.cif"},
-    {"gsas2_tof_trigonal_1522004.h5", "1522004.cif"},
-    {"gsas2_tof_tetragonal_1531431.h5", "1531431.cif"},
+const gsas_case gsas_cases[N_GSAS_CASES] = {
+    {"gsas2/gsas2_tof_cubic_1001460.h5", "seed-workflow/1001460.cif", 2},
+    {"gsas2/gsas2_tof_trigonal_1522004.h5", "seed-workflow/1522004.cif", 2},
+    {"gsas2/gsas2_tof_tetragonal_1531431.h5", "seed-workflow/1531431.cif", 2},
+    {"gsas2_cw/gsas2_tof_neutron_nomad_newcifs.h5", "gsas2_cw/cifs/9001833.cif", 1},
 };
 
 static double *read_all(hid_t file, const char *name, hsize_t dims[2], int *rank)
@@ -42,11 +43,13 @@ int gsas_reference_read(const char *path, gsas_reference *ref)
     hsize_t dims[2];
     int rank, rc = -1;
     double *cell = NULL;
-    ref->tof_us = read_all(f, "tof", dims, &rank);
+    /* gsas2/ names them tof and intensity, gsas2_cw/ x and ycalc */
+    int cw = H5Lexists(f, "x", H5P_DEFAULT) > 0;
+    ref->tof_us = read_all(f, cw ? "x" : "tof", dims, &rank);
     if (ref->tof_us == NULL)
         goto done;
     ref->length = (int)dims[0];
-    ref->intensity = read_all(f, "intensity", dims, &rank);
+    ref->intensity = read_all(f, cw ? "ycalc" : "intensity", dims, &rank);
     if (ref->intensity == NULL || (int)dims[1] != ref->length || dims[0] > GSAS_MAX_ROWS)
         goto done;
     ref->n_rows = (int)dims[0];

@@ -1,5 +1,6 @@
 /* tests/sim/test_fidelity.c — braggflow against GSAS-II's own output
- * (shared/reference/gsas2/): grid, reflection lists and whole patterns.
+ * (shared/reference/gsas2/ and the TOF set of gsas2_cw/): grid, reflection lists and
+ * whole patterns.
  * Skipped (passing, with a note) when ../shared is absent. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include "gsas_reference.h"
 #include "test.h"
 
-#define RWP_LIMIT 0.005   /* issue 2 acceptance: <= 0.5 % (goal 0.1 %) */
+#define RWP_LIMIT 0.001   /* 0.1 % (issue 12): measured 0.054-0.082 % on the 7 rows */
 
 typedef struct {
     gsas_reference ref;
@@ -24,12 +25,14 @@ static int fixture_open(const gsas_case *c, fixture *fx)
         return 0;
     char path[4096];
     bf_error err = {0};
-    snprintf(path, sizeof path, "%s/reference/gsas2/%s", shared, c->h5);
+    snprintf(path, sizeof path, "%s/reference/%s", shared, c->h5);
     if (gsas_reference_read(path, &fx->ref) != 0) {
         fprintf(stderr, "  cannot read %s\n", path);
         return -1;
     }
-    snprintf(path, sizeof path, "%s/reference/seed-workflow/%s", shared, c->cif);
+    if (fx->ref.n_rows > c->rows)
+        fx->ref.n_rows = c->rows;
+    snprintf(path, sizeof path, "%s/reference/%s", shared, c->cif);
     if (bf_crystal_read_cif(path, &fx->crystal, &err) != BF_OK)
         goto fail;
     snprintf(path, sizeof path, "%s/reference/seed-workflow/NOMAD-Bank4-ExperimentMatch.instprm",
@@ -119,7 +122,7 @@ static int ours_by_tof(const void *a, const void *b)
  * positions to 1e-6 relative, multiplicities, widths and |F|^2. */
 BF_TEST(reflection_lists_match_gsas2)
 {
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < N_GSAS_CASES; c++) {
         fixture fx = {0};
         int ok = fixture_open(&gsas_cases[c], &fx);
         if (ok == 0)
@@ -159,7 +162,7 @@ BF_TEST(reflection_lists_match_gsas2)
 
 BF_TEST(patterns_match_gsas2_rwp)
 {
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < N_GSAS_CASES; c++) {
         fixture fx = {0};
         int ok = fixture_open(&gsas_cases[c], &fx);
         if (ok == 0)
