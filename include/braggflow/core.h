@@ -39,6 +39,12 @@ bf_status bf_error_set(bf_error *err, bf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prefixes the existing message: "prefix: old message". */
 void bf_error_prefix(bf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Warnings: what an input had that braggflow tolerated (a CIF 1.1 quirk, ...). Each
+ * distinct message goes to the handler once per process (thread-safe); the default
+ * handler prints "braggflow: warning: MSG" on stderr. handler NULL restores it. */
+void bf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void bf_set_warning_handler(void (*handler)(const char *msg, void *user), void *user);
 const char *bf_status_name(bf_status st);
 
 /* ---- Reproducible random numbers -------------------------------------

@@ -29,6 +29,9 @@ typedef struct {
     const char *text;          /* the CIF text, to locate items by line */
     bf_error *err;
     int syntax_error;          /* set by the parser's error callback */
+    int cif2;                  /* the text starts with CIF 2.0's magic line */
+    size_t tolerated_line, tolerated_column; /* the first tolerated quirk, or 0 */
+    int tolerated_code;
 } cif_ctx;
 
 /* 1-based line of the first occurrence of item (case-insensitive) at the
@@ -70,6 +73,18 @@ static int on_parse_error(int code, size_t line, size_t column, const UChar *tex
 {
     cif_ctx *ctx = data;
     const char *why = (code >= 0 && code < cif_nerr) ? cif_errlist[code] : "syntax error";
+    /* CIF 1.1 readers (GSAS-II's among them) take '[' and ']' inside an unquoted value
+     * as part of it (SHELXL writes "Fc^*^=kFc[1+0.001xFc^2^..."); libcif's CIF 1.1 mode
+     * ends the value there and recovers. Tolerated, with a warning: what braggflow reads
+     * (cell, symmetry, atom sites) is checked item by item anyway. */
+    if (code == CIF_INVALID_BARE_VALUE && !ctx->cif2) {
+        if (!ctx->tolerated_line) {
+            ctx->tolerated_line = line;
+            ctx->tolerated_column = column;
+            ctx->tolerated_code = code;
+        }
+        return 0;
+    }
     if (!ctx->syntax_error)
         bf_error_set(ctx->err, BF_ERR_PARSE, "%s:%zu:%zu: CIF syntax error: %s", ctx->name, line,
                      column, why);
@@ -77,6 +92,27 @@ static int on_parse_error(int code, size_t line, size_t column, const UChar *tex
     /* Let libcif recover and finish: aborting from here leaks inside libcif
      * 0.4 (found by fuzz_cif). The first error is what gets reported. */
     return 0;
+}
+
+/* 1 when block has a loop holding item. */
+static int has_loop(cif_block_tp *block, const char *item)
+{
+    UChar *name = NULL;
+    cif_loop_tp *loop = NULL;
+    int found = cif_cstr_to_ustr(item, -1, &name) == CIF_OK &&
+                cif_container_get_item_loop(block, name, &loop) == CIF_OK;
+    if (loop)
+        cif_loop_free(loop);
+    free(name);
+    return found;
+}
+
+static int count_blocks(cif_block_tp **blocks)
+{
+    int n = 0;
+    while (blocks[n])
+        n++;
+    return n;
 }
 
 /* ASCII copy of a value's text (non-ASCII characters become '?'). */
@@ -424,7 +460,8 @@ bf_status bf_crystal_read_cif_text(const char *text, size_t len, const char *nam
         return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory", name);
     memcpy(copy, text, len);
     copy[len] = 0;
-    cif_ctx ctx = {.name = name, .text = copy, .err = err};
+    cif_ctx ctx = {.name = name, .text = copy, .err = err,
+                   .cif2 = len >= 10 && !strncmp(copy, "#\\#CIF_2.0", 10)};
     struct cif_parse_opts_s *opts = NULL;
     cif_tp *cif = NULL;
     cif_block_tp **blocks = NULL;
@@ -447,19 +484,32 @@ bf_status bf_crystal_read_cif_text(const char *text, size_t len, const char *nam
         st = bf_error_set(err, BF_ERR_PARSE, "%s: CIF syntax error", name);
         goto done;
     }
+    if (ctx.tolerated_line)
+        bf_warn("%s:%zu:%zu: '[' or ']' inside an unquoted value, read as CIF 1.1 readers read "
+                "it (libcif: %s)", name, ctx.tolerated_line, ctx.tolerated_column,
+                cif_errlist[ctx.tolerated_code]);
     if (cif_get_all_blocks(cif, &blocks) != CIF_OK || blocks == NULL || blocks[0] == NULL) {
         st = bf_error_set(err, BF_ERR_PARSE, "%s: no data block (data_NAME)", name);
         goto done;
     }
+    /* several data blocks (a paper's CIF: one per compound, or a global block first):
+     * the first with atom sites */
+    int chosen = 0, with_sites = 0;
+    for (int b = 0; blocks[b]; b++)
+        if (has_loop(blocks[b], "_atom_site_fract_x") && with_sites++ == 0)
+            chosen = b;
     UChar *code = NULL;
-    if (cif_container_get_code(blocks[0], &code) == CIF_OK && code != NULL) {
+    if (cif_container_get_code(blocks[chosen], &code) == CIF_OK && code != NULL) {
         size_t n = 0;
         for (const UChar *p = code; *p && n + 1 < sizeof out->name; p++)
             out->name[n++] = *p < 128 ? (char)*p : '?';
         out->name[n] = 0;
         free(code);
     }
-    st = read_block(&ctx, blocks[0], out);
+    if (with_sites > 1 || (chosen > 0 && blocks[1]))
+        bf_warn("%s: %d data blocks, %d with atom sites: read data_%s", name,
+                count_blocks(blocks), with_sites, out->name);
+    st = read_block(&ctx, blocks[chosen], out);
 done:
     if (blocks) {
         for (cif_block_tp **b = blocks; *b; b++)

@@ -277,6 +277,58 @@ BF_TEST(bad_cifs_name_file_line_and_item)
     CHECK(strstr(e7.msg, "no atom sites"));
 }
 
+/* The warnings bf_warn emits, collected. */
+static char warned[4][512];
+static int n_warned;
+static void collect_warning(const char *msg, void *user)
+{
+    (void)user;
+    if (n_warned < 4)
+        snprintf(warned[n_warned++], sizeof warned[0], "%s", msg);
+}
+
+#define ATOMS_O1                                                                          \
+    "loop_\n_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n" \
+    "O1 0 0 0\n"
+
+/* What CIF 1.1 readers tolerate (gsas2_cw/README.md: COD's own test inputs): '[' or ']'
+ * inside an unquoted value (SHELXL's extinction expression), a global block before the
+ * structure's; each is read with one warning. What cannot be meant is still refused. */
+BF_TEST(cif_1_1_quirks_are_tolerated_with_a_warning)
+{
+    bf_set_warning_handler(collect_warning, NULL);
+    bf_crystal c;
+    bf_error err = {0};
+    const char *bracket = CELL_AND_SG
+        "_refine_ls_extinction_expression Fc^*^=kFc[1+0.001xFc^2^\\l^3^/sin(2\\q)]^-1/4^\n"
+        ATOMS_O1;
+    CHECK_MSG(read_text(bracket, &c, &err) == BF_OK, "%s", err.msg);
+    CHECK(c.n_atoms == 1 && c.cell.a == 4);
+    CHECK_MSG(n_warned == 1 && strstr(warned[0], "bad.cif:6:") && strstr(warned[0], "unquoted"),
+              "%d: %s", n_warned, warned[0]);
+    bf_crystal_free(&c);
+    /* the same file again: no second warning (a CIF is read once per class, set, rank) */
+    CHECK(read_text(bracket, &c, NULL) == BF_OK && n_warned == 1);
+    bf_crystal_free(&c);
+    /* CIF 2.0 (magic line): brackets are lists there, so a bare ']' stays an error */
+    char cif2[1024];
+    snprintf(cif2, sizeof cif2, "#\\#CIF_2.0\n%s", bracket);
+    CHECK(read_text(cif2, &c, NULL) == BF_ERR_PARSE);
+    /* a global block first, then the structure's: the block with atom sites is read */
+    err = (bf_error){0};
+    CHECK_MSG(read_text("data_global\n_journal_year 2001\n" CELL_AND_SG ATOMS_O1, &c, &err) ==
+                  BF_OK, "%s", err.msg);
+    CHECK(strcmp(c.name, "t") == 0 && c.n_atoms == 1);
+    CHECK_MSG(n_warned == 2 && strstr(warned[1], "2 data blocks") && strstr(warned[1], "data_t"),
+              "%d: %s", n_warned, warned[1]);
+    bf_crystal_free(&c);
+    /* still refused: an atom loop with a missing value */
+    err = (bf_error){0};
+    CHECK(read_text(CELL_AND_SG "loop_\n_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n"
+                                "_atom_site_fract_z\nO1 0 0\n", &c, &err) != BF_OK);
+    bf_set_warning_handler(NULL, NULL);
+}
+
 static bf_crystal nacl(void)
 {
     char path[4096];

@@ -23,8 +23,9 @@ int gsas_reference_read(const char *path, gsas_reference *ref);
 void gsas_reference_free(gsas_reference *ref);
 
 /* The TOF reference patterns (NOMAD bank 4): the three seed materials, and the triclinic
- * CIF of the CW set (gsas2_cw/README.md §8.9; its second row, 2013358, needs the CIF 1.1
- * recovery of issue 12 and is not compared yet). */
+ * CIF of the CW set (gsas2_cw/README.md §8.9). Its second row, 2013358, is not compared
+ * yet: its atoms carry only anisotropic displacements, which braggflow ignores (1.6 % Rwp;
+ * issue 12). */
 typedef struct {
     const char *h5;   /* under reference/ */
     const char *cif;  /* under reference/ */
