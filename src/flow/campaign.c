@@ -305,20 +305,18 @@ static void reset_training(campaign *c)
 static bf_status load_shard(campaign *c, const bf_train_order *o, int r, int P, bf_dataset *d,
                             long *first, long *total, bf_error *err)
 {
-    long n[BF_CAMPAIGN_MAX_FILES], sum = 0;
+    long sum = 0;
     char path[4200];
     memset(d, 0, sizeof *d);
     bf_status st = BF_OK;
-    for (int f = 0; f < o->n_files && st == BF_OK; f++) {
-        path_in(c, path, sizeof path, "data/%s", o->files[f]);
-        st = bf_dataset_h5_count(path, &n[f], err);
-        sum += st == BF_OK ? n[f] : 0;
-    }
+    for (int f = 0; f < o->n_files; f++)
+        sum += (long)o->rows[f];
     long lo = sum * r / P, hi = sum * (r + 1) / P, at = 0;
     *first = lo;
     *total = sum;
-    for (int f = 0; f < o->n_files && st == BF_OK; at += n[f], f++) {
-        long a = lo > at ? lo : at, b = hi < at + n[f] ? hi : at + n[f];
+    for (int f = 0; f < o->n_files && st == BF_OK; at += (long)o->rows[f], f++) {
+        long nf = (long)o->rows[f];
+        long a = lo > at ? lo : at, b = hi < at + nf ? hi : at + nf;
         if (b <= a)
             continue;
         bf_dataset part = {0};
@@ -410,6 +408,7 @@ static bf_status train_phase(campaign *c, int phase, long n0, bf_error *err)
         path_in(c, path, sizeof path, "data/%s", o.files[f]);
         long nf = 0;
         st = bf_dataset_h5_count(path, &nf, err);
+        o.rows[f] = nf;
         n += nf;
     }
     o.epochs = epochs_for(c->cfg, phase, n0, n);
@@ -441,8 +440,11 @@ static bf_status follow_orders(campaign *c, bf_error *err)
             return st;
         if (o.n_files < 0 || o.n_files > BF_CAMPAIGN_MAX_FILES)
             return bf_error_set(err, BF_ERR_IO, "a malformed training order");
-        for (int f = 0; f < o.n_files; f++)
+        for (int f = 0; f < o.n_files; f++) {
             o.files[f][sizeof o.files[f] - 1] = 0;
+            if (o.rows[f] < 0)
+                return bf_error_set(err, BF_ERR_IO, "a malformed training order");
+        }
         st = train_order(c, &o, &n, err);
         if (st != BF_OK)
             return st;

@@ -69,11 +69,13 @@ bf_status bf_campaign_sim_serve(const bf_campaign_config *cfg, const char *dir,
                                 const bf_campaign_ranks *r, bf_error *err);
 
 /* What rank 0 tells the other training ranks: train phase `phase` for `epochs` on the
- * given data/ files joined in order, or stop. */
+ * given data/ files (rows[f] patterns each, counted once by rank 0) joined in order, or
+ * stop. */
 #define BF_CAMPAIGN_MAX_FILES (2 * BF_MAX_PHASES + 2)
 typedef struct {
     int32_t stop, phase, epochs, n_files;
     char files[BF_CAMPAIGN_MAX_FILES][64];
+    int64_t rows[BF_CAMPAIGN_MAX_FILES];
 } bf_train_order;
 bf_status bf_campaign_train_post(const bf_campaign_ranks *r, const bf_train_order *o,
                                  bf_error *err);
