@@ -151,32 +151,30 @@ static void shard_of(bf_train_config *cfg, long n, long *first, long *count)
     cfg->train_total = n;
 }
 
-/* The training patches: this rank's shard under cfg->comm, else all. Only rank 0 (or
- * the one process) hashes the file: the others must not read all of it. */
-static bf_status read_train_patches(bf_train_config *cfg, const char *path, bf_patches *p,
-                                    bf_error *err)
-{
-    bf_status st;
-    if (cfg->comm) {
-        long n = 0, first = 0, count = 0;
-        st = bf_patches_h5_count(path, &n, err);
-        if (st == BF_OK) {
-            shard_of(cfg, n, &first, &count);
-            st = bf_patches_read_h5_rows(path, first, count, p, err);
-        }
-    } else {
-        st = bf_patches_read_h5(path, p, err);
-    }
-    if (st == BF_OK && (!cfg->comm || cfg->comm->rank == 0))
-        st = bf_sha256_file_hex(path, cfg->train_sha256, err);
-    return st;
-}
-
+/* A whole patch file and its SHA-256. */
 static bf_status read_patches(const char *path, bf_patches *p, char sha[65], bf_error *err)
 {
     bf_status st = bf_patches_read_h5(path, p, err);
     if (st == BF_OK)
         st = bf_sha256_file_hex(path, sha, err);
+    return st;
+}
+
+/* The training patches: this rank's shard under cfg->comm, else all. Only rank 0 (or
+ * the one process) hashes the file: the others must not read all of it. */
+static bf_status read_train_patches(bf_train_config *cfg, const char *path, bf_patches *p,
+                                    bf_error *err)
+{
+    if (!cfg->comm)
+        return read_patches(path, p, cfg->train_sha256, err);
+    long n = 0, first = 0, count = 0;
+    bf_status st = bf_patches_h5_count(path, &n, err);
+    if (st == BF_OK) {
+        shard_of(cfg, n, &first, &count);
+        st = bf_patches_read_h5_rows(path, first, count, p, err);
+    }
+    if (st == BF_OK && cfg->comm->rank == 0)
+        st = bf_sha256_file_hex(path, cfg->train_sha256, err);
     return st;
 }
 
@@ -224,32 +222,30 @@ static const char *ranks_note(const bf_train_config *cfg)
     return note;
 }
 
-/* The training set: this rank's shard under cfg->comm, else all; rank 0 alone hashes
- * it (read_train_patches). */
-static bf_status read_train_set(bf_train_config *cfg, const char *path, bf_dataset *d,
-                                bf_error *err)
-{
-    bf_status st;
-    if (cfg->comm) {
-        long n = 0, first = 0, count = 0;
-        st = bf_dataset_h5_count(path, &n, err);
-        if (st == BF_OK) {
-            shard_of(cfg, n, &first, &count);
-            st = bf_dataset_read_h5_rows(path, first, count, d, err);
-        }
-    } else {
-        st = bf_dataset_read_h5(path, d, err);
-    }
-    if (st == BF_OK && (!cfg->comm || cfg->comm->rank == 0))
-        st = bf_sha256_file_hex(path, cfg->train_sha256, err);
-    return st;
-}
-
+/* A whole dataset file and its SHA-256. */
 static bf_status read_set(const char *path, bf_dataset *d, char sha[65], bf_error *err)
 {
     bf_status st = bf_dataset_read_h5(path, d, err);
     if (st == BF_OK)
         st = bf_sha256_file_hex(path, sha, err);
+    return st;
+}
+
+/* The training set: this rank's shard under cfg->comm, else all; rank 0 alone hashes
+ * it (read_train_patches). */
+static bf_status read_train_set(bf_train_config *cfg, const char *path, bf_dataset *d,
+                                bf_error *err)
+{
+    if (!cfg->comm)
+        return read_set(path, d, cfg->train_sha256, err);
+    long n = 0, first = 0, count = 0;
+    bf_status st = bf_dataset_h5_count(path, &n, err);
+    if (st == BF_OK) {
+        shard_of(cfg, n, &first, &count);
+        st = bf_dataset_read_h5_rows(path, first, count, d, err);
+    }
+    if (st == BF_OK && cfg->comm->rank == 0)
+        st = bf_sha256_file_hex(path, cfg->train_sha256, err);
     return st;
 }
 
