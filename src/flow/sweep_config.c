@@ -378,15 +378,16 @@ void bf_sweep_trial_at(const bf_sweep_config *cfg, long i, bf_sweep_trial *t)
         double u = bf_rng_uniform(&rng), v;
         if (sp->n > 0) {
             v = sp->value[(int)(u * sp->n)];
-        } else if (ps->integer) { /* lo..hi inclusive */
-            if (sp->log)
-                v = round(exp(log(sp->lo) + u * (log(sp->hi) - log(sp->lo))));
-            else
-                v = floor(sp->lo + u * (sp->hi - sp->lo + 1));
-            v = v < sp->lo ? sp->lo : v > sp->hi ? sp->hi : v;
         } else {
-            v = sp->log ? exp(log(sp->lo) + u * (log(sp->hi) - log(sp->lo)))
-                        : sp->lo + u * (sp->hi - sp->lo);
+            if (ps->integer && sp->log) /* lo..hi inclusive */
+                v = round(exp(log(sp->lo) + u * (log(sp->hi) - log(sp->lo))));
+            else if (ps->integer)
+                v = floor(sp->lo + u * (sp->hi - sp->lo + 1));
+            else
+                v = sp->log ? exp(log(sp->lo) + u * (log(sp->hi) - log(sp->lo)))
+                            : sp->lo + u * (sp->hi - sp->lo);
+            /* exp(log(x)) may round past x ("log 10..10" gave 10.000000000000002) */
+            v = v < sp->lo ? sp->lo : v > sp->hi ? sp->hi : v;
         }
         set_value(t, sp->key, v);
     }

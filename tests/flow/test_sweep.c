@@ -68,6 +68,21 @@ static const char *random_ini = "[sweep]\ntrain = t.h5\nval = v.h5\nout = out\nm
                                 "count = 20\nseed = 7\n[random]\nlr = log 1e-4..1e-2\n"
                                 "batch = 16, 32, 64\nhidden = 8..12\n";
 
+/* A range of one value, on a log scale: exp(log(10)) rounds to 10.000000000000002, which
+ * the draw must not return (found by fuzz_sweep_ini: lr > 10 fails the train check). */
+BF_TEST(a_one_value_log_range_draws_exactly_that_value)
+{
+    bf_error err = {0};
+    CHECK_MSG(parse("[sweep]\nmodel = braggnn\ntrain = p.h5\nval = q.h5\nout = s\n"
+                    "mode = random\ncount = 8\nseed = 2\n[random]\nlr = log 10 ..10\n"
+                    "min_delta = 0\n", &err) == BF_OK, "%s", err.msg);
+    for (long i = 0; i < cfg.n_trials; i++) {
+        bf_sweep_trial t;
+        bf_sweep_trial_at(&cfg, i, &t);
+        CHECK_MSG(t.lr == 10, "trial %ld: lr %.17g", i, t.lr);
+    }
+}
+
 BF_TEST(random_draws_are_reproducible_by_seed_and_stay_in_their_ranges)
 {
     bf_error err = {0};
