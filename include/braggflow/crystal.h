@@ -26,6 +26,8 @@ double bf_cell_volume(const bf_cell *cell);                     /* Angstrom^3 */
 /* Reciprocal metric tensor G* (1/Angstrom^2): 1/d^2 = h^T G* h. */
 void bf_cell_reciprocal_metric(const bf_cell *cell, double gstar[3][3]);
 double bf_cell_d_spacing(const bf_cell *cell, int h, int k, int l); /* Angstrom */
+/* a*, b*, c* (1/Angstrom): the square roots of the diagonal of G*. */
+void bf_cell_reciprocal_lengths(const bf_cell *cell, double astar_invA[3]);
 /* Largest |h|, |k|, |l| any reflection with d >= dmin can have: |h| <= a/dmin etc. */
 void bf_cell_index_bounds(const bf_cell *cell, double dmin_A, int *hmax, int *kmax, int *lmax);
 
@@ -57,6 +59,43 @@ bf_status bf_neutron_b(const char *element, bf_b_table table, double *b_fm, doub
 /* Element of a CIF type symbol: "Ba2+", "La+3", "O-2", "Nb5+", "Fe" -> "Ba", "La", ... */
 bf_status bf_element_from_type_symbol(const char *type_symbol, char element[4], bf_error *err);
 
+/* ---- X-ray scattering factors (crystal/xray_ff.c) ------------------------ */
+/* f0(s) = sum_i a_i exp(-b_i s^2) + c (Cromer & Waber, International Tables Vol. IV;
+ * docs/gsas2-cw.md §8.8). `symbol` is the table entry used ("O-2", "Ba+2", "Ba"). */
+typedef struct {
+    double a[4], b[4], c;
+    char symbol[8];
+} bf_xray_f0_coeffs;
+/* Coefficients for a CIF type symbol: the ionic entry when the table has it ("Ca2+" and
+ * "Ca+2" both select Ca+2), else the neutral element. BF_ERR_INVALID naming the symbol
+ * when the table has neither. */
+bf_status bf_xray_f0_lookup(const char *type_symbol, bf_xray_f0_coeffs *out, bf_error *err);
+/* f0 in electrons at s2 = (sin(theta)/lambda)^2 = 1 / (4 d^2), 1/Angstrom^2. */
+double bf_xray_f0(const bf_xray_f0_coeffs *c, double s2_invA2);
+/* Anomalous dispersion f', f'' (electrons) of an element at a photon energy (keV).
+ * BF_ERR_INVALID naming the element when it has no data. */
+bf_status bf_xray_anomalous(const char *element, double energy_keV, double *f_prime,
+                            double *f_double_prime, bf_error *err);
+/* Photon energy of a wavelength: 12.397639 / lambda keV (GSAS-II's constant). */
+double bf_xray_energy_keV(double wavelength_A);
+
+/* ---- Radiation: what scatters, and how strongly ---------------------------- */
+typedef enum { BF_RADIATION_NEUTRON, BF_RADIATION_XRAY } bf_radiation_kind;
+#define BF_MAX_FPRIME_OVERRIDES 16
+typedef struct {
+    char element[4];
+    double f_prime, f_double_prime;   /* electrons */
+} bf_fprime_override;
+typedef struct {
+    bf_radiation_kind kind;
+    bf_b_table b_table;               /* neutrons: which scattering-length table */
+    double wavelength_A;              /* X-rays: f', f'' at this wavelength (Lam, or Lam1) */
+    int n_fprime;                     /* X-rays: f', f'' given by the user replace the table's */
+    bf_fprime_override fprime[BF_MAX_FPRIME_OVERRIDES];
+} bf_radiation;
+/* Neutrons with scattering lengths from `table` (the other fields zero). */
+bf_radiation bf_radiation_neutron(bf_b_table table);
+
 /* ---- Crystal structure -------------------------------------------------- */
 typedef struct {
     char label[32];
@@ -65,6 +104,8 @@ typedef struct {
     double x, y, z;          /* fractional */
     double occupancy;        /* default 1 */
     double uiso_A2;          /* from Uiso, or Biso/(8 pi^2); default 0.01 as in GSAS-II */
+    int aniso;               /* 1: u_aniso_A2 is used in the structure factor, uiso_A2 is not */
+    double u_aniso_A2[6];    /* U11 U22 U33 U12 U13 U23 (Angstrom^2, CIF convention) */
 } bf_atom;
 
 typedef struct {
@@ -108,13 +149,17 @@ typedef struct {
 } bf_reflection_table;
 
 /* Every reflection of the box with its structure factor per Uiso group, the atoms'
- * neutron scattering lengths from `table` (bf_neutron_b: an element it lacks is an
- * error naming the file and the atom). */
-bf_status bf_reflection_table_build(const bf_crystal *c, bf_b_table table, int hmax, int kmax,
-                                    int lmax, bf_reflection_table *out, bf_error *err);
+ * scattering from `rad` (neutrons: bf_neutron_b; an element it lacks is an error
+ * naming the file and the atom). */
+bf_status bf_reflection_table_build(const bf_crystal *c, const bf_radiation *rad, int hmax,
+                                    int kmax, int lmax, bf_reflection_table *out,
+                                    bf_error *err);
 void bf_reflection_table_free(bf_reflection_table *t);
-/* |F|^2 of entry i at spacing d, in (1e-12 cm)^2. */
-double bf_reflection_table_f2(const bf_reflection_table *t, int i, double d_A);
+/* |F|^2 of entry i at spacing d, in (1e-12 cm)^2 (neutrons) or electrons^2 (X-rays).
+ * astar_invA = the reciprocal lengths a*, b*, c* of the current cell (used by
+ * anisotropic displacements; bf_cell_reciprocal_lengths). */
+double bf_reflection_table_f2(const bf_reflection_table *t, int i, double d_A,
+                              const double astar_invA[3]);
 
 /* Convenience for tests and the `reflections` command: the orbit of (h,k,l)
  * under the Laue group of the operators, and whether two hkl are equivalent. */

@@ -76,6 +76,14 @@ void bf_cell_reciprocal_metric(const bf_cell *cell, double gstar[3][3])
             gstar[i][j] = cof[j][i] / det; /* G symmetric, so cof^T = cof */
 }
 
+void bf_cell_reciprocal_lengths(const bf_cell *cell, double astar_invA[3])
+{
+    double gs[3][3];
+    bf_cell_reciprocal_metric(cell, gs);
+    for (int i = 0; i < 3; i++)
+        astar_invA[i] = sqrt(gs[i][i]);
+}
+
 double bf_cell_d_spacing(const bf_cell *cell, int h, int k, int l)
 {
     double gs[3][3];

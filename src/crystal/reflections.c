@@ -121,7 +121,7 @@ static int same_position(const double a[3], const double b[3])
 
 /* Every distinct image of every atom: sum over these = GSAS-II's sum over all
  * operators weighted by site multiplicity / number of operators. */
-static bf_status expand_sites(const bf_crystal *c, bf_b_table table, const double *groups,
+static bf_status expand_sites(const bf_crystal *c, const bf_radiation *rad, const double *groups,
                               int n_groups, site **out, int *n_out, bf_error *err)
 {
     site *s = malloc((size_t)c->n_atoms * (size_t)(c->n_ops > 0 ? c->n_ops : 1) * sizeof *s);
@@ -131,7 +131,10 @@ static bf_status expand_sites(const bf_crystal *c, bf_b_table table, const doubl
     for (int a = 0; a < c->n_atoms; a++) {
         const bf_atom *at = &c->atoms[a];
         double b = 0, b_imag = 0;
-        bf_status st = bf_neutron_b(at->element, table, &b, &b_imag, err);
+        bf_status st = rad->kind == BF_RADIATION_NEUTRON
+                           ? bf_neutron_b(at->element, rad->b_table, &b, &b_imag, err)
+                           : bf_error_set(err, BF_ERR_UNSUPPORTED, "X-ray structure factors: "
+                                          "not implemented yet");
         if (st != BF_OK) {
             free(s);
             bf_error_prefix(err, "%s: atom %s", c->source, at->label);
@@ -164,8 +167,14 @@ static bf_status expand_sites(const bf_crystal *c, bf_b_table table, const doubl
     return BF_OK;
 }
 
-bf_status bf_reflection_table_build(const bf_crystal *c, bf_b_table table, int hmax, int kmax,
-                                    int lmax, bf_reflection_table *out, bf_error *err)
+bf_radiation bf_radiation_neutron(bf_b_table table)
+{
+    return (bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = table};
+}
+
+bf_status bf_reflection_table_build(const bf_crystal *c, const bf_radiation *rad, int hmax,
+                                    int kmax, int lmax, bf_reflection_table *out,
+                                    bf_error *err)
 {
     memset(out, 0, sizeof *out);
     if (c->n_ops <= 0 || c->n_atoms <= 0)
@@ -191,7 +200,7 @@ bf_status bf_reflection_table_build(const bf_crystal *c, bf_b_table table, int h
         if (!seen)
             out->uiso_A2[out->n_groups++] = c->atoms[a].uiso_A2;
     }
-    st = expand_sites(c, table, out->uiso_A2, out->n_groups, &sites, &n_sites, err);
+    st = expand_sites(c, rad, out->uiso_A2, out->n_groups, &sites, &n_sites, err);
     if (st != BF_OK)
         goto fail;
 
@@ -260,8 +269,10 @@ void bf_reflection_table_free(bf_reflection_table *t)
     memset(t, 0, sizeof *t);
 }
 
-double bf_reflection_table_f2(const bf_reflection_table *t, int i, double d_A)
+double bf_reflection_table_f2(const bf_reflection_table *t, int i, double d_A,
+                              const double astar_invA[3])
 {
+    (void)astar_invA;
     double re = 0.0, im = 0.0;
     for (int g = 0; g < t->n_groups; g++) {
         double dw = exp(-2.0 * M_PI * M_PI * t->uiso_A2[g] / (d_A * d_A));

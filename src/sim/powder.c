@@ -63,7 +63,8 @@ bf_status bf_powder_sim_create(const bf_crystal *crystal, const bf_instrument *i
                           crystal->source, max_length_A, hmax);
         goto fail;
     }
-    st = bf_reflection_table_build(crystal, sample->b_table, hmax, hmax, hmax, &sim->refl, err);
+    const bf_radiation rad = bf_radiation_neutron(sample->b_table);
+    st = bf_reflection_table_build(crystal, &rad, hmax, hmax, hmax, &sim->refl, err);
     if (st != BF_OK)
         goto fail;
     double dmax = d_at_tof(&sim->inst, sim->grid.upper_us);
@@ -151,6 +152,8 @@ bf_status bf_powder_sim_pattern(const bf_powder_sim *sim, const bf_cell *cell, d
     if (st != BF_OK)
         return st;
     const double volume = bf_cell_volume(cell);
+    double astar[3];
+    bf_cell_reciprocal_lengths(cell, astar);
     memset(y, 0, (size_t)sim->grid.n * sizeof *y);
     int n_in_range = 0;
     for (int i = 0; i < sim->refl.n; i++) {
@@ -159,7 +162,7 @@ bf_status bf_powder_sim_pattern(const bf_powder_sim *sim, const bf_cell *cell, d
         if (d == 0.0)
             continue;
         n_in_range++;
-        const double f2 = bf_reflection_table_f2(&sim->refl, i, d);
+        const double f2 = bf_reflection_table_f2(&sim->refl, i, d, astar);
         const double scale = intensity_factor(sim, sim->refl.hkl[i].mult, d, volume) * f2;
         if (scale != 0.0)
             bf_profile_table_add(&sim->profile, d, scale, &sim->grid, y);
@@ -191,6 +194,8 @@ bf_status bf_powder_sim_reflections(const bf_powder_sim *sim, const bf_cell *cel
     if (st != BF_OK)
         return st;
     const double volume = bf_cell_volume(cell);
+    double astar[3];
+    bf_cell_reciprocal_lengths(cell, astar);
     bf_reflection *list = malloc((size_t)(sim->refl.n > 0 ? sim->refl.n : 1) * sizeof *list);
     if (list == NULL)
         return bf_error_set(err, BF_ERR_NOMEM, "reflections: out of memory");
@@ -205,7 +210,7 @@ bf_status bf_powder_sim_reflections(const bf_powder_sim *sim, const bf_cell *cel
         bf_tof_peak_at(&sim->inst, &sim->sample, d, &p);
         list[count++] = (bf_reflection){
             .h = h->h, .k = h->k, .l = h->l, .mult = h->mult, .d_A = d, .tof_us = tof,
-            .f2 = bf_reflection_table_f2(&sim->refl, i, d), .sigma2_us2 = p.sigma2_us2,
+            .f2 = bf_reflection_table_f2(&sim->refl, i, d, astar), .sigma2_us2 = p.sigma2_us2,
             .gamma_us = p.gamma_us, .alpha_per_us = p.alpha_per_us, .beta_per_us = p.beta_per_us,
             .icorr = intensity_factor(sim, h->mult, d, volume)};
     }

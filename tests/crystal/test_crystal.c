@@ -383,7 +383,7 @@ BF_TEST(f_centring_absences_and_m3m_multiplicities)
     /* move Cl off its special position so the test sees a general F */
     c.atoms[1].x = 0.13, c.atoms[1].y = 0.27, c.atoms[1].z = 0.41;
     bf_reflection_table t;
-    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 6, 6, 6, &t, NULL) == BF_OK);
+    CHECK(bf_reflection_table_build(&c, &(bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = BF_B_TABLE_GSAS2}, 6, 6, 6, &t, NULL) == BF_OK);
     int mixed[][3] = {{1, 0, 0}, {1, 1, 0}, {2, 1, 0}, {2, 1, 1}, {3, 2, 0}, {4, 2, 1}};
     for (int i = 0; i < 6; i++) {
         CHECK(find_hkl(&t, &c, mixed[i][0], mixed[i][1], mixed[i][2]) < 0);
@@ -397,7 +397,7 @@ BF_TEST(f_centring_absences_and_m3m_multiplicities)
     /* multiplicities need the whole Laue class: use P m -3 m's operators */
     bf_crystal p = c;
     CHECK(bf_symops_from_symbol("P m -3 m", &p.ops, &p.n_ops, NULL) == BF_OK);
-    CHECK(bf_reflection_table_build(&p, BF_B_TABLE_GSAS2, 4, 4, 4, &t, NULL) == BF_OK);
+    CHECK(bf_reflection_table_build(&p, &(bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = BF_B_TABLE_GSAS2}, 4, 4, 4, &t, NULL) == BF_OK);
     int hkl[][4] = {{1, 0, 0, 6}, {1, 1, 0, 12}, {1, 1, 1, 8}, {2, 1, 0, 24}, {3, 2, 1, 48},
                     {4, 2, 0, 24}, {3, 3, 3, 8}, {4, 4, 0, 12}};
     for (int i = 0; i < 8; i++) {
@@ -419,7 +419,7 @@ BF_TEST(structure_factor_by_hand_nacl)
     bf_crystal c = nacl();
     CHECK(c.n_atoms == 2);
     bf_reflection_table t;
-    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 4, 4, 4, &t, NULL) == BF_OK);
+    CHECK(bf_reflection_table_build(&c, &(bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = BF_B_TABLE_GSAS2}, 4, 4, 4, &t, NULL) == BF_OK);
     const double b_na = 3.63, b_cl = 9.579, u_na = 0.0125, u_cl = 0.0105; /* GSAS-II's b */
     int odd = find_hkl(&t, &c, 1, 1, 1), even = find_hkl(&t, &c, 2, 0, 0);
     CHECK(odd >= 0 && even >= 0);
@@ -427,11 +427,11 @@ BF_TEST(structure_factor_by_hand_nacl)
     double dw_na = exp(-2 * M_PI * M_PI * u_na / (d111 * d111)),
            dw_cl = exp(-2 * M_PI * M_PI * u_cl / (d111 * d111));
     double f111 = 4.0 * (b_na * dw_na - b_cl * dw_cl);
-    CHECK_REL(bf_reflection_table_f2(&t, odd, d111), f111 * f111 / 100.0, 1e-12);
+    CHECK_REL(bf_reflection_table_f2(&t, odd, d111, NULL), f111 * f111 / 100.0, 1e-12);
     dw_na = exp(-2 * M_PI * M_PI * u_na / (d200 * d200));
     dw_cl = exp(-2 * M_PI * M_PI * u_cl / (d200 * d200));
     double f200 = 4.0 * (b_na * dw_na + b_cl * dw_cl);
-    CHECK_REL(bf_reflection_table_f2(&t, even, d200), f200 * f200 / 100.0, 1e-12);
+    CHECK_REL(bf_reflection_table_f2(&t, even, d200, NULL), f200 * f200 / 100.0, 1e-12);
     CHECK(t.hkl[odd].mult == 8 && t.hkl[even].mult == 6);
     bf_reflection_table_free(&t);
     bf_crystal_free(&c);
@@ -444,28 +444,28 @@ BF_TEST(structure_factor_by_hand_b_tables_and_absorber)
 {
     bf_crystal c = nacl();
     bf_reflection_table t;
-    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_SEARS, 4, 4, 4, &t, NULL) == BF_OK);
+    CHECK(bf_reflection_table_build(&c, &(bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = BF_B_TABLE_SEARS}, 4, 4, 4, &t, NULL) == BF_OK);
     const double u_na = 0.0125, u_cl = 0.0105, d111 = 5.6402 / sqrt(3.0);
     double w_na = exp(-2 * M_PI * M_PI * u_na / (d111 * d111)),
            w_cl = exp(-2 * M_PI * M_PI * u_cl / (d111 * d111));
     int odd = find_hkl(&t, &c, 1, 1, 1);
     double f111 = 4.0 * (3.63 * w_na - 9.577 * w_cl);
     CHECK(odd >= 0);
-    CHECK_REL(bf_reflection_table_f2(&t, odd, d111), f111 * f111 / 100.0, 1e-12);
+    CHECK_REL(bf_reflection_table_f2(&t, odd, d111, NULL), f111 * f111 / 100.0, 1e-12);
     bf_reflection_table_free(&t);
     for (int a = 0; a < c.n_atoms; a++)
         if (!strcmp(c.atoms[a].element, "Na"))
             snprintf(c.atoms[a].element, sizeof c.atoms[a].element, "B");
-    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 4, 4, 4, &t, NULL) == BF_OK);
+    CHECK(bf_reflection_table_build(&c, &(bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = BF_B_TABLE_GSAS2}, 4, 4, 4, &t, NULL) == BF_OK);
     odd = find_hkl(&t, &c, 1, 1, 1);
     double re = 4.0 * (5.3 * w_na - 9.579 * w_cl), im = 4.0 * (-0.213 * w_na);
     CHECK(odd >= 0);
-    CHECK_REL(bf_reflection_table_f2(&t, odd, d111), (re * re + im * im) / 100.0, 1e-12);
+    CHECK_REL(bf_reflection_table_f2(&t, odd, d111, NULL), (re * re + im * im) / 100.0, 1e-12);
     bf_reflection_table_free(&t);
     /* a resonant absorber in GSAS-II's table: an error naming the file and the atom */
     snprintf(c.atoms[0].element, sizeof c.atoms[0].element, "Gd");
     bf_error e = {0};
-    CHECK(bf_reflection_table_build(&c, BF_B_TABLE_GSAS2, 4, 4, 4, &t, &e) == BF_ERR_INVALID);
+    CHECK(bf_reflection_table_build(&c, &(bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = BF_B_TABLE_GSAS2}, 4, 4, 4, &t, &e) == BF_ERR_INVALID);
     CHECK_MSG(strstr(e.msg, "NaCl.cif") && strstr(e.msg, c.atoms[0].label) &&
                   strstr(e.msg, "Gd"), "%s", e.msg);
     bf_crystal_free(&c);
