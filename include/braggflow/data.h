@@ -112,7 +112,7 @@ typedef struct {
     int phases, phase;                /* phased sampler */
     bf_layout layout;
     char instprm_path[4096];
-    bf_tof_grid_spec grid;
+    bf_grid_spec grid;
     bf_sample sample;                 /* scale etc. */
     int n_classes;
     bf_class_spec classes[BF_MAX_CLASSES];

@@ -91,7 +91,7 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
 typedef struct {
     const char *cif_path, *instprm_path, *cell_text;
     const char *out_path;             /* --out, for commands whose longopts have it */
-    bf_tof_grid_spec grid;
+    bf_grid_spec grid;
     bf_sample sample;
 } bf_cli_sim_args;
 

@@ -20,16 +20,16 @@ static const char *usage =
     "  braggflow simulate --cif examples/cif/NaCl.cif --instprm examples/instrument/nomad-like-bank4.instprm \\\n"
     "      --cell \"5.64 5.64 5.64 90 90 90\" --out nacl.csv\n";
 
-static bf_status write_csv(FILE *fp, const bf_tof_grid *g, const double *y)
+static bf_status write_csv(FILE *fp, const bf_grid *g, const double *y)
 {
     fputs("tof_us,intensity\n", fp);
     for (int i = 0; i < g->n; i++)
-        fprintf(fp, "%.6f,%.9g\n", g->tof_us[i], y[i]);
+        fprintf(fp, "%.6f,%.9g\n", g->x[i], y[i]);
     return ferror(fp) ? BF_ERR_IO : BF_OK;
 }
 
 static bf_status write_h5(const char *path, const bf_cli_sim_args *a, const bf_cell *cell,
-                          const bf_tof_grid *g, const double *y, bf_error *err)
+                          const bf_grid *g, const double *y, bf_error *err)
 {
     bf_dataset d = {0};
     float *pattern = malloc(sizeof *pattern * (size_t)g->n);
@@ -42,7 +42,7 @@ static bf_status write_h5(const char *path, const bf_cli_sim_args *a, const bf_c
     d.n = 1;
     d.length = g->n;
     d.patterns = pattern;
-    d.tof_us = g->tof_us;
+    d.tof_us = g->x;
     d.cells = cells;
     d.labels = &label;
     d.n_classes = 1;
@@ -86,7 +86,7 @@ int cmd_simulate(int argc, char **argv)
     bf_status st = bf_cli_sim_open(&a, &cell, &sim, &err);
     if (st != BF_OK)
         goto cleanup;
-    const bf_tof_grid *g = bf_powder_sim_grid(sim);
+    const bf_grid *g = bf_powder_sim_grid(sim);
     y = malloc(sizeof *y * (size_t)g->n);
     if (!y) {
         st = bf_error_set(&err, BF_ERR_NOMEM, "out of memory");

@@ -122,7 +122,7 @@ bf_status bf_cli_parse_cell(const char *text, bf_cell *cell, bf_error *err)
 void bf_cli_sim_args_defaults(bf_cli_sim_args *a)
 {
     memset(a, 0, sizeof *a);
-    bf_tof_grid_spec_defaults(&a->grid);
+    bf_grid_spec_defaults(&a->grid);
     bf_sample_defaults(&a->sample);
     a->sample.scale = 1000.0; /* the documented default, as `sample` and the seed workflow */
 }

@@ -818,7 +818,7 @@ bf_status bf_sample_config_parse(const char *text, const char *name, bf_sample_c
     out->layout = BF_LAYOUT_BRAGGFLOW;
     out->phases = 1;
     out->phase = 1;
-    bf_tof_grid_spec_defaults(&out->grid);
+    bf_grid_spec_defaults(&out->grid);
     bf_sample_defaults(&out->sample);
     out->sample.scale = 1000.0; /* the seed workflow's histogram scale */
 

@@ -127,7 +127,7 @@ bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
             bf_error_prefix(err, "class %s", cls->name);
             goto done;
         }
-        const bf_tof_grid *grid = bf_powder_sim_grid(ctx->sim[k]);
+        const bf_grid *grid = bf_powder_sim_grid(ctx->sim[k]);
         if (hdr->length == 0) {
             /* Same instrument and grid spec for every class: one TOF axis. */
             hdr->length = grid->n;
@@ -136,7 +136,7 @@ bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
                 st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %d points", grid->n);
                 goto done;
             }
-            memcpy(hdr->tof_us, grid->tof_us, (size_t)grid->n * sizeof *hdr->tof_us);
+            memcpy(hdr->tof_us, grid->x, (size_t)grid->n * sizeof *hdr->tof_us);
         } else if (grid->n != hdr->length) {
             st = bf_error_set(err, BF_ERR_INVALID, "class %s: TOF grid has %d points, not %d",
                               cls->name, grid->n, hdr->length);

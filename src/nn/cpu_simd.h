@@ -8,15 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* GCC only: clang 14 does not resolve clones of external functions at link time
- * (clang builds are for fuzzing and get the baseline code). */
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(BF_NO_CLONES)
-/* x86-64-v3 = AVX2 + FMA (+ BMI, F16C); v4 adds AVX-512. Selected by CPU features. */
-#define BF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define BF_CLONES
-#endif
+#include "core/clones.h" /* BF_CLONES */
 
 #define VL 8 /* floats per vector */
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));

@@ -118,7 +118,7 @@ static void add_lorentz_tail(const double *tof, int lo, int hi, double centre, d
 }
 
 void bf_profile_table_add(const bf_profile_table *t, double d_A, double scale,
-                          const bf_tof_grid *g, double *y)
+                          const bf_grid *g, double *y)
 {
     bf_tof_peak p;
     bf_tof_peak_at(t->inst, &t->sample, d_A, &p);
@@ -126,10 +126,10 @@ void bf_profile_table_add(const bf_profile_table *t, double d_A, double scale,
     const int lo = g->first_active, hi = g->end_active;
     /* the grid is geometric: index(t) = ln(t / t0) / ln(ratio); bins per us near the peak */
     const double bins_per_us = 1.0 / (p.tof_us * g->log_step);
-    const int centre = (int)(log(p.tof_us / g->tof_us[0]) / g->log_step);
+    const int centre = (int)(log(p.tof_us / g->x[0]) / g->log_step);
     const double core_us = CORE_WIDTHS * w, tail_us = t->tail_widths * w;
     const int core_bins = (int)(core_us * bins_per_us), tail_bins = (int)(tail_us * bins_per_us);
-    const double *tof = g->tof_us;
+    const double *tof = g->x;
     const int i0 = grid_index_from(tof, lo, hi, centre - tail_bins, p.tof_us - tail_us);
     const int i1 = grid_index_from(tof, i0, hi, centre - core_bins, p.tof_us - core_us);
     const int i2 = grid_index_from(tof, i1, hi, centre + core_bins, p.tof_us + core_us);
@@ -150,7 +150,7 @@ void bf_profile_table_add(const bf_profile_table *t, double d_A, double scale,
     const double to_sample = (t->n_samples - 1) / span, origin = p.tof_us - CORE_WIDTHS * w;
     const double c0 = scale * (1.0 - wl) / span, c1 = scale * wl / span;
     for (int i = i1; i < i2; i++) {
-        double u = (g->tof_us[i] - origin) * to_sample;
+        double u = (g->x[i] - origin) * to_sample;
         int k = (int)u;
         if (k > t->n_samples - 2)
             k = t->n_samples - 2;
@@ -163,6 +163,6 @@ void bf_profile_table_add(const bf_profile_table *t, double d_A, double scale,
     bf_tch_fwhm_eta(p.sigma2_us2, p.gamma_us, &fwhm, &eta);
     const double a = p.alpha_per_us, b = p.beta_per_us;
     const double mu = (a * a + b * b) / (a * b * (a + b));
-    add_lorentz_tail(g->tof_us, i0, i1, p.tof_us + mu, 0.5 * fwhm, scale * eta, y);
-    add_lorentz_tail(g->tof_us, i2, i3, p.tof_us + mu, 0.5 * fwhm, scale * eta, y);
+    add_lorentz_tail(g->x, i0, i1, p.tof_us + mu, 0.5 * fwhm, scale * eta, y);
+    add_lorentz_tail(g->x, i2, i3, p.tof_us + mu, 0.5 * fwhm, scale * eta, y);
 }

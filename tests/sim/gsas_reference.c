@@ -44,12 +44,12 @@ int gsas_reference_read(const char *path, gsas_reference *ref)
     int rank, rc = -1;
     double *cell = NULL;
     /* gsas2/ names them tof and intensity, gsas2_cw/ x and ycalc */
-    int cw = H5Lexists(f, "x", H5P_DEFAULT) > 0;
-    ref->tof_us = read_all(f, cw ? "x" : "tof", dims, &rank);
-    if (ref->tof_us == NULL)
+    int named_x = H5Lexists(f, "x", H5P_DEFAULT) > 0;
+    ref->x = read_all(f, named_x ? "x" : "tof", dims, &rank);
+    if (ref->x == NULL)
         goto done;
     ref->length = (int)dims[0];
-    ref->intensity = read_all(f, cw ? "ycalc" : "intensity", dims, &rank);
+    ref->intensity = read_all(f, named_x ? "ycalc" : "intensity", dims, &rank);
     if (ref->intensity == NULL || (int)dims[1] != ref->length || dims[0] > GSAS_MAX_ROWS)
         goto done;
     ref->n_rows = (int)dims[0];
@@ -57,12 +57,16 @@ int gsas_reference_read(const char *path, gsas_reference *ref)
     if (cell == NULL)
         goto done;
     memcpy(ref->cell, cell, (size_t)ref->n_rows * 6 * sizeof *cell);
+    /* the TOF file of gsas2_cw/ also names them x and ycalc: tell by the x unit */
+    const int cw = named_x && ref->x[0] < 180.0;
     for (int r = 0; r < ref->n_rows; r++) {
         char name[64];
         snprintf(name, sizeof name, "reflections/%03d", r);
         ref->refl[r] = read_all(f, name, dims, &rank);
-        if (ref->refl[r] == NULL || dims[1] != GSAS_REFL_COLUMNS)
+        if (ref->refl[r] == NULL ||
+            dims[1] != (hsize_t)(cw ? GSAS_CW_REFL_COLUMNS : GSAS_REFL_COLUMNS))
             goto done;
+        ref->n_cols = (int)dims[1];
         ref->n_refl[r] = (int)dims[0];
     }
     rc = 0;
@@ -76,7 +80,7 @@ done:
 
 void gsas_reference_free(gsas_reference *ref)
 {
-    free(ref->tof_us);
+    free(ref->x);
     free(ref->intensity);
     for (int r = 0; r < GSAS_MAX_ROWS; r++)
         free(ref->refl[r]);

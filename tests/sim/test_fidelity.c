@@ -42,8 +42,8 @@ static int fixture_open(const gsas_case *c, fixture *fx)
     bf_sample sample;
     bf_sample_defaults(&sample);
     sample.scale = 1000.0; /* the seed workflow's histogram scale */
-    bf_tof_grid_spec grid;
-    bf_tof_grid_spec_defaults(&grid);
+    bf_grid_spec grid;
+    bf_grid_spec_defaults(&grid);
     double longest = 0.0;
     for (int r = 0; r < fx->ref.n_rows; r++)
         for (int j = 0; j < 3; j++)
@@ -79,16 +79,16 @@ BF_TEST(grid_matches_gsas2_point_for_point)
         return;
     }
     CHECK(ok == 1);
-    const bf_tof_grid *g = bf_powder_sim_grid(fx.sim);
+    const bf_grid *g = bf_powder_sim_grid(fx.sim);
     CHECK(g->n == 2806 && fx.ref.length == 2806);
     for (int i = 0; i < g->n; i++)
-        CHECK_REL(g->tof_us[i], fx.ref.tof_us[i], 1e-12);
+        CHECK_REL(g->x[i], fx.ref.x[i], 1e-12);
     /* GSAS-II computes nothing below the TOF of d = 0.4 A: the first 1097 points */
     CHECK(g->first_active == 1097);
     for (int i = 0; i < g->first_active; i++)
         CHECK(fx.ref.intensity[i] == 0.0);
     CHECK(fx.ref.intensity[g->first_active] != 0.0);
-    CHECK_NEAR(g->lower_us, 3806.38, 0.01);
+    CHECK_NEAR(g->lower, 3806.38, 0.01);
     fixture_close(&fx);
 }
 
@@ -168,7 +168,7 @@ BF_TEST(patterns_match_gsas2_rwp)
         if (ok == 0)
             return;
         CHECK(ok == 1);
-        const bf_tof_grid *g = bf_powder_sim_grid(fx.sim);
+        const bf_grid *g = bf_powder_sim_grid(fx.sim);
         double *y = malloc((size_t)g->n * sizeof *y);
         CHECK(y != NULL);
         for (int r = 0; r < fx.ref.n_rows; r++) {

@@ -1,0 +1,251 @@
+/* tests/sim/test_fidelity_cw.c — constant-wavelength patterns against GSAS-II's
+ * (shared/reference/gsas2_cw/: lab Cu Ka1/Ka2, synchrotron, CW neutron; README
+ * there): the grid point for point, every reflection's position, multiplicity,
+ * widths, |F|^2 and intensity factor, and whole patterns by Rwp.
+ * Skipped (passing, with a note) when ../shared is absent. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "braggflow/sim.h"
+#include "gsas_reference.h"
+#include "test.h"
+
+#define RWP_LIMIT 0.001   /* 0.1 % (issue 12) */
+
+typedef struct {
+    const char *h5, *instprm;         /* under reference/gsas2_cw/ */
+} cw_file;
+
+static const cw_file cw_files[] = {
+    {"gsas2_cw_neutron_1p54A.h5", "Neutron_CW_1.54A_HB2A-like.instprm"},
+    {"gsas2_cw_lab_xray_cuka12.h5", "CuKa_lab_GSASII_default.instprm"},
+    {"gsas2_cw_synchrotron_xray_0p4579A.h5", "Synchrotron_0.4579A_11BM-like.instprm"},
+};
+#define N_CW_FILES (int)(sizeof cw_files / sizeof cw_files[0])
+
+/* The four rows of every CW file (README "Files"), CIFs under reference/. */
+static const char *const row_cif[4] = {
+    "seed-workflow/1001460.cif", "seed-workflow/1531431.cif", "gsas2_cw/cifs/9001833.cif",
+    "gsas2_cw/cifs/2013358.cif"};
+
+typedef struct {
+    gsas_reference ref;
+    bf_instrument inst;
+    bf_sample sample;
+    bf_grid_spec grid;
+} cw_fixture;
+
+/* 1 opened, 0 no shared data (skip), -1 failure. */
+static int cw_fixture_open(const cw_file *f, cw_fixture *fx)
+{
+    const char *shared = bf_test_shared_dir();
+    if (shared == NULL)
+        return 0;
+    char path[4096];
+    bf_error err = {0};
+    snprintf(path, sizeof path, "%s/reference/gsas2_cw/%s", shared, f->h5);
+    if (gsas_reference_read(path, &fx->ref) != 0) {
+        fprintf(stderr, "  cannot read %s\n", path);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/reference/gsas2_cw/instprm/%s", shared, f->instprm);
+    if (bf_instrument_read(path, &fx->inst, &err) != BF_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        gsas_reference_free(&fx->ref);
+        return -1;
+    }
+    bf_sample_defaults(&fx->sample);
+    fx->sample.scale = 1000.0;
+    bf_grid_spec_defaults(&fx->grid);
+    const double *x = fx->ref.x;
+    const int n = fx->ref.length;
+    fx->grid.tth_min_deg = x[0];
+    fx->grid.tth_max_deg = x[n - 1];
+    fx->grid.tth_step_deg = round((x[n - 1] - x[0]) / (n - 1) * 1e6) / 1e6;
+    return 1;
+}
+
+static bf_status row_sim(const cw_fixture *fx, int row, bf_crystal *c, bf_powder_sim **sim,
+                         bf_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/reference/%s", bf_test_shared_dir(), row_cif[row]);
+    bf_status st = bf_crystal_read_cif(path, c, err);
+    if (st != BF_OK)
+        return st;
+    const double *cl = fx->ref.cell[row];
+    double longest = fmax(cl[0], fmax(cl[1], cl[2]));
+    st = bf_powder_sim_create(c, &fx->inst, &fx->sample, &fx->grid, longest, sim, err);
+    if (st != BF_OK)
+        bf_crystal_free(c);
+    return st;
+}
+
+static bf_cell row_cell(const gsas_reference *ref, int r)
+{
+    const double *c = ref->cell[r];
+    return (bf_cell){c[0], c[1], c[2], c[3], c[4], c[5]};
+}
+
+BF_TEST(cw_grids_match_gsas2_point_for_point)
+{
+    for (int f = 0; f < N_CW_FILES; f++) {
+        cw_fixture fx = {0};
+        int ok = cw_fixture_open(&cw_files[f], &fx);
+        if (ok == 0) {
+            fprintf(stderr, "  (skipped: no shared/reference)\n");
+            return;
+        }
+        CHECK(ok == 1);
+        if (ok != 1)
+            continue;
+        bf_grid g;
+        CHECK(bf_grid_build(&fx.grid, &fx.inst, &g, NULL) == BF_OK);
+        CHECK(g.n == fx.ref.length && g.unit == BF_X_TTH_DEG);
+        for (int i = 0; i < g.n && i < fx.ref.length; i++)
+            CHECK_NEAR(g.x[i], fx.ref.x[i], 1e-12);
+        bf_grid_free(&g);
+        gsas_reference_free(&fx.ref);
+    }
+}
+
+/* Reflections in order of position, then multiplicity, then |F|^2 (several hkl
+ * share a position in cubic and hexagonal cells). */
+static int compare_keys(double pa, int ma, double fa, double pb, int mb, double fb)
+{
+    if (fabs(pa - pb) > 1e-7 * pa)
+        return pa < pb ? -1 : 1;
+    if (ma != mb)
+        return ma < mb ? -1 : 1;
+    return (fa > fb) - (fa < fb);
+}
+
+static int by_pos(const void *pa, const void *pb)
+{
+    const double *a = pa, *b = pb;
+    return compare_keys(a[GRC_POS], (int)a[GRC_MULT], a[GRC_FCALC2], b[GRC_POS],
+                        (int)b[GRC_MULT], b[GRC_FCALC2]);
+}
+
+static int by_tth(const void *pa, const void *pb)
+{
+    const bf_reflection *a = pa, *b = pb;
+    return compare_keys(a->tth_deg, a->mult, a->f2, b->tth_deg, b->mult, b->f2);
+}
+
+/* Which rows a file's structure factors can be compared for: X-ray rows need the
+ * form-factor tables (skipped, saying so, when they are not there). */
+static int row_supported(const cw_fixture *fx, int row, bf_error *err)
+{
+    bf_crystal c;
+    bf_powder_sim *sim = NULL;
+    bf_status st = row_sim(fx, row, &c, &sim, err);
+    if (st != BF_OK)
+        return st == BF_ERR_UNSUPPORTED ? 0 : -1;
+    bf_powder_sim_destroy(sim);
+    bf_crystal_free(&c);
+    return 1;
+}
+
+BF_TEST(cw_reflections_match_gsas2)
+{
+    for (int f = 0; f < N_CW_FILES; f++) {
+        cw_fixture fx = {0};
+        int ok = cw_fixture_open(&cw_files[f], &fx);
+        if (ok == 0) {
+            fprintf(stderr, "  (skipped: no shared/reference)\n");
+            return;
+        }
+        CHECK(ok == 1);
+        if (ok != 1)
+            continue;
+        for (int r = 0; r < fx.ref.n_rows; r++) {
+            bf_error err = {0};
+            int sup = row_supported(&fx, r, &err);
+            if (sup == 0) {
+                fprintf(stderr, "  %s row %d: skipped (%s)\n", cw_files[f].h5, r, err.msg);
+                continue;
+            }
+            CHECK(sup == 1);
+            if (sup != 1) {
+                fprintf(stderr, "  %s row %d: %s\n", cw_files[f].h5, r, err.msg);
+                continue;
+            }
+            bf_crystal c;
+            bf_powder_sim *sim = NULL;
+            CHECK(row_sim(&fx, r, &c, &sim, &err) == BF_OK);
+            bf_cell cell = row_cell(&fx.ref, r);
+            bf_reflection *ours = NULL;
+            int n = 0;
+            CHECK(bf_powder_sim_reflections(sim, &cell, &ours, &n, &err) == BF_OK);
+            const int m = fx.ref.n_refl[r], nc = fx.ref.n_cols;
+            CHECK(n == m);
+            double *theirs = malloc((size_t)m * (size_t)nc * sizeof *theirs);
+            memcpy(theirs, fx.ref.refl[r], (size_t)m * (size_t)nc * sizeof *theirs);
+            qsort(theirs, (size_t)m, (size_t)nc * sizeof(double), by_pos);
+            qsort(ours, (size_t)n, sizeof *ours, by_tth);
+            double worst_f2 = 0.0, worst_icorr = 0.0;
+            for (int i = 0; i < n && i < m; i++) {
+                const double *t = theirs + (size_t)i * (size_t)nc;
+                CHECK_REL(ours[i].tth_deg, t[GRC_POS], 1e-9);
+                CHECK(ours[i].mult == (int)t[GRC_MULT]);
+                CHECK_REL(ours[i].d_A, t[GRC_D], 1e-9);
+                CHECK_REL(ours[i].sig_cdeg2, t[GRC_SIG], 1e-9);
+                CHECK_REL(ours[i].gam_cdeg, t[GRC_GAM], 1e-9);
+                worst_icorr = fmax(worst_icorr, fabs(ours[i].icorr / t[GRC_ICORR] - 1.0));
+                if (t[GRC_FCALC2] > 1e-6)
+                    worst_f2 = fmax(worst_f2, fabs(ours[i].f2 / t[GRC_FCALC2] - 1.0));
+            }
+            fprintf(stderr, "  %s row %d: %d reflections, |F|^2 worst rel %.2e, Icorr %.2e\n",
+                    cw_files[f].h5, r, n, worst_f2, worst_icorr);
+            CHECK(worst_f2 < 1e-4);
+            CHECK(worst_icorr < 1e-9);
+            free(theirs);
+            free(ours);
+            bf_powder_sim_destroy(sim);
+            bf_crystal_free(&c);
+        }
+        gsas_reference_free(&fx.ref);
+    }
+}
+
+BF_TEST(cw_patterns_match_gsas2_rwp)
+{
+    for (int f = 0; f < N_CW_FILES; f++) {
+        cw_fixture fx = {0};
+        int ok = cw_fixture_open(&cw_files[f], &fx);
+        if (ok == 0) {
+            fprintf(stderr, "  (skipped: no shared/reference)\n");
+            return;
+        }
+        CHECK(ok == 1);
+        if (ok != 1)
+            continue;
+        for (int r = 0; r < fx.ref.n_rows; r++) {
+            bf_error err = {0};
+            int sup = row_supported(&fx, r, &err);
+            if (sup != 1) {
+                if (sup == 0)
+                    fprintf(stderr, "  %s row %d: skipped (%s)\n", cw_files[f].h5, r, err.msg);
+                continue; /* a failure is counted by the reflection test */
+            }
+            bf_crystal c;
+            bf_powder_sim *sim = NULL;
+            CHECK(row_sim(&fx, r, &c, &sim, &err) == BF_OK);
+            bf_cell cell = row_cell(&fx.ref, r);
+            const int n = fx.ref.length;
+            double *y = malloc((size_t)n * sizeof *y);
+            CHECK(bf_powder_sim_pattern(sim, &cell, y, &err) == BF_OK);
+            const double *ref = fx.ref.intensity + (size_t)r * (size_t)n;
+            double rwp = gsas_rwp(ref, y, 0, n);
+            fprintf(stderr, "  %s row %d: Rwp = %.4f %%\n", cw_files[f].h5, r, 100.0 * rwp);
+            CHECK(rwp < RWP_LIMIT);
+            free(y);
+            bf_powder_sim_destroy(sim);
+            bf_crystal_free(&c);
+        }
+        gsas_reference_free(&fx.ref);
+    }
+}
