@@ -83,6 +83,12 @@ BF_TEST(unknown_symbols_and_bad_energies_are_errors_naming_them)
         CHECK_MSG(strstr(e.msg, "Ba") && strstr(e.msg, "keV"), "%s", e.msg);
         CHECK(fp == 0 && fpp == 0);
     }
+    /* outside xraylib's tables (1 eV .. 10 MeV here): its message, naming the element */
+    bf_error e4 = {0};
+    fp = fpp = 1;
+    CHECK(bf_xray_anomalous("Fe", 1e6, &fp, &fpp, &e4) == BF_ERR_INVALID);
+    CHECK_MSG(strstr(e4.msg, "Fe: ") && strstr(e4.msg, "keV"), "%s", e4.msg);
+    CHECK(fp == 0 && fpp == 0);
     CHECK_NEAR(bf_xray_energy_keV(1.5405), 8.047802012333658, 1e-12);
 }
 
