@@ -16,6 +16,7 @@ PKGS=(
   libgsl-dev               # Levenberg-Marquardt peak fitting
   libsqlite3-dev           # campaign metadata
   libzmq3-dev              # inference service
+  libxrl-dev               # xraylib: X-ray anomalous scattering f', f'' (crystal/xray_ff.c)
   jq                       # bench/mpi_scaling.sh reads the training logs' JSON
   clang libclang-rt-14-dev libomp-14-dev # libFuzzer targets (clang + its OpenMP)
 )
