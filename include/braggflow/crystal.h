@@ -93,6 +93,11 @@ typedef struct {
     int n_fprime;                     /* X-rays: f', f'' given by the user replace the table's */
     bf_fprime_override fprime[BF_MAX_FPRIME_OVERRIDES];
 } bf_radiation;
+/* Parses user f', f'' values "Ba:-1.0499:8.4588 Ti:0.2181:1.8068" (items separated by
+ * spaces or commas) into out[] (at most BF_MAX_FPRIME_OVERRIDES); `what` names the
+ * option or key in messages. */
+bf_status bf_fprime_overrides_parse(const char *text, const char *what, bf_fprime_override *out,
+                                    int *n, bf_error *err);
 /* Neutrons with scattering lengths from `table` (the other fields zero). */
 bf_radiation bf_radiation_neutron(bf_b_table table);
 

@@ -130,7 +130,8 @@ typedef struct {
     long n;                           /* patterns */
     int length;                       /* points per pattern (L) */
     float *patterns;                  /* [n * length], GSAS-II intensity units */
-    double *tof_us;                   /* [length] */
+    double *x;                        /* [length] TOF bin centres (us) or 2theta (deg) */
+    bf_x_unit x_unit;                 /* which: the instrument's type */
     double *cells;                    /* [n * 6] a b c alpha beta gamma */
     int32_t *labels;                  /* [n] */
     int n_classes;
@@ -228,7 +229,7 @@ bf_status bf_dataset_sample_h5_ranks(const bf_sample_config *cfg, int threads, c
                                      bf_error *err);
 
 /* Writes atomically (temp file + fsync + rename). braggflow layout:
- *   patterns (N, L) float32, tof_us (L) float64, cell (N, 6) float64,
+ *   patterns (N, L) float32, tof_us or two_theta_deg (L) float64 (the x axis), cell (N, 6) float64,
  *   label (N) int32; root attributes version, seed (uint64), sampler,
  *   class_names (1-D array of variable-length strings, config order),
  *   class_labels (int32, same order), instprm_sha256, cif_sha256 (1-D array of
@@ -251,7 +252,7 @@ bf_status bf_dataset_read_h5(const char *path, bf_dataset *out, bf_error *err);
 /* The rows of either layout in *n, from the patterns' shape (nothing else is read). */
 bf_status bf_dataset_h5_count(const char *path, long *n, bf_error *err);
 /* Rows [first, first + count) only (hyperslabs of the patterns, cells and labels: a
- * rank reads its shard, DESIGN §10); tof_us and the attributes as the whole read gives
+ * rank reads its shard, DESIGN §10); the x axis and the attributes as the whole read gives
  * them. first + count beyond the file's rows (or either negative): BF_ERR_RANGE naming
  * the file. bf_dataset_read_h5 is rows [0, all) of the same code. */
 bf_status bf_dataset_read_h5_rows(const char *path, long first, long count, bf_dataset *out,

@@ -66,7 +66,8 @@ bf_status bf_cli_parse_number(const char *opt, const char *text, double *out, bf
 enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_STEP, OPT_SCALE,
        OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG, OPT_TRAIN, OPT_VAL, OPT_MODEL, OPT_EPOCHS,
        OPT_BATCH, OPT_LR, OPT_SEED, OPT_PATIENCE, OPT_MIN_DELTA, OPT_CLIP, OPT_HIDDEN, OPT_INIT,
-       OPT_DATA, OPT_JSON, OPT_CSV, OPT_WORKFLOW, OPT_RESUME, OPT_B_TABLE };
+       OPT_DATA, OPT_JSON, OPT_CSV, OPT_WORKFLOW, OPT_RESUME, OPT_B_TABLE, OPT_TTH_MIN,
+       OPT_TTH_MAX, OPT_TTH_STEP, OPT_FPRIME };
 #define BF_CLI_SIM_OPTIONS                                                                 \
     {"cif", required_argument, 0, OPT_CIF}, {"instprm", required_argument, 0, OPT_INSTPRM}, \
         {"cell", required_argument, 0, OPT_CELL},                                          \
@@ -74,18 +75,29 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
         {"tof-max", required_argument, 0, OPT_TOF_MAX},                                    \
         {"tof-step", required_argument, 0, OPT_TOF_STEP},                                  \
         {"scale", required_argument, 0, OPT_SCALE},                                        \
-        {"b-table", required_argument, 0, OPT_B_TABLE}, {"help", no_argument, 0, OPT_HELP}
+        {"b-table", required_argument, 0, OPT_B_TABLE},                                    \
+        {"tth-min", required_argument, 0, OPT_TTH_MIN},                                    \
+        {"tth-max", required_argument, 0, OPT_TTH_MAX},                                    \
+        {"tth-step", required_argument, 0, OPT_TTH_STEP},                                  \
+        {"fprime", required_argument, 0, OPT_FPRIME}, {"help", no_argument, 0, OPT_HELP}
 #define BF_CLI_SIM_HELP                                                                    \
     "  --cif FILE          crystal structure (CIF: cell, space group, atom sites)\n"       \
-    "  --instprm FILE      GSAS-II instrument parameters (.instprm, Type PNT)\n"           \
+    "  --instprm FILE      GSAS-II instrument parameters (.instprm): Type PNT (TOF\n"     \
+    "                      neutrons), PXC (CW X-rays) or PNC (CW neutrons)\n"             \
     "  --cell \"a b c alpha beta gamma\"\n"                                                  \
     "                      unit cell to simulate (Angstrom, degrees)\n"                   \
     "  --tof-min MS        first TOF bin edge in ms (default 1.36)\n"                      \
     "  --tof-max MS        TOF upper limit in ms (default 18.919)\n"                       \
     "  --tof-step REL      relative bin width dT/T (default 0.0009381)\n"                 \
+    "  --tth-min DEG       CW: first 2theta point (default 10)\n"                          \
+    "  --tth-max DEG       CW: last 2theta point (default 120)\n"                          \
+    "  --tth-step DEG      CW: 2theta step (default 0.01)\n"                               \
     "  --scale S           histogram scale (default 1000, as the seed workflow)\n"        \
     "  --b-table T         neutron scattering lengths: gsas2 (GSAS-II's, default) or\n"   \
-    "                      sears (Sears 1992, NIST; has the resonant absorbers' thermal b)\n"
+    "                      sears (Sears 1992, NIST; has the resonant absorbers' thermal b)\n"\
+    "  --fprime \"EL:f':f'' ...\"\n"                                                          \
+    "                      X-rays: anomalous f', f'' for these elements instead of the\n"  \
+    "                      table's (xraylib at Lam1), e.g. \"Ba:-1.0499:8.4588\"\n"
 
 /* What simulate and reflections share: crystal + instrument + grid + sample. */
 typedef struct {

@@ -10,19 +10,25 @@
 static const char *usage =
     "usage: braggflow simulate --cif FILE --instprm FILE --cell \"a b c alpha beta gamma\"\n"
     "                          [--tof-min 1.36 --tof-max 18.919 --tof-step 0.0009381]\n"
+    "                          [--tth-min 10 --tth-max 120 --tth-step 0.01]\n"
     "                          [--scale 1000] --out FILE\n\n"
-    "Simulates one GSAS-II-compatible TOF neutron powder pattern on GSAS-II's grid\n"
-    "(L = 2806 bin centres for the default settings; intensity is 0 below d = 0.4 A).\n\n"
+    "Simulates one GSAS-II-compatible powder pattern on GSAS-II's grid: TOF neutrons\n"
+    "(instrument Type PNT; L = 2806 bin centres for the default settings, intensity 0\n"
+    "below d = 0.4 A), or constant-wavelength X-rays (PXC: one wavelength or Ka1/Ka2)\n"
+    "or neutrons (PNC) on a 2theta grid (the --tth-* options).\n\n"
     "options:\n" BF_CLI_SIM_HELP
-    "  --out FILE          *.csv: header tof_us,intensity then one line per point\n"
+    "  --out FILE          *.csv: header tof_us,intensity (TOF) or two_theta_deg,intensity\n"
+    "                      (CW) then one line per point\n"
     "                      ('-' writes CSV to stdout); *.h5: braggflow HDF5 layout\n\n"
     "example:\n"
     "  braggflow simulate --cif examples/cif/NaCl.cif --instprm examples/instrument/nomad-like-bank4.instprm \\\n"
-    "      --cell \"5.64 5.64 5.64 90 90 90\" --out nacl.csv\n";
+    "      --cell \"5.64 5.64 5.64 90 90 90\" --out nacl.csv\n"
+    "  braggflow simulate --cif examples/cif/NaCl.cif --instprm examples/instrument/cuka-lab.instprm \\\n"
+    "      --cell \"5.64 5.64 5.64 90 90 90\" --tth-min 10 --tth-max 120 --tth-step 0.01 --out nacl-xray.csv\n";
 
 static bf_status write_csv(FILE *fp, const bf_grid *g, const double *y)
 {
-    fputs("tof_us,intensity\n", fp);
+    fprintf(fp, "%s,intensity\n", bf_x_unit_name(g->unit));
     for (int i = 0; i < g->n; i++)
         fprintf(fp, "%.6f,%.9g\n", g->x[i], y[i]);
     return ferror(fp) ? BF_ERR_IO : BF_OK;
@@ -42,7 +48,8 @@ static bf_status write_h5(const char *path, const bf_cli_sim_args *a, const bf_c
     d.n = 1;
     d.length = g->n;
     d.patterns = pattern;
-    d.tof_us = g->x;
+    d.x = g->x;
+    d.x_unit = g->unit;
     d.cells = cells;
     d.labels = &label;
     d.n_classes = 1;

@@ -138,6 +138,12 @@ static int sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *er
     case OPT_TOF_MIN: return bf_cli_parse_number("--tof-min", arg, &a->grid.tmin_ms, err) ? -1 : 1;
     case OPT_TOF_MAX: return bf_cli_parse_number("--tof-max", arg, &a->grid.tmax_ms, err) ? -1 : 1;
     case OPT_TOF_STEP: return bf_cli_parse_number("--tof-step", arg, &a->grid.tstep_rel, err) ? -1 : 1;
+    case OPT_TTH_MIN: return bf_cli_parse_number("--tth-min", arg, &a->grid.tth_min_deg, err) ? -1 : 1;
+    case OPT_TTH_MAX: return bf_cli_parse_number("--tth-max", arg, &a->grid.tth_max_deg, err) ? -1 : 1;
+    case OPT_TTH_STEP: return bf_cli_parse_number("--tth-step", arg, &a->grid.tth_step_deg, err) ? -1 : 1;
+    case OPT_FPRIME:
+        return bf_fprime_overrides_parse(arg, "--fprime", a->sample.fprime, &a->sample.n_fprime,
+                                         err) == BF_OK ? 1 : -1;
     case OPT_B_TABLE:
         if (bf_b_table_parse(arg, &a->sample.b_table) != 0) {
             bf_error_set(err, BF_ERR_INVALID, "--b-table: '%s' (expected gsas2 or sears)", arg);

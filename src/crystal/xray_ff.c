@@ -142,3 +142,45 @@ bf_status bf_xray_anomalous(const char *element, double energy_keV, double *f_pr
     *f_double_prime = fpp;
     return BF_OK;
 }
+
+bf_status bf_fprime_overrides_parse(const char *text, const char *what, bf_fprime_override *out,
+                                    int *n, bf_error *err)
+{
+    *n = 0;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        if (*p == 0)
+            return BF_OK;
+        char item[128];
+        size_t len = strcspn(p, " ,\t");
+        if (len >= sizeof item)
+            return bf_error_set(err, BF_ERR_PARSE, "%s: item '%.40s...' too long", what, p);
+        memcpy(item, p, len);
+        item[len] = 0;
+        p += len;
+        if (*n == BF_MAX_FPRIME_OVERRIDES)
+            return bf_error_set(err, BF_ERR_INVALID, "%s: more than %d elements", what,
+                                BF_MAX_FPRIME_OVERRIDES);
+        char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c1 == NULL || c2 == NULL)
+            return bf_error_set(err, BF_ERR_PARSE,
+                                "%s: '%s': expected ELEMENT:f':f'' (e.g. Ba:-1.05:8.46)", what,
+                                item);
+        *c1 = *c2 = 0;
+        bf_fprime_override *o = &out[*n];
+        bf_error sub = {0};
+        if (bf_element_from_type_symbol(item, o->element, &sub) != BF_OK)
+            return bf_error_set(err, BF_ERR_INVALID, "%s: %s", what, sub.msg);
+        if (bf_parse_double(c1 + 1, &o->f_prime) != 0 || !isfinite(o->f_prime) ||
+            bf_parse_double(c2 + 1, &o->f_double_prime) != 0 || !isfinite(o->f_double_prime))
+            return bf_error_set(err, BF_ERR_PARSE, "%s: %s: f' '%s', f'' '%s' are not numbers",
+                                what, item, c1 + 1, c2 + 1);
+        for (int k = 0; k < *n; k++)
+            if (strcmp(out[k].element, o->element) == 0)
+                return bf_error_set(err, BF_ERR_INVALID, "%s: %s given twice", what,
+                                    o->element);
+        (*n)++;
+    }
+}

@@ -6,10 +6,12 @@
  *                required by and only allowed with the phased sampler,
  *                layout = braggflow | seed (default braggflow)
  *   [instrument] instprm (path, required), tof_min_ms (1.36), tof_max_ms
- *                (18.919), tof_step (dT/T, 0.0009381), scale (1000)
+ *                (18.919), tof_step (dT/T, 0.0009381), scale (1000); CW instruments:
+ *                tth_min (10), tth_max (120), tth_step (0.01 deg)
  *   [sample]     scale (the same setting as [instrument] scale; give one),
  *                phase_fraction, size_um, size_mix, mustrain, strain_mix, b_table
- *                (GSAS-II's defaults, bf_sample_defaults)
+ *                (GSAS-II's defaults, bf_sample_defaults), fprime ("Ba:-1.05:8.46
+ *                ..."; X-rays: f', f'' replacing the table's)
  *   [class.NAME] one per class, at most BF_MAX_CLASSES:
  *                cif (path, required), count (>= 1; required by and only
  *                allowed with the random sampler), a b c alpha beta gamma,
@@ -52,6 +54,10 @@ enum {
     K_TOF_MIN,
     K_TOF_MAX,
     K_TOF_STEP,
+    K_TTH_MIN,
+    K_TTH_MAX,
+    K_TTH_STEP,
+    K_FPRIME,
     K_SCALE,
     K_FRACTION,
     K_SIZE,
@@ -75,6 +81,9 @@ static const struct {
     {"instrument", "tof_min_ms", K_TOF_MIN},
     {"instrument", "tof_max_ms", K_TOF_MAX},
     {"instrument", "tof_step", K_TOF_STEP},
+    {"instrument", "tth_min", K_TTH_MIN},
+    {"instrument", "tth_max", K_TTH_MAX},
+    {"instrument", "tth_step", K_TTH_STEP},
     {"instrument", "scale", K_SCALE},
     {"sample", "scale", K_SCALE},
     {"sample", "phase_fraction", K_FRACTION},
@@ -83,6 +92,7 @@ static const struct {
     {"sample", "mustrain", K_MUSTRAIN},
     {"sample", "strain_mix", K_STRAIN_MIX},
     {"sample", "b_table", K_B_TABLE},
+    {"sample", "fprime", K_FPRIME},
 };
 
 typedef struct {
@@ -253,6 +263,15 @@ static int handle_plain(parse_ctx *c, const char *section, const char *key, cons
             return 0;
         }
         return 1;
+    case K_FPRIME: {
+        bf_error sub = {0};
+        if (bf_fprime_overrides_parse(value, "fprime", cfg->sample.fprime, &cfg->sample.n_fprime,
+                                      &sub) != BF_OK) {
+            failf(c, sub.code, section, key, "%s", sub.msg);
+            return 0;
+        }
+        return 1;
+    }
     default: break;
     }
 
@@ -274,6 +293,18 @@ static int handle_plain(parse_ctx *c, const char *section, const char *key, cons
     case K_TOF_STEP:
         cfg->grid.tstep_rel = x;
         bad = x > 0 && x < 1 ? NULL : "must be in (0, 1) (a relative step dT/T)";
+        break;
+    case K_TTH_MIN:
+        cfg->grid.tth_min_deg = x;
+        bad = x > 0 && x < 180 ? NULL : "must lie in (0, 180) degrees";
+        break;
+    case K_TTH_MAX:
+        cfg->grid.tth_max_deg = x;
+        bad = x > 0 && x < 180 ? NULL : "must lie in (0, 180) degrees";
+        break;
+    case K_TTH_STEP:
+        cfg->grid.tth_step_deg = x;
+        bad = x > 0 ? NULL : "must be > 0 degrees";
         break;
     case K_SCALE:
         cfg->sample.scale = x;

@@ -40,7 +40,7 @@ typedef struct {
     int progress_on;
 } bf_sim_rows;
 
-/* Validates, fills hdr with everything but patterns (n, length, tof_us, cells,
+/* Validates, fills hdr with everything but patterns (n, length, x axis, cells,
  * labels, provenance; the sampler is left empty) and prepares the simulators.
  * On failure hdr is freed and *out is NULL. */
 bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,

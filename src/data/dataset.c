@@ -13,7 +13,7 @@ void bf_dataset_free(bf_dataset *d)
     if (!d)
         return;
     free(d->patterns);
-    free(d->tof_us);
+    free(d->x);
     free(d->cells);
     free(d->labels);
     memset(d, 0, sizeof *d);
@@ -131,14 +131,15 @@ bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
         if (hdr->length == 0) {
             /* Same instrument and grid spec for every class: one TOF axis. */
             hdr->length = grid->n;
-            hdr->tof_us = malloc((size_t)grid->n * sizeof *hdr->tof_us);
-            if (!hdr->tof_us) {
+            hdr->x_unit = grid->unit;
+            hdr->x = malloc((size_t)grid->n * sizeof *hdr->x);
+            if (!hdr->x) {
                 st = bf_error_set(err, BF_ERR_NOMEM, "out of memory for %d points", grid->n);
                 goto done;
             }
-            memcpy(hdr->tof_us, grid->x, (size_t)grid->n * sizeof *hdr->tof_us);
+            memcpy(hdr->x, grid->x, (size_t)grid->n * sizeof *hdr->x);
         } else if (grid->n != hdr->length) {
-            st = bf_error_set(err, BF_ERR_INVALID, "class %s: TOF grid has %d points, not %d",
+            st = bf_error_set(err, BF_ERR_INVALID, "class %s: grid has %d points, not %d",
                               cls->name, grid->n, hdr->length);
             goto done;
         }

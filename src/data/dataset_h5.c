@@ -95,7 +95,7 @@ static bf_status make_block(block_maker *m, size_t i0, size_t rows, bf_h5_block 
         for (size_t r = 0; r < rows; r++) {
             double *dst = m->wide + r * 2 * L;
             const float *p = m->block + r * L;
-            memcpy(dst, m->hdr->tof_us, L * sizeof *dst);
+            memcpy(dst, m->hdr->x, L * sizeof *dst);
             for (size_t j = 0; j < L; j++)
                 dst[L + j] = p[j];
         }
@@ -174,8 +174,8 @@ static bf_status write_streamed(hid_t file, const bf_dataset *hdr, const char *p
         st = bf_h5_rows_create(file, path, "patterns", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, pdims,
                                comp, &w, err);
         if (st == BF_OK)
-            st = bf_h5_write_whole(file, path, "tof_us", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1,
-                                   tdims, 0, hdr->tof_us, err);
+            st = bf_h5_write_whole(file, path, bf_x_unit_name(hdr->x_unit), H5T_IEEE_F64LE,
+                                   H5T_NATIVE_DOUBLE, 1, tdims, 0, hdr->x, err);
         if (st == BF_OK)
             st = bf_h5_write_whole(file, path, "cell", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, cdims,
                                    0, hdr->cells, err);
@@ -301,7 +301,7 @@ bf_status bf_dataset_write_h5_c(const bf_dataset *d, const char *path, bf_layout
                                 const bf_dataset_compression *comp, int threads, bf_error *err)
 {
     if (d->n < 0 || d->length < 1 || (d->n > 0 && (!d->patterns || !d->cells || !d->labels)) ||
-        !d->tof_us)
+        !d->x)
         return bf_error_set(err, BF_ERR_INVALID, "%s: nothing to write (empty dataset)", path);
     bf_status st = check_write(path, layout, comp, err);
     return st != BF_OK ? st
@@ -545,10 +545,10 @@ static bf_status alloc_rows(const char *path, hsize_t count, size_t L, bf_datase
     out->n = (long)count;
     out->length = (int)L;
     out->patterns = malloc(n * L * sizeof(float));
-    out->tof_us = calloc(L, sizeof(double));
+    out->x = calloc(L, sizeof(double));
     out->cells = malloc(n * 6 * sizeof(double));
     out->labels = malloc(n * sizeof(int32_t));
-    if (!out->patterns || !out->tof_us || !out->cells || !out->labels)
+    if (!out->patterns || !out->x || !out->cells || !out->labels)
         return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for %ld x %d patterns", path,
                             out->n, out->length);
     return BF_OK;
@@ -562,9 +562,11 @@ static bf_status read_braggflow(hid_t file, hid_t ds, const hsize_t *pd, const c
         st = bf_h5_read_slab(ds, 2, pd, first, count, H5T_NATIVE_FLOAT, out->patterns, path,
                              "patterns", err);
     const hsize_t tof_shape[1] = {pd[1]}, cell_shape[2] = {pd[0], 6}, label_shape[1] = {pd[0]};
+    /* the x axis: TOF (us) or, for constant-wavelength files, 2theta (deg) */
+    out->x_unit = H5Lexists(file, "two_theta_deg", H5P_DEFAULT) > 0 ? BF_X_TTH_DEG : BF_X_TOF_US;
     if (st == BF_OK)
-        st = bf_h5_read_exact(file, path, "tof_us", 1, H5T_FLOAT, tof_shape, H5T_NATIVE_DOUBLE,
-                              out->tof_us, err);
+        st = bf_h5_read_exact(file, path, bf_x_unit_name(out->x_unit), 1, H5T_FLOAT, tof_shape,
+                              H5T_NATIVE_DOUBLE, out->x, err);
     if (st == BF_OK)
         st = bf_h5_read_rows(file, path, "cell", 2, H5T_FLOAT, cell_shape, first, count,
                              H5T_NATIVE_DOUBLE, out->cells, err);
@@ -600,7 +602,7 @@ static bf_status read_seed(hid_t file, hid_t ds, const hsize_t *hd, const char *
                                            err)) != BF_OK)
         goto done;
     if (hd[0] > 0)
-        memcpy(out->tof_us, buf, L * sizeof(double));
+        memcpy(out->x, buf, L * sizeof(double));
     for (size_t i0 = 0; i0 < N; i0 += block) {
         size_t rows = N - i0 < block ? N - i0 : block;
         if ((st = bf_h5_read_slab(ds, 3, hd, first + i0, rows, H5T_NATIVE_DOUBLE, buf, path,

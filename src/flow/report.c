@@ -1178,11 +1178,14 @@ static void chart_patterns(bf_buf *b, const bf_dataset *d, const long *pick, int
 {
     const double width = 1120, left = 76, right = 20, panel_h = 140, gap = 30, top = 48;
     double height = top + n * (panel_h + gap) - gap + 50;
-    svg_open(b, "patterns-chart", width, height, "Example test patterns: scaled intensity vs TOF");
-    svg_heading(b, left, 20, "Example test patterns: scaled intensity vs TOF");
-    axis ax = axis_linear(d->tof_us[0], d->tof_us[d->length - 1], 10, left, width - right, 0);
+    const int cw = d->x_unit == BF_X_TTH_DEG;
+    const char *title = cw ? "Example test patterns: scaled intensity vs 2θ"
+                           : "Example test patterns: scaled intensity vs TOF";
+    svg_open(b, "patterns-chart", width, height, title);
+    svg_heading(b, left, 20, title);
+    axis ax = axis_linear(d->x[0], d->x[d->length - 1], 10, left, width - right, 0);
     double y_end = top + n * (panel_h + gap) - gap;
-    x_axis(b, &ax, y_end, top, "time of flight (µs)");
+    x_axis(b, &ax, y_end, top, cw ? "2θ (degrees)" : "time of flight (µs)");
     for (int p = 0; p < n; p++) {
         long i = pick[p];
         double y0 = top + p * (panel_h + gap);
@@ -1200,7 +1203,7 @@ static void chart_patterns(bf_buf *b, const bf_dataset *d, const long *pick, int
                       y0 - 4);
         html_esc(b, text);
         bf_buf_puts(b, "</text>\n");
-        pattern_polyline(b, d->patterns + (size_t)i * (size_t)d->length, d->tof_us, d->length,
+        pattern_polyline(b, d->patterns + (size_t)i * (size_t)d->length, d->x, d->length,
                          &ax, &ay, phase_colors[(p + 1) % N_PHASE_COLORS]);
         bf_buf_puts(b, "</g>\n");
     }

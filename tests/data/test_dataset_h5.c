@@ -16,11 +16,11 @@ static void make_dataset(bf_dataset *d)
     d->n = N;
     d->length = L;
     d->patterns = malloc(N * L * sizeof *d->patterns);
-    d->tof_us = malloc(L * sizeof *d->tof_us);
+    d->x = malloc(L * sizeof *d->x);
     d->cells = malloc(N * 6 * sizeof *d->cells);
     d->labels = malloc(N * sizeof *d->labels);
     for (int j = 0; j < L; j++)
-        d->tof_us[j] = 1000.0 + 1.5 * j + 1e-7 * j * j;
+        d->x[j] = 1000.0 + 1.5 * j + 1e-7 * j * j;
     for (int i = 0; i < N; i++)
         for (int j = 0; j < L; j++)
             d->patterns[i * L + j] = (float)(i * 10.0 + j * 0.1 + 1e-3);
@@ -75,7 +75,7 @@ BF_TEST(test_h5_braggflow_layout_round_trips_exactly)
     CHECK_MSG(bf_dataset_read_h5(path, &r, &err) == BF_OK, "%s", err.msg);
     CHECK(r.n == N && r.length == L);
     CHECK(memcmp(r.patterns, d.patterns, sizeof(float) * N * L) == 0);
-    CHECK(memcmp(r.tof_us, d.tof_us, sizeof(double) * L) == 0);
+    CHECK(memcmp(r.x, d.x, sizeof(double) * L) == 0);
     CHECK(memcmp(r.cells, d.cells, sizeof(double) * N * 6) == 0);
     CHECK(memcmp(r.labels, d.labels, sizeof(int32_t) * N) == 0);
     CHECK(same_provenance(&d, &r));
@@ -95,7 +95,7 @@ BF_TEST(test_h5_seed_layout_round_trips_patterns_and_cells_of_builtin_classes)
     CHECK_MSG(bf_dataset_read_h5(path, &r, &err) == BF_OK, "%s", err.msg);
     CHECK(r.n == N && r.length == L);
     CHECK(memcmp(r.patterns, d.patterns, sizeof(float) * N * L) == 0);
-    CHECK(memcmp(r.tof_us, d.tof_us, sizeof(double) * L) == 0);
+    CHECK(memcmp(r.x, d.x, sizeof(double) * L) == 0);
     CHECK(memcmp(r.cells, d.cells, sizeof(double) * N * 6) == 0);
     CHECK(memcmp(r.labels, d.labels, sizeof(int32_t) * N) == 0);
     CHECK(same_provenance(&d, &r));
@@ -111,7 +111,7 @@ BF_TEST(test_h5_seed_layout_round_trips_patterns_and_cells_of_builtin_classes)
     CHECK(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, p) >= 0);
     H5Dclose(ds);
     H5Fclose(f);
-    CHECK(h[3][0][4] == d.tof_us[4] && h[3][1][4] == (double)d.patterns[3 * L + 4]);
+    CHECK(h[3][0][4] == d.x[4] && h[3][1][4] == (double)d.patterns[3 * L + 4]);
     CHECK(p[2][0] == 3.8 && p[2][1] == 4.1 && p[2][2] == 90); /* tetragonal: a, c, 90 */
     CHECK(p[1][0] == 3.7 && p[1][1] == 3.7 && p[1][2] == 60.5); /* trigonal: a, a, alpha */
     bf_dataset_free(&d);
@@ -238,7 +238,7 @@ BF_TEST(test_h5_reads_a_bare_seed_file_and_names_classes_by_label)
     bf_error err = {0};
     CHECK_MSG(bf_dataset_read_h5(path, &r, &err) == BF_OK, "%s", err.msg);
     CHECK(r.n == 3 && r.length == 4);
-    CHECK(r.tof_us[3] == 4 && r.patterns[0 * 4 + 1] == 6 && r.patterns[2 * 4 + 3] == 9);
+    CHECK(r.x[3] == 4 && r.patterns[0 * 4 + 1] == 6 && r.patterns[2 * 4 + 3] == 9);
     CHECK(r.cells[1 * 6 + 0] == 3.6 && r.cells[1 * 6 + 2] == 3.6 && r.cells[1 * 6 + 5] == 70);
     CHECK(r.labels[0] == 2 && r.labels[1] == 0);
     CHECK(r.n_classes == 2);
@@ -304,7 +304,7 @@ static int is_slice(const bf_dataset *part, const bf_dataset *whole, long first,
            !memcmp(part->patterns, whole->patterns + f * Lz, c * Lz * sizeof(float)) &&
            !memcmp(part->cells, whole->cells + f * 6, c * 6 * sizeof(double)) &&
            !memcmp(part->labels, whole->labels + f, c * sizeof(int32_t)) &&
-           !memcmp(part->tof_us, whole->tof_us, Lz * sizeof(double)) &&
+           !memcmp(part->x, whole->x, Lz * sizeof(double)) &&
            same_provenance(part, whole);
 }
 
@@ -344,7 +344,7 @@ BF_TEST(test_h5_a_shard_of_a_bare_seed_file_names_the_whole_files_classes)
     bf_dataset part; /* row 1 alone holds label 0: the classes come from every row */
     bf_error err = {0};
     CHECK_MSG(bf_dataset_read_h5_rows(path, 2, 1, &part, &err) == BF_OK, "%s", err.msg);
-    CHECK(part.n == 1 && part.labels[0] == 2 && part.tof_us[3] == 4 && part.patterns[0] == 9);
+    CHECK(part.n == 1 && part.labels[0] == 2 && part.x[3] == 4 && part.patterns[0] == 9);
     CHECK(part.n_classes == 2 && part.class_labels[0] == 0 && part.class_labels[1] == 2);
     bf_dataset_free(&part);
 }

@@ -41,8 +41,8 @@ BF_TEST(test_simulate_is_identical_for_one_and_two_threads)
             peak = fmax(peak, one.patterns[i * one.length + j]);
     }
     CHECK(peak > 0);
-    CHECK(one.tof_us[0] > 1000 && one.tof_us[one.length - 1] < 19000);
-    CHECK(one.tof_us[1] > one.tof_us[0]);
+    CHECK(one.x[0] > 1000 && one.x[one.length - 1] < 19000);
+    CHECK(one.x[1] > one.x[0]);
 
     CHECK(one.seed == 11 && strcmp(one.sampler, "random") == 0);
     CHECK(one.n_classes == 1 && strcmp(one.class_names[0], "cubic") == 0);

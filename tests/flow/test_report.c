@@ -75,11 +75,11 @@ static int write_dataset(const char *path, long n, const double (*cells)[6],
     d.n = n;
     d.length = LEN;
     d.patterns = calloc((size_t)n * LEN, sizeof *d.patterns);
-    d.tof_us = calloc(LEN, sizeof *d.tof_us);
+    d.x = calloc(LEN, sizeof *d.x);
     d.cells = calloc((size_t)n * 6, sizeof *d.cells);
     d.labels = calloc((size_t)n, sizeof *d.labels);
     for (int j = 0; j < LEN; j++)
-        d.tof_us[j] = 2000 + 300.0 * j;
+        d.x[j] = 2000 + 300.0 * j;
     for (long i = 0; i < n; i++) {
         memcpy(d.cells + i * 6, cells[i], sizeof cells[i]);
         d.labels[i] = labels[i];
