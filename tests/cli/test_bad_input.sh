@@ -320,6 +320,39 @@ run --version
     fail "--version printed '$(cat "$TMP/stdout")', expected 'braggflow $version'"
 ok
 
+# Constant-wavelength instruments (issue 12): one line naming the file and key, exit 2.
+CWX=$EX/instrument/cuka-lab.instprm
+printf 'Type:PXY\nLam:1.54\nU:1\nV:0\nW:1\n' >"$TMP/type.instprm"
+printf 'Type:PXC\nU:1\nV:0\nW:1\n' >"$TMP/nolam.instprm"
+printf 'Type:PNC\nLam:1.54\nV:0\nW:1\n' >"$TMP/nou.instprm"
+printf 'Type:PNC\nLam:20\nU:1\nV:0\nW:1\n' >"$TMP/long.instprm"
+CASE="CW instprm of unknown Type names file, line and key"
+expect_error "$OUTDIR/p.csv" "type.instprm:1: Type: 'PXY'" -- simulate --cif "$NACL" \
+    --instprm "$TMP/type.instprm" --cell "$CELL" --out "$OUTDIR/p.csv"
+ok
+CASE="CW instprm without Lam or U names file and key"
+expect_error "$OUTDIR/p.csv" "nolam.instprm: Lam: missing" -- simulate --cif "$NACL" \
+    --instprm "$TMP/nolam.instprm" --cell "$CELL" --out "$OUTDIR/p.csv"
+expect_error "$OUTDIR/p.csv" "nou.instprm: U: missing" -- simulate --cif "$NACL" \
+    --instprm "$TMP/nou.instprm" --cell "$CELL" --out "$OUTDIR/p.csv"
+ok
+CASE="a 2theta range outside (0, 180) names the option"
+expect_error "$OUTDIR/p.csv" "tth_max" -- simulate --cif "$NACL" --instprm "$CWX" --cell "$CELL" \
+    --tth-max 190 --out "$OUTDIR/p.csv"
+expect_error "$OUTDIR/p.csv" "tth_min" -- simulate --cif "$NACL" --instprm "$CWX" --cell "$CELL" \
+    --tth-min -3 --out "$OUTDIR/p.csv"
+expect_error "$OUTDIR/p.csv" "--tth-step" -- simulate --cif "$NACL" --instprm "$CWX" \
+    --cell "$CELL" --tth-step x --out "$OUTDIR/p.csv"
+ok
+CASE="a wavelength for which no reflection fits"
+expect_error "$OUTDIR/p.csv" "no reflection .*2theta range" -- simulate --cif "$NACL" \
+    --instprm "$TMP/long.instprm" --cell "$CELL" --out "$OUTDIR/p.csv"
+ok
+CASE="a bad --fprime names the option"
+expect_error "$OUTDIR/p.csv" "--fprime: 'Na-1'" -- simulate --cif "$NACL" --instprm "$CWX" \
+    --cell "$CELL" --fprime Na-1 --out "$OUTDIR/p.csv"
+ok
+
 # Every case above left the output folder clean.
 CASE="output folder is empty at the end"
 [ -z "$(ls -A "$OUTDIR")" ] || fail "left behind: $(ls -A "$OUTDIR")"
