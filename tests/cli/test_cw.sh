@@ -67,3 +67,28 @@ run_ok train --train cw.h5 --val cw.h5 --epochs 2 --batch 16 --hidden 16 --out c
 run_ok predict --model cw.safetensors --data cw.h5
 [ "$(wc -l <"$TMP/stdout")" -eq 81 ] || fail "predict printed $(wc -l <"$TMP/stdout") lines"
 ok
+
+CASE="a campaign and its report on a CW instrument"
+cat >>cw.ini <<INI
+[campaign]
+workflow = serial
+phases = 2
+val = 20
+test = 20
+study_per_class = 10
+new_per_phase = 20
+sim_threads = 1
+train_threads = 1
+[train]
+epochs = 2
+batch = 16
+hidden = 16
+[al]
+policy = seed-mix
+INI
+sed -i 's/^count = 40$/count = 20/' cw.ini
+run_ok campaign cw.ini --out run
+run_ok report run
+grep -q 'vs 2θ' run/report.html || fail "the report's pattern chart is not against 2θ"
+h5ls run/data/test.h5 | grep -q '^two_theta_deg ' || fail "test.h5 has no 2theta axis"
+ok
