@@ -265,6 +265,90 @@ bf_status bf_pattern_csv_parse(const char *text, const char *name, bf_dataset *o
                                bf_error *err);
 bf_status bf_pattern_csv_read(const char *path, bf_dataset *out, bf_error *err);
 
+/* ---- Measured patterns (data/pattern_read.c) -----------------------------------
+ * The x axis of a pattern: TOF in microseconds (GSAS-II's log-spaced grid) or
+ * 2theta in degrees (constant wavelength, linear grids). */
+typedef enum { BF_X_TOF_US, BF_X_TTH_DEG } bf_x_unit;
+/* "tof_us" / "two_theta_deg" (the names of the HDF5 x datasets and CSV headers). */
+const char *bf_x_unit_name(bf_x_unit u);
+/* 0 and *u set for those two names; -1 otherwise. */
+int bf_x_unit_parse(const char *name, bf_x_unit *u);
+
+/* The columns of a pattern file with the column parser every pattern reader shares
+ * (the one CSV reader: blanks or commas between numbers; '#' and '!' start a
+ * comment; blank lines, and non-numeric header lines before the data, skipped).
+ * Lines hold 1..max_cols numbers, all the same count; col[k] (heap, n values) for
+ * k < *n_cols, the others NULL. A header line naming tof_us or two_theta_deg sets
+ * *unit and *unit_known = 1. lines (may be NULL): heap, the 1-based line of each
+ * point. Errors name name:line (a line with other text, more than max_cols numbers
+ * or a changing count, a non-finite value). */
+bf_status bf_pattern_columns_parse(const char *text, const char *name, int max_cols,
+                                   double *col[3], int *n, int *n_cols, bf_x_unit *unit,
+                                   int *unit_known, int **lines, bf_error *err);
+
+/* A measured (or exported) pattern: x ascending, y counts, sigma the esd when the
+ * file has one (else NULL). */
+typedef struct {
+    int n;
+    double *x, *y, *sigma;
+    bf_x_unit unit;
+    int unit_known;               /* 0: the file does not say; unit is a guess */
+} bf_measured;
+
+typedef enum {
+    BF_MEAS_AUTO, BF_MEAS_XY, BF_MEAS_XYE, BF_MEAS_GSA, BF_MEAS_FXYE, BF_MEAS_CSV
+} bf_measured_format;
+/* "auto", "xy", "xye", "gsa", "fxye", "csv" -> 0; -1 otherwise. */
+int bf_measured_format_parse(const char *name, bf_measured_format *f);
+/* From the file name's extension: .xy .dat .txt -> XY, .xye -> XYE, .gsa .gss .gsas
+ * .raw -> GSA, .fxye -> FXYE, .csv -> CSV; -1 for another. */
+int bf_measured_format_of(const char *path, bf_measured_format *f);
+
+/* Reads path in fmt (BF_MEAS_AUTO: from the extension). unit_hint (may be NULL) is
+ * the unit to assume where the file does not say (the model's grid): xy/xye files,
+ * CSV without a tof_us / two_theta_deg header and GSAS CONST banks (whose x is TOF
+ * in microseconds or 2theta in centidegrees, converted to degrees here). GSAS files:
+ * the first BANK line (BANK n nchan nrec BINTYP bcoef1..4 TYPE) with BINTYP CONST
+ * (start, step), SLOG (start, stop, dT/T: TOF) or RALF (TOF; with FXYE/FXY only),
+ * TYPE FXYE (x y esd per line), FXY (x y), ESD (five y, esd pairs per 80-column
+ * record, fields of 8 columns), STD (ten y per record; fields of 8 columns, an
+ * optional 2-column counter count before each value) or empty (STD). Errors name
+ * FILE:LINE: fewer than 2 points, x not strictly increasing, NaN/inf, the wrong
+ * number of columns, a bad BANK line, no unit known. */
+bf_status bf_measured_read(const char *path, bf_measured_format fmt, const bf_x_unit *unit_hint,
+                           bf_measured *out, bf_error *err);
+bf_status bf_measured_parse(const char *text, const char *name, bf_measured_format fmt,
+                            const bf_x_unit *unit_hint, bf_measured *out, bf_error *err);
+void bf_measured_free(bf_measured *m);
+
+/* A grid a model was trained on, as the checkpoint records it: unit, count, first
+ * and last point, and how the points are spaced (geometric: x_i = first *
+ * (last/first)^(i/(n-1)), GSAS-II's TOF bins; linear) when every point is that
+ * within 1e-9 relative; otherwise BF_GRID_ARRAY with the SHA-256 of the float64
+ * array (little-endian bytes), which a measured pattern cannot be regridded onto. */
+typedef enum { BF_GRID_GEOMETRIC, BF_GRID_LINEAR, BF_GRID_ARRAY } bf_grid_spacing;
+typedef struct {
+    bf_x_unit unit;
+    int n;
+    double first, last;
+    bf_grid_spacing spacing;
+    char sha256[65];              /* BF_GRID_ARRAY: the array's hash */
+} bf_x_grid;
+/* Describes x (n >= 2, strictly increasing). */
+bf_status bf_x_grid_describe(const double *x, int n, bf_x_unit unit, bf_x_grid *out,
+                             bf_error *err);
+/* x[0..g->n) of a geometric or linear grid (BF_ERR_INVALID for BF_GRID_ARRAY). */
+bf_status bf_x_grid_values(const bf_x_grid *g, double *x, bf_error *err);
+
+/* Regrids m onto the n points x (unit: the grid's) by linear interpolation of the
+ * counts between the two measured points around each x; points of x outside
+ * [m->x[0], m->x[n-1]] get 0. y (n) is filled; *covered (may be NULL) is the
+ * number of points inside. Errors: a unit other than the grid's, no point of x
+ * inside the measured range ("name: x 1200..1500 us does not overlap the model's
+ * grid 1360..18919 us"). */
+bf_status bf_measured_to_grid(const bf_measured *m, const char *name, const double *x, int n,
+                              bf_x_unit unit, float *y, int *covered, bf_error *err);
+
 
 /* ---- Peak patches (BraggNN, DESIGN §7; sim.h has the coordinate convention) ----
  * One file layout for simulated, imported and fitted patches (docs/peaks.md):
