@@ -342,7 +342,8 @@ bf_status bf_x_grid_values(const bf_x_grid *g, double *x, bf_error *err);
 
 /* Regrids m onto the n points x (unit: the grid's) by linear interpolation of the
  * counts between the two measured points around each x; points of x outside
- * [m->x[0], m->x[n-1]] get 0. y (n) is filled; *covered (may be NULL) is the
+ * [m->x[0], m->x[n-1]] get 0 (within 1/1000 of the end step outside: the end value,
+ * so that x printed with a few decimals keeps a pattern on the model's own grid). y (n) is filled; *covered (may be NULL) is the
  * number of points inside. Errors: a unit other than the grid's, no point of x
  * inside the measured range ("name: x 1200..1500 us does not overlap the model's
  * grid 1360..18919 us"). */

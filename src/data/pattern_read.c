@@ -10,7 +10,8 @@
  * (F8.0 intensity, F8.0 esd) pairs, FXYE free-format x y esd, FXY x y.
  *
  * Regridding (bf_measured_to_grid): linear interpolation of the counts at each of
- * the model's x; model points outside the measured range are 0. The model takes
+ * the model's x; model points outside the measured range are 0 (a point within a
+ * thousandth of the end step takes the end value: x printed to a few decimals). The model takes
  * min-max scaled patterns, so an overall scale does not matter; interpolating point
  * values (rather than integrating over the model's bins) keeps a pattern measured
  * on the model's own grid exactly as it is. */
@@ -533,13 +534,17 @@ bf_status bf_measured_to_grid(const bf_measured *m, const char *name, const doub
         return bf_error_set(err, BF_ERR_INVALID, "%s: %d measured points, %d grid points", name,
                             m->n, n);
     double lo = m->x[0], hi = m->x[m->n - 1];
+    /* a grid point a thousandth of the end step outside is the end point (x printed
+     * with a few decimals: a pattern on the model's own grid keeps its ends) */
+    double lo_tol = 1e-3 * (m->x[1] - lo), hi_tol = 1e-3 * (hi - m->x[m->n - 2]);
     int inside = 0, j = 0;
     for (int i = 0; i < n; i++) {
         double t = x[i];
-        if (!(t >= lo && t <= hi)) {
+        if (!(t >= lo - lo_tol && t <= hi + hi_tol)) {
             y[i] = 0;
             continue;
         }
+        t = fmin(fmax(t, lo), hi);
         inside++;
         if (j > 0 && t < m->x[j]) /* x descending? restart the search */
             j = 0;
