@@ -105,6 +105,44 @@ bf_status bf_sample_grid(const bf_class_spec *cls, int phases, int phase, bf_cel
 /* ---- `sample` configuration ------------------------------------------------ */
 typedef enum { BF_LAYOUT_BRAGGFLOW, BF_LAYOUT_SEED } bf_layout;
 
+/* Measured-like training data (`sample` INI [measured]; every part off by default).
+ * Applied to each finished simulated pattern y(x), in this order:
+ *   1. zero shift: s uniform in [-zero_shift, zero_shift] (x units: us for TOF);
+ *      y'(x) = y(x - s) by linear interpolation of the pattern, 0 beyond its ends;
+ *   2. background: + max(y) * sum_{k < background_terms} c_k T_k(u), Chebyshev
+ *      polynomials of u = 2 (x - x_0) / (x_{L-1} - x_0) - 1, each c_k uniform in
+ *      [background_lo, background_hi] (relative to the pattern's maximum);
+ *   3. Poisson counting noise at poisson_counts total counts: y scaled by
+ *      N / sum(y), each point drawn from Poisson(scaled value) (a negative value
+ *      counts 0), scaled back by sum(y) / N (the intensity scale is kept).
+ * Pattern `row` draws from RNG stream (seed ^ BF_MEASURED_SEED_KEY, row), apart from
+ * the cells' streams: the same seed gives the same data whatever the threads. */
+#define BF_MEASURED_MAX_TERMS 12
+#define BF_MEASURED_SEED_KEY 0x6d65617375726564ULL  /* "measured" */
+typedef struct {
+    int background_terms;             /* 0 (off) .. BF_MEASURED_MAX_TERMS */
+    double background_lo, background_hi;  /* default 0 0.05 */
+    double poisson_counts;            /* 0: off */
+    double zero_shift;                /* 0: off; x units */
+} bf_measured_like;
+
+/* What one pattern drew. */
+typedef struct {
+    double coeff[BF_MEASURED_MAX_TERMS];
+    double shift;
+} bf_measured_draw;
+
+/* 1 when any part is on. */
+int bf_measured_like_on(const bf_measured_like *ml);
+/* "background_terms=3 background_coeff=0 0.05 poisson_counts=1e+06 zero_shift=0.5" (the
+ * parts on; "" when off): the HDF5 provenance attribute `measured`. */
+void bf_measured_like_format(const bf_measured_like *ml, char *out, size_t outsz);
+/* Applies ml to y (n points on x, ascending) in place; draw (may be NULL) gets the
+ * drawn values. BF_ERR_NOMEM only. */
+bf_status bf_measured_like_apply(const bf_measured_like *ml, const double *x, int n,
+                                 uint64_t seed, uint64_t row, double *y, bf_measured_draw *draw,
+                                 bf_error *err);
+
 typedef struct {
     char path[4096];                  /* the INI file */
     uint64_t seed;
@@ -114,6 +152,7 @@ typedef struct {
     char instprm_path[4096];
     bf_tof_grid_spec grid;
     bf_sample sample;                 /* scale etc. */
+    bf_measured_like measured;        /* [measured]: background, noise, zero shift */
     int n_classes;
     bf_class_spec classes[BF_MAX_CLASSES];
     char config_text[8192];           /* the INI text (truncated), kept as provenance */
@@ -142,6 +181,7 @@ typedef struct {
     char instprm_sha256[65];
     char cif_sha256[BF_MAX_CLASSES][65];
     char config_text[8192];
+    char measured[256];               /* bf_measured_like_format; "" when off */
 } bf_dataset;
 
 /* Draws every class's cells, simulates them on `threads` threads (0 = all
