@@ -112,9 +112,10 @@ typedef enum { BF_LAYOUT_BRAGGFLOW, BF_LAYOUT_SEED } bf_layout;
  *   2. background: + max(y) * sum_{k < background_terms} c_k T_k(u), Chebyshev
  *      polynomials of u = 2 (x - x_0) / (x_{L-1} - x_0) - 1, each c_k uniform in
  *      [background_lo, background_hi] (relative to the pattern's maximum);
- *   3. Poisson counting noise at poisson_counts total counts: y scaled by
- *      N / sum(y), each point drawn from Poisson(scaled value) (a negative value
- *      counts 0), scaled back by sum(y) / N (the intensity scale is kept).
+ *   3. Poisson counting noise at poisson_counts total counts N: y scaled by
+ *      N / S, S the sum of its positive points, each point drawn from
+ *      Poisson(scaled value) (a negative value counts 0), scaled back by S / N
+ *      (the intensity scale is kept).
  * Pattern `row` draws from RNG stream (seed ^ BF_MEASURED_SEED_KEY, row), apart from
  * the cells' streams: the same seed gives the same data whatever the threads. */
 #define BF_MEASURED_MAX_TERMS 12
@@ -298,8 +299,9 @@ bf_status bf_dataset_read_h5_rows(const char *path, long first, long count, bf_d
                                   bf_error *err);
 
 /* One pattern (n = 1, patterns only) from CSV text: a column of intensities, or
- * tof,intensity as `simulate --out x.csv` writes (the last column is read). Header
- * lines before the data, blank lines and '#' comments are skipped; errors name
+ * tof,intensity as `simulate --out x.csv` writes (the last column is read;
+ * bf_pattern_columns_parse below). Header lines before the data, blank lines and
+ * '#' / '!' comments are skipped; errors name
  * name:line (non-numeric line, changing column count, NaN/inf intensity). */
 bf_status bf_pattern_csv_parse(const char *text, const char *name, bf_dataset *out,
                                bf_error *err);
