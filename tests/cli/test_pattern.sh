@@ -85,3 +85,30 @@ run_ok predict --model old.safetensors --csv p.csv
 run_fails "does not record the grid it was trained on" \
     predict --model old.safetensors --pattern p.xy
 ok
+
+CASE="sample [measured]: same seed -> identical file; the settings in the 'measured' attribute"
+write_seed_ini noisy 1 12
+cat >>noisy.ini <<INI
+[measured]
+zero_shift = 0.5
+background_terms = 3
+poisson_counts = 1e6
+INI
+run_ok sample --config noisy.ini --out noisy.h5 --threads 1
+run_ok sample --config noisy.ini --out noisy2.h5 --threads 2
+cmp -s noisy.h5 noisy2.h5 || fail "same seed, different threads: files differ"
+cmp -s noisy.h5 train.h5 && fail "[measured] changed nothing"
+if command -v h5dump >/dev/null 2>&1; then
+    h5dump -a measured noisy.h5 >attr.txt 2>&1 || fail "no 'measured' attribute"
+    grep -q "background_terms=3 background_coeff=0 0.050000000000000003 poisson_counts=1000000 zero_shift=0.5" attr.txt ||
+        fail "measured attribute: $(cat attr.txt)"
+    h5dump -a measured train.h5 >/dev/null 2>&1 && fail "a 'measured' attribute without [measured]"
+else
+    echo "skipped: h5dump not found (the attribute check)"
+fi
+# a model trained on measured-like data predicts the measured xy file
+run_ok train --train noisy.h5 --val val.h5 --hidden 8 --batch 16 --threads 1 --epochs 1 \
+    --out noisy.safetensors
+run_ok predict --model noisy.safetensors --pattern p.xy
+[ "$(wc -l <"$TMP/stdout")" -eq 2 ] || fail "expected one prediction"
+ok
