@@ -67,7 +67,8 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
        OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG, OPT_TRAIN, OPT_VAL, OPT_MODEL, OPT_EPOCHS,
        OPT_BATCH, OPT_LR, OPT_SEED, OPT_PATIENCE, OPT_MIN_DELTA, OPT_CLIP, OPT_HIDDEN, OPT_INIT,
        OPT_DATA, OPT_JSON, OPT_CSV, OPT_WORKFLOW, OPT_RESUME, OPT_B_TABLE, OPT_TTH_MIN,
-       OPT_TTH_MAX, OPT_TTH_STEP, OPT_FPRIME };
+       OPT_TTH_MAX, OPT_TTH_STEP, OPT_FPRIME, OPT_PATTERN,
+       OPT_PAT_FORMAT };
 #define BF_CLI_SIM_OPTIONS                                                                 \
     {"cif", required_argument, 0, OPT_CIF}, {"instprm", required_argument, 0, OPT_INSTPRM}, \
         {"cell", required_argument, 0, OPT_CELL},                                          \
@@ -121,6 +122,8 @@ bf_status bf_cli_sim_open(const bf_cli_sim_args *a, bf_cell *cell, bf_powder_sim
 /* What evaluate and predict share (cli/inference.c). */
 typedef struct {
     const char *model_path, *data_path, *csv_path;   /* --csv: predict only */
+    const char *pattern_path;                         /* --pattern: predict only */
+    bf_measured_format format;                        /* --format (auto: extension) */
     long batch, threads;
     int json;                                         /* --json: evaluate only */
     bf_model *m;

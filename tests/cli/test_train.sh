@@ -129,5 +129,5 @@ run_fails "--train, --val and --out are required" train --train train.h5
 run_fails "--epochs" "${TRAIN[@]}" --epochs 0 --out x.safetensors
 run_fails "--out must end in .safetensors" "${TRAIN[@]}" --out x.bin
 run_fails "not a known model" "${TRAIN[@]}" --model resnet --out x.safetensors
-run_fails "one of --data or --csv" predict --model m.safetensors
+run_fails "one of --data, --csv or --pattern" predict --model m.safetensors
 ok
