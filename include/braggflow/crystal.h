@@ -168,11 +168,12 @@ typedef struct {
 
 /* One anisotropic term of entry i: an operator class of the reflection (the operators
  * whose h' = h.R agree up to sign, so T(h') = exp(-2 pi^2 h'^T B h') agrees), one distinct
- * U tensor and one scatterer: F += f_scatterer * T * (re + i im). */
+ * U tensor and one scatterer: F += f_scatterer * T * (re + i im) (for neutrons, whose f
+ * does not depend on d, f is in re + i im and the term sums every scatterer of that U). */
 typedef struct {
     short hp[3];              /* h' = h.R of the class (any member) */
     short u;                  /* index into aniso_u */
-    short scatterer;
+    short scatterer;          /* -1: f folded into re, im (neutrons: f is a constant) */
     short same_t;             /* 1: T equals the previous term's (same class and U) */
     double re, im;            /* sum over the class and the atoms: frac mult/nOps e^{i phase} */
 } bf_aniso_term;

@@ -231,6 +231,7 @@ bf_status bf_structure_factor_parts(const bf_crystal *c, const bf_radiation *rad
         !t->scatterers || !t->uiso_A2 || !t->group_scatterer || !t->aniso_u)
         goto nomem;
     t->f2_scale = rad->kind == BF_RADIATION_NEUTRON ? 0.01 : 1.0; /* fm^2 -> (1e-12 cm)^2 */
+    const int fold = rad->kind == BF_RADIATION_NEUTRON;
 
     int n_pairs = 0;
     for (int a = 0; a < na; a++) {
@@ -269,11 +270,13 @@ bf_status bf_structure_factor_parts(const bf_crystal *c, const bf_radiation *rad
         if (u == t->n_aniso_u)
             memcpy(t->aniso_u[t->n_aniso_u++], at->u_aniso_A2, sizeof at->u_aniso_A2);
         atom_u[a] = u;
+        /* neutrons: f is a constant, folded into the terms (one term per class and U) */
+        const int ks = fold ? -1 : k;
         int p = 0;
-        while (p < n_pairs && (pairs[p].u != u || pairs[p].scatterer != k))
+        while (p < n_pairs && (pairs[p].u != u || pairs[p].scatterer != ks))
             p++;
         if (p == n_pairs)
-            pairs[n_pairs++] = (aniso_pair){u, k};
+            pairs[n_pairs++] = (aniso_pair){u, ks};
     }
     if (t->n_aniso_u > 32767 || t->n_scatterers > 32767) {
         st = bf_error_set(err, BF_ERR_RANGE, "%s: more than 32767 distinct U tensors", c->source);
@@ -328,15 +331,20 @@ bf_status bf_structure_factor_parts(const bf_crystal *c, const bf_radiation *rad
             for (int p = 0; p < n_pairs; p++) {
                 double re = 0.0, im = 0.0;
                 for (int a = 0; a < na; a++) {
-                    if (atom_u[a] != pairs[p].u || atom_scat[a] != pairs[p].scatterer)
+                    if (atom_u[a] != pairs[p].u ||
+                        (pairs[p].scatterer >= 0 && atom_scat[a] != pairs[p].scatterer))
                         continue;
+                    /* w (f' + i f'') with the constant f of a folded (neutron) term */
+                    const bf_scatterer *sc = &t->scatterers[atom_scat[a]];
+                    const double wr = atom_w[a] * (fold ? sc->f_re : 1.0),
+                                 wi = atom_w[a] * (fold ? sc->f_im : 0.0);
                     for (int k = 0; k < nops; k++) {
                         if (cls[k] != m)
                             continue;
                         double cs, sn;
                         phase_factor(hp[k], ht[k], &c->atoms[a], &cs, &sn);
-                        re += atom_w[a] * cs;
-                        im += atom_w[a] * sn;
+                        re += wr * cs - wi * sn;
+                        im += wr * sn + wi * cs;
                     }
                 }
                 if (re == 0.0 && im == 0.0)
@@ -415,14 +423,19 @@ double bf_reflection_table_f2(const bf_reflection_table *t, int i, double d_A,
                 T = exp(h * h * u[0] * q[0] + k * k * u[1] * q[1] + l * l * u[2] * q[2] +
                         h * k * u[3] * q[3] + h * l * u[4] * q[4] + k * l * u[5] * q[5]);
             }
+            const double ar = T * term->re, ai = T * term->im;
             const int s = term->scatterer;
+            if (s < 0) { /* f folded in */
+                re += ar;
+                im += ai;
+                continue;
+            }
             if (cached) {
                 fr = fr_c[s];
                 fi = fi_c[s];
             } else {
                 scatterer_f(&t->scatterers[s], s2, &fr, &fi);
             }
-            const double ar = T * term->re, ai = T * term->im;
             re += fr * ar - fi * ai;
             im += fr * ai + fi * ar;
         }
