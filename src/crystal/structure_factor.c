@@ -279,7 +279,8 @@ bf_status bf_structure_factor_parts(const bf_crystal *c, const bf_radiation *rad
             pairs[n_pairs++] = (aniso_pair){u, ks};
     }
     if (t->n_aniso_u > 32767 || t->n_scatterers > 32767) {
-        st = bf_error_set(err, BF_ERR_RANGE, "%s: more than 32767 distinct U tensors", c->source);
+        st = bf_error_set(err, BF_ERR_RANGE,
+                          "%s: more than 32767 distinct U tensors or scatterers", c->source);
         goto fail;
     }
     /* pairs by U, so that a class's terms of one U follow each other (one exp for them) */
