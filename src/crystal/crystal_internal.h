@@ -13,4 +13,9 @@ int bf_element_from_label(const char *label, char element[4]);
  * so that "x+1" and "x" compare equal. */
 double bf_wrap_fraction(double t);
 
+/* Fills t's structure-factor parts (scatterers, groups, anisotropic terms) for its t->n
+ * reflections t->hkl (structure_factor.c). On failure the caller frees t. */
+bf_status bf_structure_factor_parts(const bf_crystal *c, const bf_radiation *rad,
+                                    bf_reflection_table *t, bf_error *err);
+
 #endif

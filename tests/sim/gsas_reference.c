@@ -8,10 +8,11 @@
 #include <string.h>
 
 const gsas_case gsas_cases[N_GSAS_CASES] = {
-    {"gsas2/gsas2_tof_cubic_1001460.h5", "seed-workflow/1001460.cif", 2},
-    {"gsas2/gsas2_tof_trigonal_1522004.h5", "seed-workflow/1522004.cif", 2},
-    {"gsas2/gsas2_tof_tetragonal_1531431.h5", "seed-workflow/1531431.cif", 2},
-    {"gsas2_cw/gsas2_tof_neutron_nomad_newcifs.h5", "gsas2_cw/cifs/9001833.cif", 1},
+    {"gsas2/gsas2_tof_cubic_1001460.h5", "seed-workflow/1001460.cif", 0, 2},
+    {"gsas2/gsas2_tof_trigonal_1522004.h5", "seed-workflow/1522004.cif", 0, 2},
+    {"gsas2/gsas2_tof_tetragonal_1531431.h5", "seed-workflow/1531431.cif", 0, 2},
+    {"gsas2_cw/gsas2_tof_neutron_nomad_newcifs.h5", "gsas2_cw/cifs/9001833.cif", 0, 1},
+    {"gsas2_cw/gsas2_tof_neutron_nomad_newcifs.h5", "gsas2_cw/cifs/2013358.cif", 1, 1},
 };
 
 static double *read_all(hid_t file, const char *name, hsize_t dims[2], int *rank)
