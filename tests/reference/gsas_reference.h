@@ -1,4 +1,4 @@
-/* tests/sim/gsas_reference.h — reads the GSAS-II reference patterns in
+/* tests/reference/gsas_reference.h — reads the GSAS-II reference patterns in
  * shared/reference/gsas2/ (files: docs/gsas2.md §11) for the fidelity tests. */
 #ifndef BF_TEST_GSAS_REFERENCE_H
 #define BF_TEST_GSAS_REFERENCE_H

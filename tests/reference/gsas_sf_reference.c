@@ -1,4 +1,4 @@
-/* tests/crystal/gsas_sf_reference.c — see gsas_sf_reference.h. */
+/* tests/reference/gsas_sf_reference.c — see gsas_sf_reference.h. */
 #include "gsas_sf_reference.h"
 
 #include <ctype.h>
@@ -141,8 +141,7 @@ int gsas_sf_atom_mults(const gsas_sf_file *f, const char *material, gsas_sf_atom
     return rc;
 }
 
-/* The number after "key": inside [from, to), or NAN. */
-static double json_number(const char *from, const char *to, const char *key)
+double gsas_json_number(const char *from, const char *to, const char *key)
 {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\":", key);
@@ -152,8 +151,7 @@ static double json_number(const char *from, const char *to, const char *key)
     return strtod(p + strlen(pat), NULL);
 }
 
-/* The n numbers of the array after "key": inside [from, to). */
-static int json_array(const char *from, const char *to, const char *key, double *v, int n)
+int gsas_json_array(const char *from, const char *to, const char *key, double *v, int n)
 {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\": [", key);
@@ -197,8 +195,8 @@ int gsas_sf_xray_radiation(const char *json, double wavelength_A, bf_radiation *
             return -1;
         bf_xray_f0_coeffs *c = &rad->f0[rad->n_f0++];
         snprintf(c->symbol, sizeof c->symbol, "%s", key);
-        c->c = json_number(obj, end, "fc");
-        if (json_array(obj, end, "fa", c->a, 4) || json_array(obj, end, "fb", c->b, 4) ||
+        c->c = gsas_json_number(obj, end, "fc");
+        if (gsas_json_array(obj, end, "fa", c->a, 4) || gsas_json_array(obj, end, "fb", c->b, 4) ||
             isnan(c->c))
             return -1;
         char el[4] = {0};
@@ -212,8 +210,8 @@ int gsas_sf_xray_radiation(const char *json, double wavelength_A, bf_radiation *
                 return -1;
             bf_fprime_override *o = &rad->fprime[rad->n_fprime++];
             snprintf(o->element, sizeof o->element, "%s", el);
-            o->f_prime = json_number(obj, end, "fprime");
-            o->f_double_prime = json_number(obj, end, "fdoubleprime");
+            o->f_prime = gsas_json_number(obj, end, "fprime");
+            o->f_double_prime = gsas_json_number(obj, end, "fdoubleprime");
             if (isnan(o->f_prime) || isnan(o->f_double_prime))
                 return -1;
         }

@@ -1,4 +1,4 @@
-/* tests/crystal/gsas_sf_reference.h — reads what the structure-factor tests need from the
+/* tests/reference/gsas_sf_reference.h — reads what the structure-factor tests need from the
  * GSAS-II reference files in shared/reference/gsas2_cw/ (layout: its README, "HDF5
  * layout"): reflection lists, cells, CIF names, the atoms' site multiplicities and the
  * X-ray scattering factors GSAS-II used (scattering_json). */
@@ -32,6 +32,10 @@ char *gsas_sf_attribute(const gsas_sf_file *f, const char *object, const char *a
 /* materials/<material>/atoms: label and GSAS-II's site multiplicity; the count or -1. */
 int gsas_sf_atom_mults(const gsas_sf_file *f, const char *material, gsas_sf_atom *atoms,
                        int max);
+/* The number after "key": inside [from, to) of a JSON text, or NAN. */
+double gsas_json_number(const char *from, const char *to, const char *key);
+/* The n numbers of the array after "key": inside [from, to); 0, or -1 when missing. */
+int gsas_json_array(const char *from, const char *to, const char *key, double *v, int n);
 /* X-rays at wavelength_A with f0 coefficients and f', f'' from a material's
  * scattering_json ({"Ba+2": {"fprime": .., "fdoubleprime": .., "fa": [..], "fb": [..],
  * "fc": ..}, ...}) as overrides; 0 on success. */
