@@ -7,13 +7,6 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
-run_fails() {
-    local pattern=$1
-    shift
-    run "$@"
-    [ "$RC" -eq 2 ] || fail "braggflow $*: exit $RC, expected 2"
-    grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
-}
 
 write_seed_ini train 1 12
 write_seed_ini val 2 4

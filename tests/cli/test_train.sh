@@ -7,14 +7,6 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
-# run_fails PATTERN CMD...: non-zero exit and PATTERN in stderr
-run_fails() {
-    local pattern=$1
-    shift
-    run "$@"
-    [ "$RC" -ne 0 ] || fail "braggflow $*: succeeded, expected a failure"
-    grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
-}
 
 # tiny three-class datasets
 write_seed_ini train 1 20
