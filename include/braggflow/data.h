@@ -47,6 +47,7 @@ typedef struct {
     bf_constraint constraint[BF_MAX_CONSTRAINTS];
     int n_constraints;
     char cif_path[4096];
+    char cif_block[76];               /* the CIF's data block to read ("": the first with atoms) */
     long count;                       /* random sampler: samples for this class */
 } bf_class_spec;
 

@@ -18,7 +18,8 @@
  *                0 0.05), poisson_counts (total counts, >= 0; 0 = off),
  *                zero_shift (+- x units, >= 0; 0 = off)
  *   [class.NAME] one per class, at most BF_MAX_CLASSES:
- *                cif (path, required), count (>= 1; required by and only
+ *                cif (path, required), cif_block (its data block; default the first
+ *                with atom sites), count (>= 1; required by and only
  *                allowed with the random sampler), a b c alpha beta gamma,
  *                a_step ... gamma_step (> 0; the grid and phased samplers need
  *                one per free parameter, the random sampler ignores them),
@@ -548,6 +549,18 @@ static int handle_class(parse_ctx *c, const char *section, const char *key, cons
             failf(c, BF_ERR_INVALID, section, key, value[0] ? "path too long" : "empty path");
             return 0;
         }
+        return 1;
+    }
+    if (strcmp(key, "cif_block") == 0) {
+        if (cls->cif_block[0]) {
+            failf(c, BF_ERR_PARSE, section, key, "given twice");
+            return 0;
+        }
+        if (value[0] == 0 || strlen(value) >= sizeof cls->cif_block) {
+            failf(c, BF_ERR_INVALID, section, key, value[0] ? "name too long" : "empty name");
+            return 0;
+        }
+        snprintf(cls->cif_block, sizeof cls->cif_block, "%s", value);
         return 1;
     }
     if (strcmp(key, "count") == 0 || strcmp(key, "label") == 0) {

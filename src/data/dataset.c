@@ -116,7 +116,8 @@ bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
         hdr->class_labels[k] = cls->label;
         st = bf_sha256_file_hex(cls->cif_path, hdr->cif_sha256[k], err);
         if (st == BF_OK)
-            st = bf_crystal_read_cif(cls->cif_path, &ctx->crystal[k], err);
+            st = bf_crystal_read_cif_block(cls->cif_path, cls->cif_block[0] ? cls->cif_block : NULL,
+                                           &ctx->crystal[k], err);
         if (st != BF_OK) {
             bf_error_prefix(err, "class %s", cls->name);
             goto done;
