@@ -42,32 +42,16 @@ bf_radiation bf_radiation_xray(double wavelength_A)
  * "Na+1"; "O2-" -> "O-2"; "Si", "SI", "Si0+" -> "Si". 0 when it is not of that shape. */
 static int ion_key(const char *sym, char out[16])
 {
-    const char *p = sym;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (!isalpha((unsigned char)p[0]))
+    char el[4];
+    int charge;
+    while (isspace((unsigned char)*sym))
+        sym++;
+    if (bf_type_symbol_split(sym, el, &charge) != 0)
         return 0;
-    char el[3] = {(char)toupper((unsigned char)p[0]), 0, 0};
-    p++;
-    if (isalpha((unsigned char)*p))
-        el[1] = (char)tolower((unsigned char)*p++);
-    int charge = 0, sign = 0, digits = 0;
-    for (; *p && !isspace((unsigned char)*p); p++) {
-        if (isdigit((unsigned char)*p) && digits < 2) {
-            charge = 10 * charge + (*p - '0');
-            digits++;
-        } else if ((*p == '+' || *p == '-') && sign == 0) {
-            sign = *p == '+' ? 1 : -1;
-        } else {
-            return 0;
-        }
-    }
-    if (sign != 0 && digits == 0)
-        charge = 1;
-    if (sign == 0 || charge == 0)
+    if (charge == 0)
         snprintf(out, 16, "%s", el);
     else
-        snprintf(out, 16, "%s%c%d", el, sign > 0 ? '+' : '-', charge);
+        snprintf(out, 16, "%s%c%d", el, charge > 0 ? '+' : '-', charge > 0 ? charge : -charge);
     return 1;
 }
 
