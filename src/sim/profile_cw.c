@@ -455,7 +455,7 @@ BF_CLONES static void add_core(const double *restrict x, int lo, int hi, double 
     const double inv0 = 1.0 / l0->du, inv1 = 1.0 / l1->du;
     const double *r0 = l0->values + PAD, *r1 = l1->values + PAD;
     const int k0max = l0->n - 2, k1max = l1->n - 2;
-#pragma omp simd
+    BF_SIMD_LOOP
     for (int i = lo; i < hi; i++) {
         const double u = (x[i] - centre_deg) * u_per_deg;
         double s0 = (u - l0->u_lo) * inv0, s1 = (u - l1->u_lo) * inv1;
@@ -493,7 +493,7 @@ BF_CLONES static void add_tail(const bf_grid *g, int lo, int hi, double centre_d
      * tail (relative 1e-7 of a value itself below 1e-2 of its peak) and twice as wide */
     const float d_lo = (float)(100.0 * (g->x[lo < g->n ? lo : 0] - centre_deg));
     const float dd = (float)(100.0 * g->step), af = (float)a, bf = (float)b;
-#pragma omp simd
+    BF_SIMD_LOOP
     for (int i = lo; i < hi; i++) {
         const float d = d_lo + (float)(i - lo) * dd;
         y[i] += (double)(af / (bf + 4.0f * d * d));
