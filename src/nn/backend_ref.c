@@ -178,6 +178,9 @@ static bf_status ref_nonlocal_forward(float *out, float *ws, const float *x, con
 {
     nonlocal_weights nw = nonlocal_split(w, C, Ci);
     size_t nc = (size_t)B * Ci * N;
+    float *own = NULL; /* inference: a workspace of its own, dropped at the end */
+    if (!ws && !(ws = own = temp(bf_nonlocal_workspace(B, Ci, N), "nonlocal", err)))
+        return BF_ERR_NOMEM;
     float *theta = ws, *phi = theta + nc, *g = phi + nc, *A = g + nc, *y = A + (size_t)B * N * N;
     conv1x1(theta, x, nw.theta_w, nw.theta_b, B, C, N, Ci);
     conv1x1(phi, x, nw.phi_w, nw.phi_b, B, C, N, Ci);
@@ -192,6 +195,7 @@ static bf_status ref_nonlocal_forward(float *out, float *ws, const float *x, con
     for (size_t i = 0; i < n_out; i++)
         out[i] += x[i];
     activate(out, n_out, slope);
+    free(own);
     return BF_OK;
 }
 

@@ -214,9 +214,94 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
     return BF_OK;
 }
 
+/* A convolution with few taps (C_in K K <= DIRECT_TAPS: BraggNN's first, one input
+ * channel) as multiply-adds of the im2col rows, VW outputs at a time, each row's vector
+ * loaded once and used by a block of output channels, bias and activation on the way
+ * out. As a product it had K = 9 (the tiles spent longer loading and storing their
+ * accumulators than multiplying): 7 % of BraggNN's inference for 2 % of its work. */
+#define DIRECT_TAPS 16
+
+/* out (C_out, P) = act(w (C_out, T) col (T, ld) + b), ld >= P a multiple of VW. A
+ * channel's last vector spills past its P outputs into the next channel's first ones:
+ * the vectors go from the last to the first, so those are written afterwards; the very
+ * last channel's spill, past the sample, is stored lane by lane. */
+/* One block of nb output channels [o0, o0 + nb) (nb a constant where it is OB: the
+ * chains then unroll without per-lane tests). */
+#define DIRECT_BLOCK(nb)                                                                  \
+    for (int q = (P - 1) / VW * VW; q >= 0; q -= VW) {                                    \
+        vfw acc[OB];                                                                      \
+        for (int r = 0; r < (nb); r++)                                                    \
+            acc[r] = zero + (b ? b[o0 + r] : 0.0f);                                       \
+        for (int t = 0; t < T; t++) {                                                     \
+            vfw xv = vwload(col + (size_t)t * ld + q);                                    \
+            for (int r = 0; r < (nb); r++)                                                \
+                acc[r] += xv * w[(size_t)(o0 + r) * T + t];                               \
+        }                                                                                 \
+        for (int r = 0; r < (nb); r++) {                                                  \
+            vfw v = acc[r];                                                               \
+            if (slope >= 0)                                                               \
+                v = vwselect(v > zero, v, v * vs);                                        \
+            float *dst = out + (size_t)(o0 + r) * P + q;                                  \
+            if (q + VW <= P || o0 + r + 1 < C_out)                                        \
+                vwstore(dst, v);                                                          \
+            else                                                                          \
+                for (int l = 0; q + l < P; l++)                                           \
+                    dst[l] = v[l];                                                        \
+        }                                                                                 \
+    }
+
+BF_CLONES static void direct_small(float *restrict out, const float *restrict col, int ld, int T,
+                                   const float *restrict w, const float *restrict b, int C_out,
+                                   int P, float slope)
+{
+    enum { OB = 8 }; /* output channels at once: independent chains (one chain of T
+                      * multiply-adds per channel waited on the adder's latency) */
+    vfw zero = {}, vs = zero + (slope >= 0 ? slope : 1.0f);
+    int o0 = 0;
+    for (; o0 + OB <= C_out; o0 += OB)
+        DIRECT_BLOCK(OB)
+    if (o0 < C_out) {
+        int ob = C_out - o0;
+        DIRECT_BLOCK(ob)
+    }
+}
+
+static bf_status conv2d_forward_direct(float *out, const float *inp, const float *w,
+                                       const float *b, int B, int C_in, int H, int W, int C_out,
+                                       int K, float slope, bf_error *err)
+{
+    int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
+    int ld = (P + VW - 1) / VW * VW;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *col = calloc((size_t)T * ld, sizeof(float)); /* tails stay zero */
+        if (!col) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int n = 0; n < B; n++) {
+            if (!col)
+                continue; /* reported below: the whole call fails */
+            im2col(col, ld, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
+            direct_small(out + (size_t)n * C_out * P, col, ld, T, w, b, C_out, P, slope);
+        }
+        free(col);
+    }
+    if (failed)
+        return bf_error_set(err, BF_ERR_NOMEM, "conv2d: %zu bytes of scratch per thread",
+                            sizeof(float) * (size_t)T * ld);
+    return BF_OK;
+}
+
 bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err)
 {
+    if (cpu_winograd_applies(B, C_in, H, W, C_out, K))
+        return cpu_conv2d_forward_winograd(out, inp, w, b, B, C_in, H, W, C_out, slope, err);
+    if (C_in * K * K <= DIRECT_TAPS)
+        return conv2d_forward_direct(out, inp, w, b, B, C_in, H, W, C_out, K, slope, err);
     if (wide_grid_pays(H, W, K))
         return conv2d_forward_wide(out, inp, w, b, B, C_in, H, W, C_out, K, slope, err);
     int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
@@ -457,7 +542,9 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
     int failed = 0;
 #pragma omp parallel
     {
-        float *panel = malloc(sizeof(float) * nonlocal_panel(C, Ci, N));
+        /* inference (ws NULL): one sample's workspace per thread, reused, stays in cache */
+        size_t n_panel = nonlocal_panel(C, Ci, N);
+        float *panel = malloc(sizeof(float) * (n_panel + (ws ? 0 : per)));
         if (!panel) {
 #pragma omp atomic write
             failed = 1;
@@ -466,7 +553,8 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
         for (int n = 0; n < B; n++) {
             if (!panel)
                 continue; /* reported below: the whole call fails */
-            float *tpg = ws + (size_t)n * per, *AT = tpg + 3 * (size_t)Ci * N;
+            float *tpg = ws ? ws + (size_t)n * per : panel + n_panel;
+            float *AT = tpg + 3 * (size_t)Ci * N;
             float *y = AT + (size_t)N * N;
             const float *xn = x + (size_t)n * C * N, *theta = tpg, *phi = tpg + (size_t)Ci * N;
             const float *g = phi + (size_t)Ci * N;

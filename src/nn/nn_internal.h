@@ -29,6 +29,12 @@ void cpu_leaky_relu_mask(float *dout, const float *out, size_t n, float slope);
 
 /* cpu_kernels2d.c: BraggNN's Conv2d (+ LeakyReLU) and non-local block, one sample per
  * thread at a time. Signatures as the bf_backend ops. */
+/* cpu_winograd.c: 3x3 Conv2d + activation by F(2x2, 3x3), where it applies (channel
+ * counts in whole vectors, a batch that repays the filter transform). */
+int cpu_winograd_applies(int B, int C_in, int H, int W, int C_out, int K);
+bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float *w,
+                                      const float *b, int B, int C_in, int H, int W, int C_out,
+                                      float slope, bf_error *err);
 bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err);
 bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, const float *out,

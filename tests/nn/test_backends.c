@@ -174,6 +174,15 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
         {5, 7, 9, 9, 11, 3, 1, 2},
         {3, 4, 12, 12, 6, 3, -100, 2},
         {2, 3, 5, 3, 9, 3, 10, 2},
+        /* few taps (conv1's direct path): outputs a multiple of a vector (16), 13
+         * channels (a partial block of 8), 63 outputs, even kernel */
+        {4, 1, 6, 6, 11, 3, 10, 2},
+        {3, 1, 8, 10, 13, 2, 1, 2},
+        /* Winograd F(2x2, 3x3) (channels in vectors of 16, batch >= 8): conv2 on an odd
+         * batch (the last group of one sample), odd and even output sizes, no activation */
+        {9, 64, 9, 9, 32, 3, 1, 2},
+        {8, 16, 6, 7, 16, 3, -100, 1},
+        {10, 32, 10, 5, 48, 3, 10, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
@@ -201,10 +210,16 @@ static double compare_nonlocal(int B, int C, int Ci, int N, float slope, int thr
                                       &err) == BF_OK &&
              cpu()->nonlocal_backward(c_dx, c_dw, c_d, c_out, c_ws, x, w, B, C, Ci, N, slope,
                                       &err) == BF_OK;
+    /* inference: no workspace, the same outputs on both backends */
+    float *r_inf = zeros(nx), *c_inf = zeros(nx);
+    ok = ok && ref()->nonlocal_forward(r_inf, NULL, x, w, B, C, Ci, N, slope, &err) == BF_OK &&
+         cpu()->nonlocal_forward(c_inf, NULL, x, w, B, C, Ci, N, slope, &err) == BF_OK &&
+         !memcmp(r_inf, r_out, sizeof(float) * nx) && !memcmp(c_inf, c_out, sizeof(float) * nx);
     double d = ok ? 0 : INFINITY;
     d = fmax(d, max_rel_diff(c_out, r_out, nx));
     d = fmax(d, max_rel_diff(c_dx, r_dx, nx));
     d = fmax(d, max_rel_diff(c_dw, r_dw, nw));
+    free(r_inf), free(c_inf);
     free(x), free(w), free(r_d), free(c_d), free(r_out), free(c_out), free(r_ws), free(c_ws);
     free(r_dx), free(c_dx), free(r_dw), free(c_dw);
     return d;

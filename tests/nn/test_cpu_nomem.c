@@ -65,9 +65,10 @@ BF_TEST(conv2d_ops_return_nomem_when_scratch_is_refused)
 {
     const bf_backend *be = bf_backend_cpu();
     omp_set_num_threads(2);
-    /* B, C_in, H, W, C_out: conv2 (the wide grid, its last sample copied), conv1 (im2col) */
-    const int shapes[][5] = {{3, 64, 9, 9, 32}, {3, 1, 11, 11, 64}};
-    for (int s = 0; s < 2; s++) {
+    /* B, C_in, H, W, C_out: conv2 (the wide grid, its last sample copied), conv1 (few
+     * taps: direct), conv2 on a batch of 8 (Winograd: the filters, then per thread) */
+    const int shapes[][5] = {{3, 64, 9, 9, 32}, {3, 1, 11, 11, 64}, {8, 64, 9, 9, 32}};
+    for (int s = 0; s < 3; s++) {
         int B = shapes[s][0], Ci = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
         int Co = shapes[s][4], Ho = H - 2, Wo = W - 2;
         size_t nx = (size_t)B * Ci * H * W, nw = (size_t)Co * Ci * 9;
@@ -92,6 +93,7 @@ BF_TEST(nonlocal_ops_return_nomem_when_scratch_is_refused)
     float *ws = filled(bf_nonlocal_workspace(B, Ci, N), 0), *d = filled(nx, 0.2f);
     float *dx = filled(nx, 0), *dw = filled(nw, 0);
     EACH_REFUSAL(be->nonlocal_forward(out, ws, x, w, B, C, Ci, N, 0.01f, &err));
+    EACH_REFUSAL(be->nonlocal_forward(out, NULL, x, w, B, C, Ci, N, 0.01f, &err)); /* inference */
     EACH_REFUSAL(be->nonlocal_backward(dx, dw, d, out, ws, x, w, B, C, Ci, N, 0.01f, &err));
     free(x), free(w), free(out), free(ws), free(d), free(dx), free(dw);
 }

@@ -174,9 +174,9 @@ static bf_status forward(bf_model *m, const float *x, int B, bf_error *err)
     s->backward_ready = 0;
     bf_status st = be->conv2d_forward(s->c1, x, W(m, CONV1_W), W(m, CONV1_B), B, 1, s->S, s->S,
                                       C1, K, -1, err);
-    if (st == BF_OK)
-        st = be->nonlocal_forward(s->a1, s->ws, s->c1, W(m, NLB_FIRST), B, C1, CI,
-                                  s->H1 * s->H1, SLOPE, err);
+    if (st == BF_OK) /* in inference the block keeps nothing for backward */
+        st = be->nonlocal_forward(s->a1, m->inference ? NULL : s->ws, s->c1, W(m, NLB_FIRST), B,
+                                  C1, CI, s->H1 * s->H1, SLOPE, err);
     if (st == BF_OK)
         st = be->conv2d_forward(s->a2, s->a1, W(m, CONV2_W), W(m, CONV2_B), B, C1, s->H1, s->H1,
                                 C2, K, SLOPE, err);
