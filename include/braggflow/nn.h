@@ -181,6 +181,9 @@ struct bf_backend {
     bf_status (*download)(void *host_dst, const void *src, size_t nbytes, bf_error *err);
     bf_status (*zero)(void *p, size_t nbytes, bf_error *err);
     void (*set_threads)(int threads);                              /* 0 = all cores */
+    /* bf_model_predict runs forward on at most this many samples at a time (0: the whole
+     * uploaded batch): the CPU backend's activations then stay in cache between layers. */
+    int infer_chunk;
 
     /* Linear as bf_linear_*: inp (B, n_in) -> out rows of n_out values, ldo apart
      * (ldo >= n_out: heads can write side by side into one (B, ldo) buffer). dout has

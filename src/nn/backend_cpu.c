@@ -117,6 +117,7 @@ static const bf_backend cpu_backend = {
     .download = host_transfer,
     .zero = host_zero,
     .set_threads = cpu_set_threads,
+    .infer_chunk = 64, /* BraggNN: 64 x 41 KB of activations; 512 at once: 1.1x slower */
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
     .conv1d_pool_lrelu_forward = cpu_conv1d_pool_lrelu_forward,

@@ -40,15 +40,16 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 #define STORE_TILE(mr_)                                                                   \
     for (int r = 0; r < (mr_); r++) {                                                     \
         float *c = C + (size_t)(i0 + r) * ldc + j0;                                       \
+        const float *a = add ? add + (size_t)(i0 + r) * ldc + j0 : NULL;                  \
         for (int h = 0; h < 2; h++) {                                                     \
             vf16 v = acc[r][h];                                                           \
             if ((h + 1) * NV <= nr) {                                                     \
-                if (accumulate)                                                           \
-                    v += v16load(c + h * NV);                                             \
+                if (a)                                                                    \
+                    v += v16load(a + h * NV);                                             \
                 memcpy(c + h * NV, &v, sizeof v);                                         \
             } else                                                                        \
                 for (int l = 0; h * NV + l < nr; l++)                                     \
-                    c[h * NV + l] = (accumulate ? c[h * NV + l] : 0.0f) + v[l];           \
+                    c[h * NV + l] = (a ? a[h * NV + l] : 0.0f) + v[l];                    \
         }                                                                                 \
     }
 
@@ -86,8 +87,8 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 #define GEMM_BLOCK(name, AT)                                                              \
     BF_CLONES static void name(int M, int Kc, int ntaps, const int *restrict tap,          \
                                const float *restrict A, int lda, const float *restrict bblk,\
-                               int ldb, float *restrict C, int ldc, int j0, int nr,        \
-                               const float *restrict bias, int accumulate)                \
+                               int ldb, float *C, int ldc, int j0, int nr,                 \
+                               const float *restrict bias, const float *add)              \
     {                                                                                     \
         int i0 = 0;                                                                       \
         for (; i0 + MR <= M; i0 += MR)                                                    \
@@ -104,19 +105,19 @@ static const int no_taps[1] = {0}; /* a plain matrix: one tap at offset 0 */
 
 static void gemm_block(int trans_a, int M, int K, const float *A, int lda, const float *bblk,
                        int ldb, float *C, int ldc, int j0, int nr, const float *bias,
-                       int accumulate)
+                       const float *add)
 {
     (trans_a ? gemm_block_t : gemm_block_n)(M, K, 1, no_taps, A, lda, bblk, ldb, C, ldc, j0,
-                                            nr, bias, accumulate);
+                                            nr, bias, add);
 }
 
 void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda,
-                    const float *panel, float *C, int ldc, const float *bias, int accumulate)
+                    const float *panel, float *C, int ldc, const float *bias, const float *add)
 {
     int Np = cpu_gemm_panel_cols(N);
     for (int j0 = 0; j0 < N; j0 += NR)
         gemm_block(trans_a, M, K, A, lda, panel + j0, Np, C, ldc, j0,
-                   N - j0 < NR ? N - j0 : NR, bias, accumulate);
+                   N - j0 < NR ? N - j0 : NR, bias, add);
 }
 
 void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
@@ -124,7 +125,7 @@ void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float 
 {
     for (int j0 = 0; j0 < N; j0 += NR)
         gemm_block_n(M, Kc, ntaps, tap, A, Kc * ntaps, B + j0, ldb, C, ldc, j0,
-                     N - j0 < NR ? N - j0 : NR, NULL, 0);
+                     N - j0 < NR ? N - j0 : NR, NULL, NULL);
 }
 
 /* Copies columns [j0, j0 + nr) of op(B) (K rows) into blk (K x NR), zero beyond nr.
@@ -156,16 +157,16 @@ BF_CLONES static void pack_block(int trans_b, int K, int j0, int nr, const float
 /* Whole column blocks of an untransposed B are read in place; the last, partial one
  * and every block of a transposed B go through a packed copy (K x NR of panel). */
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float *C, int ldc, const float *bias, int accumulate,
+              const float *B, int ldb, float *C, int ldc, const float *bias, const float *add,
               float *panel)
 {
     for (int j0 = 0; j0 < N; j0 += NR) {
         int nr = N - j0 < NR ? N - j0 : NR;
         if (!trans_b && nr == NR) {
-            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, accumulate);
+            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, add);
             continue;
         }
         pack_block(trans_b, K, j0, nr, B, ldb, panel);
-        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, accumulate);
+        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, add);
     }
 }

@@ -122,8 +122,9 @@ static void reduce_threads(float *dst, const float *acc, int threads, size_t str
  * the product's B rows are the input channels themselves, shifted, and no im2col copy
  * is made (for conv2 of BraggNN im2col wrote 147 KB per sample, more than L1, and took
  * a quarter of the op). The W - Wo extra columns per row are computed and dropped; it
- * is used where they cost no extra column block of the product (conv2: 63 -> 64 columns
- * as 49 -> 64; not conv1, 99 -> 128 against 81 -> 96). */
+ * is used where they cost no extra column block of the product (a 9x9 input: 63 -> 64
+ * columns as 49 -> 64; not 11x11, 99 -> 128 against 81 -> 96). BraggNN's conv2 itself
+ * goes by Winograd (cpu_winograd.c), which does fewer than half the multiply-adds. */
 static int wide_grid_pays(int H, int W, int K)
 {
     int Ho = H - K + 1, Wo = W - K + 1;
@@ -298,7 +299,7 @@ static bf_status conv2d_forward_direct(float *out, const float *inp, const float
 bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err)
 {
-    if (cpu_winograd_applies(B, C_in, H, W, C_out, K))
+    if (cpu_winograd_applies(C_in, H, W, C_out, K))
         return cpu_conv2d_forward_winograd(out, inp, w, b, B, C_in, H, W, C_out, slope, err);
     if (C_in * K * K <= DIRECT_TAPS)
         return conv2d_forward_direct(out, inp, w, b, B, C_in, H, W, C_out, K, slope, err);
@@ -320,7 +321,7 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
                 continue; /* reported below: the whole call fails */
             float *o = out + (size_t)n * C_out * P;
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
-            cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, b, 0);
+            cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, b, NULL);
             activate(o, (size_t)C_out * P, slope);
         }
         free(col);
@@ -370,13 +371,13 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
             add_row_sums(tdb, d, C_out, P);
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
             /* dw^T (T, C_out) += col (T, P) d^T (P, C_out) */
-            cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, NULL, 1, panel);
+            cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, NULL, tdwT, panel);
             if (dinp) { /* dcol (T, Pr) = w^T (T, C_out) d (C_out, Pr) */
                 for (int co = 0; co < C_out; co++)
                     for (int oy = 0; oy < Ho; oy++)
                         memcpy(dpad + (size_t)co * Pr + (size_t)oy * rs,
                                d + (size_t)co * P + (size_t)oy * Wo, sizeof(float) * Wo);
-                cpu_gemm(1, 0, T, Pr, C_out, w, T, dpad, Pr, dcol, Pr, NULL, 0, panel);
+                cpu_gemm(1, 0, T, Pr, C_out, w, T, dpad, Pr, dcol, Pr, NULL, NULL, panel);
                 col2im_add(dinp + (size_t)n * C_in * H * W, dcol, rs, C_in, H, W, K);
             }
         }
@@ -422,13 +423,12 @@ static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci)
 }
 
 /* out (Co, N) = w (Co, Ci) x (Ci, N) + b (+ add (Co, N) when given), the bias in the
- * product's accumulators (a separate pass writing it first took 5 % of the block). */
+ * product's accumulators (a separate pass writing it first took 5 % of the block) and
+ * add read as the tiles are stored (copying it into out first took 4 %). */
 static void conv1x1(float *out, const float *x, const float *w, const float *b, const float *add,
                     int Ci, int N, int Co, float *panel)
 {
-    if (add)
-        memcpy(out, add, sizeof(float) * (size_t)Co * N);
-    cpu_gemm(0, 0, Co, N, Ci, w, Ci, x, N, out, N, b, add != NULL, panel);
+    cpu_gemm(0, 0, Co, N, Ci, w, Ci, x, N, out, N, b, add, panel);
 }
 
 /* Floats of the per-thread panel the block's products need: K x 32, K <= max(N, C, 3 Ci). */
@@ -561,9 +561,9 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
             float *o = out + (size_t)n * C * N;
             conv1x1(tpg, xn, sw.w3, sw.b3, NULL, C, N, 3 * Ci, panel);
             /* S^T = phi^T theta, A^T its softmax down columns, y = g A^T */
-            cpu_gemm(1, 0, N, N, Ci, phi, N, theta, N, AT, N, NULL, 0, panel);
+            cpu_gemm(1, 0, N, N, Ci, phi, N, theta, N, AT, N, NULL, NULL, panel);
             softmax_columns(AT, N);
-            cpu_gemm(0, 0, Ci, N, N, g, N, AT, N, y, N, NULL, 0, panel);
+            cpu_gemm(0, 0, Ci, N, N, g, N, AT, N, y, N, NULL, NULL, panel);
             conv1x1(o, y, ow, ow + (size_t)C * Ci, xn, Ci, N, C, panel); /* + the residual */
             activate(o, (size_t)C * N, slope);
         }
@@ -622,22 +622,22 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
                 for (size_t i = 0; i < (size_t)C * N; i++)
                     dxn[i] += d[i];
             /* out conv: dWo (C, Ci) += d y^T, dbo += row sums, dy (Ci, N) = Wo^T d */
-            cpu_gemm(0, 1, C, Ci, N, d, N, y, N, dwo, Ci, NULL, 1, panel);
+            cpu_gemm(0, 1, C, Ci, N, d, N, y, N, dwo, Ci, NULL, dwo, panel);
             add_row_sums(dwo + (size_t)C * Ci, d, C, N);
-            cpu_gemm(1, 0, Ci, N, C, ow, Ci, d, N, dy, N, NULL, 0, panel);
+            cpu_gemm(1, 0, Ci, N, C, ow, Ci, d, N, dy, N, NULL, NULL, panel);
             /* y = g A^T: dg = dy A, dA^T = g^T dy (dA, dS transposed like A) */
-            cpu_gemm(0, 1, Ci, N, N, dy, N, AT, N, dg, N, NULL, 0, panel);
-            cpu_gemm(1, 0, N, N, Ci, g, N, dy, N, dA, N, NULL, 0, panel);
+            cpu_gemm(0, 1, Ci, N, N, dy, N, AT, N, dg, N, NULL, NULL, panel);
+            cpu_gemm(1, 0, N, N, Ci, g, N, dy, N, dA, N, NULL, NULL, panel);
             softmax_columns_backward(dS, dA, AT, N);
             /* S = theta^T phi: dtheta = phi dS^T, dphi = theta dS */
-            cpu_gemm(0, 0, Ci, N, N, phi, N, dS, N, dth, N, NULL, 0, panel);
-            cpu_gemm(0, 1, Ci, N, N, theta, N, dS, N, dph, N, NULL, 0, panel);
+            cpu_gemm(0, 0, Ci, N, N, phi, N, dS, N, dth, N, NULL, NULL, panel);
+            cpu_gemm(0, 1, Ci, N, N, theta, N, dS, N, dph, N, NULL, NULL, panel);
             /* the stacked input convs: dW3 (3 Ci, C) += dtpg x^T, db3 += row sums,
              * dx += W3^T dtpg */
-            cpu_gemm(0, 1, 3 * Ci, C, N, dtpg, N, xn, N, tdw, C, NULL, 1, panel);
+            cpu_gemm(0, 1, 3 * Ci, C, N, dtpg, N, xn, N, tdw, C, NULL, tdw, panel);
             add_row_sums(tdb, dtpg, 3 * Ci, N);
             if (dxn)
-                cpu_gemm(1, 0, C, N, 3 * Ci, sw.w3, C, dtpg, N, dxn, N, NULL, 1, panel);
+                cpu_gemm(1, 0, C, N, 3 * Ci, sw.w3, C, dtpg, N, dxn, N, NULL, dxn, panel);
         }
         free(s);
     }

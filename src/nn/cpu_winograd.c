@@ -25,33 +25,45 @@
 
 #define GROUP 2 /* samples whose tiles share one product: 2 x 16 rows for BraggNN */
 
-int cpu_winograd_applies(int B, int C_in, int H, int W, int C_out, int K)
+int cpu_winograd_applies(int C_in, int H, int W, int C_out, int K)
 {
-    /* channels in whole vectors; enough samples to repay the filters' transform */
-    return K == 3 && H >= 3 && W >= 3 && C_in % VW == 0 && C_out % VW == 0 && B >= 8;
+    return K == 3 && H >= 3 && W >= 3 && C_in % VW == 0 && C_out % VW == 0;
 }
 
-/* U[xi] (C_in rows of ldu floats, C_out used) = G g G^T for every (o, c): w (C_out, C_in,
- * 3, 3). */
-static void transform_filters(float *U, int ldu, const float *w, int C_in, int C_out)
+/* U[xi] (C_in rows of ldu floats, C_out used) = G g G^T for every (o, c), from wt
+ * (C_in 9, C_out): the filters w (C_out, C_in, 3, 3) transposed, so that 16 output
+ * channels transform as one vector. (Filter by filter it took ~60 us a call, which
+ * batch-1 inference would pay every time.) */
+BF_CLONES static void transform_filters(float *restrict U, int ldu, const float *restrict wt,
+                                        int C_in, int C_out)
 {
-    for (int o = 0; o < C_out; o++)
-        for (int c = 0; c < C_in; c++) {
-            const float *g = w + ((size_t)o * C_in + c) * 9;
-            float t[4][3]; /* G g */
-            for (int k = 0; k < 3; k++) {
+    for (int c = 0; c < C_in; c++)
+        for (int o = 0; o < C_out; o += VW) {
+            vfw g[9], t[4][3];
+            for (int k = 0; k < 9; k++)
+                g[k] = vwload(wt + ((size_t)c * 9 + k) * C_out + o);
+            for (int k = 0; k < 3; k++) { /* G g */
                 t[0][k] = g[k];
                 t[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
                 t[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
                 t[3][k] = g[6 + k];
             }
             for (int i = 0; i < 4; i++) { /* (G g) G^T */
-                float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
-                              0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+                vfw u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+                            0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
                 for (int k = 0; k < 4; k++)
-                    U[((size_t)(i * 4 + k) * C_in + c) * ldu + o] = u[k];
+                    vwstore(U + ((size_t)(i * 4 + k) * C_in + c) * ldu + o, u[k]);
             }
         }
+}
+
+/* dst (cols, rows) = src (rows, cols) transposed, both dimensions multiples of 8. */
+BF_CLONES static void transpose8(float *restrict dst, const float *restrict src, int rows,
+                                 int cols)
+{
+    for (int r = 0; r < rows; r += 8)
+        for (int c = 0; c < cols; c += 8)
+            TRANSPOSE_8X8(dst + (size_t)c * rows + r, rows, src + (size_t)r * cols + c, cols);
 }
 
 /* hwc (H W, C) = x (C, H W) transposed, in 8 x 8 blocks where they fit. */
@@ -151,12 +163,13 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
     int Ho = H - 2, Wo = W - 2, ty_n = (Ho + 1) / 2, tx_n = (Wo + 1) / 2, T = ty_n * tx_n;
     int ldu = cpu_gemm_panel_cols(C_out), rows = GROUP * T;
     size_t HW = (size_t)H * W, P = (size_t)Ho * Wo;
-    float *U = malloc(sizeof(float) * 16 * (size_t)C_in * ldu);
+    size_t n_u = 16 * (size_t)C_in * ldu, n_wt = (size_t)C_in * 9 * C_out;
+    float *U = calloc(n_u + n_wt, sizeof(float)); /* the panel's padding stays zero */
     if (!U)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
                             "transformed filters");
-    memset(U, 0, sizeof(float) * 16 * (size_t)C_in * ldu); /* the panel's padding */
-    transform_filters(U, ldu, w, C_in, C_out);
+    transpose8(U + n_u, w, C_out, C_in * 9);
+    transform_filters(U, ldu, U + n_u, C_in, C_out);
     /* per thread: hwc (HW, C_in), V (16 x rows x C_in), Mt (16 x rows x ldu), hwo (P,
      * C_out) */
     /* a vector's padding between frequencies: 16 streams 8 KB apart shared cache sets */
@@ -184,7 +197,7 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
             }
             for (int xi = 0; xi < 16; xi++)
                 cpu_gemm_panel(0, ng * T, C_out, C_in, V + xi * v_stride, C_in,
-                               U + (size_t)xi * C_in * ldu, Mt + xi * m_stride, ldu, NULL, 0);
+                               U + (size_t)xi * C_in * ldu, Mt + xi * m_stride, ldu, NULL, NULL);
             for (int s = 0; s < ng; s++)
                 output_transform(out + (size_t)(n0 + s) * C_out * P, hwo, Mt, m_stride, ldu,
                                  s * T, b, C_out, Ho, Wo, ty_n, tx_n, slope);

@@ -163,11 +163,14 @@ bf_status bf_model_predict(bf_model *m, const float *x, long n, int batch, float
     for (long i = 0; st == BF_OK && i < n; i += cap) {
         int B = (int)(n - i < cap ? n - i : cap);
         st = m->be->upload(bx, x + (size_t)i * m->input_len, row * (size_t)B, err);
-        if (st == BF_OK)
-            st = m->kind->forward(m, bx, B, err);
-        if (st == BF_OK)
-            st = m->be->download(out + (size_t)i * m->n_out, m->out,
-                                 sizeof(float) * (size_t)B * m->n_out, err);
+        int chunk = m->be->infer_chunk > 0 ? m->be->infer_chunk : B;
+        for (int j = 0; st == BF_OK && j < B; j += chunk) {
+            int b = B - j < chunk ? B - j : chunk;
+            st = m->kind->forward(m, bx + (size_t)j * m->input_len, b, err);
+            if (st == BF_OK)
+                st = m->be->download(out + (size_t)(i + j) * m->n_out, m->out,
+                                     sizeof(float) * (size_t)b * m->n_out, err);
+        }
     }
     m->inference = was;
     m->be->free(bx);

@@ -30,8 +30,8 @@ void cpu_leaky_relu_mask(float *dout, const float *out, size_t n, float slope);
 /* cpu_kernels2d.c: BraggNN's Conv2d (+ LeakyReLU) and non-local block, one sample per
  * thread at a time. Signatures as the bf_backend ops. */
 /* cpu_winograd.c: 3x3 Conv2d + activation by F(2x2, 3x3), where it applies (channel
- * counts in whole vectors, a batch that repays the filter transform). */
-int cpu_winograd_applies(int B, int C_in, int H, int W, int C_out, int K);
+ * counts in whole vectors of 16). */
+int cpu_winograd_applies(int C_in, int H, int W, int C_out, int K);
 bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float *w,
                                       const float *b, int B, int C_in, int H, int W, int C_out,
                                       float slope, bf_error *err);
@@ -47,16 +47,17 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
                                 int Ci, int N, float slope, bf_error *err);
 
 
-/* cpu_gemm.c: C (M, N) = bias[row] + op(A) op(B), or C += it (accumulate), row-major
- * (bias may be NULL); A is (M, K) with row stride lda, or (K, M) when trans_a, likewise
+/* cpu_gemm.c: C (M, N) = add + bias[row] + op(A) op(B), row-major; add (M, N) with C's
+ * row stride, may be C itself (C +=) or NULL, as may bias; A is (M, K) with row stride
+ * lda, or (K, M) when trans_a, likewise
  * B (K, N) / (N, K). cpu_gemm uses panel (K x 32 floats of the caller's scratch) for
  * the blocks of B it packs; cpu_gemm_panel takes all of B packed (rows of
  * cpu_gemm_panel_cols(N) floats, padded with zeros). */
 int cpu_gemm_panel_cols(int N);
 void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda, const float *panel,
-                    float *C, int ldc, const float *bias, int accumulate);
+                    float *C, int ldc, const float *bias, const float *add);
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float *C, int ldc, const float *bias, int accumulate,
+              const float *B, int ldb, float *C, int ldc, const float *bias, const float *add,
               float *panel);
 /* C (M, N) = A (M, ntaps Kc) B with B's row s Kc + c at B + tap[s] + c ldb (the taps of
  * a convolution over its input image, read in place): every row must be readable for

@@ -167,10 +167,11 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
         {2, 32, 7, 7, 8, 3, 1, 1},      /* conv3 */
         {2, 3, 6, 9, 5, 2, 10, 2},      /* not square, even kernel, 5 channels */
         {1, 2, 3, 3, 1, 3, 0, 1},       /* one output position, ReLU */
-        /* the wide grid (conv2's path): batch 1 (its only sample read through the copy),
-         * 11 output channels (not a multiple of 8 rows), odd batch on 2 threads, rows
-         * longer than a vector (Wo 10), a 1-wide output */
-        {1, 64, 9, 9, 32, 3, 1, 2},
+        /* the wide grid (conv2's shape with channels not in vectors of 16): batch 1 (its
+         * only sample read through the copy), 11 output channels (not a multiple of 8
+         * rows), odd batch on 2 threads, rows longer than a vector (Wo 10), a 1-wide
+         * output */
+        {1, 24, 9, 9, 32, 3, 1, 2},
         {5, 7, 9, 9, 11, 3, 1, 2},
         {3, 4, 12, 12, 6, 3, -100, 2},
         {2, 3, 5, 3, 9, 3, 10, 2},
@@ -178,8 +179,9 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
          * channels (a partial block of 8), 63 outputs, even kernel */
         {4, 1, 6, 6, 11, 3, 10, 2},
         {3, 1, 8, 10, 13, 2, 1, 2},
-        /* Winograd F(2x2, 3x3) (channels in vectors of 16, batch >= 8): conv2 on an odd
-         * batch (the last group of one sample), odd and even output sizes, no activation */
+        /* Winograd F(2x2, 3x3) (channels in vectors of 16; conv2 above too): batch 1, an
+         * odd batch (the last group of one sample), odd and even output sizes, none */
+        {1, 64, 9, 9, 32, 3, 1, 1},
         {9, 64, 9, 9, 32, 3, 1, 2},
         {8, 16, 6, 7, 16, 3, -100, 1},
         {10, 32, 10, 5, 48, 3, 10, 2},

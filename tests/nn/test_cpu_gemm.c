@@ -1,7 +1,7 @@
 /* tests/nn/test_cpu_gemm.c — the CPU backend's register-blocked products (cpu_gemm.c)
  * against a plain triple loop in double: both layouts of A and B, shapes that leave
  * partial row tiles, partial column blocks and K not a multiple of the 8 x 8 transposed
- * packing, with bias and accumulation. The ops that use them are tested against the
+ * packing, with bias, accumulation and a separate addend. The ops that use them are tested against the
  * reference backend in test_backends.c; this pins the kernel itself. */
 #include <stdlib.h>
 
@@ -17,8 +17,9 @@ static void fill(float *v, size_t n, uint64_t seed)
         v[i] = (float)bf_rng_uniform_range(&r, -1, 1);
 }
 
-/* max |C - (accumulate ? C0 : 0) - bias - op(A) op(B)| over C, with op as cpu_gemm's. */
-static double gemm_error(int ta, int tb, int M, int N, int K, int use_bias, int accumulate)
+/* max |C - add - bias - op(A) op(B)| over C, with op as cpu_gemm's; add: 0 none, 1 C
+ * itself (holding C0: C +=), 2 C0 apart (C holding something else). */
+static double gemm_error(int ta, int tb, int M, int N, int K, int use_bias, int add)
 {
     int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2; /* strides > widths */
     size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
@@ -28,11 +29,17 @@ static double gemm_error(int ta, int tb, int M, int N, int K, int use_bias, int 
     float *panel = malloc(sizeof(float) * (size_t)K * cpu_gemm_panel_cols(1));
     fill(A, na, 1), fill(B, nb, 2), fill(C0, (size_t)M * ldc, 3), fill(bias, M, 4);
     memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
-    cpu_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, use_bias ? bias : NULL, accumulate, panel);
+    if (add == 2)
+        for (size_t i = 0; i < (size_t)M * ldc; i++)
+            C[i] += 7;
+    float *Cpast = malloc(sizeof(float) * (size_t)M * ldc); /* what is past column N */
+    memcpy(Cpast, C, sizeof(float) * (size_t)M * ldc);
+    cpu_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, use_bias ? bias : NULL,
+             add == 1 ? C : add == 2 ? C0 : NULL, panel);
     double worst = 0;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
-            double s = (accumulate ? C0[(size_t)i * ldc + j] : 0) + (use_bias ? bias[i] : 0);
+            double s = (add ? C0[(size_t)i * ldc + j] : 0) + (use_bias ? bias[i] : 0);
             for (int k = 0; k < K; k++)
                 s += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
                      (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
@@ -41,9 +48,9 @@ static double gemm_error(int ta, int tb, int M, int N, int K, int use_bias, int 
     /* the columns past N are the caller's: untouched */
     for (int i = 0; i < M; i++)
         for (int j = N; j < ldc; j++)
-            if (C[(size_t)i * ldc + j] != C0[(size_t)i * ldc + j])
+            if (C[(size_t)i * ldc + j] != Cpast[(size_t)i * ldc + j])
                 worst = INFINITY;
-    free(A), free(B), free(C), free(C0), free(bias), free(panel);
+    free(A), free(B), free(C), free(C0), free(Cpast), free(bias), free(panel);
     return worst;
 }
 
@@ -55,9 +62,9 @@ BF_TEST(test_gemm_matches_a_plain_loop_for_every_layout_and_edge)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
-                for (int mode = 0; mode < 3; mode++) {
+                for (int mode = 0; mode < 4; mode++) { /* plain, bias, C +=, add apart */
                     int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-                    double e = gemm_error(ta, tb, M, N, K, mode == 1, mode == 2);
+                    double e = gemm_error(ta, tb, M, N, K, mode == 1, mode < 2 ? 0 : mode - 1);
                     /* float sums of K terms of size <= 1: measured <= 6.8e-8 (K + 2) */
                     CHECK_MSG(e <= 8e-8 * (K + 2), "M %d N %d K %d trans %d%d mode %d: %g", M,
                               N, K, ta, tb, mode, e);
