@@ -1,8 +1,8 @@
 /* tests/nn/test_cpu_gemm.c — the CPU backend's register-blocked products (cpu_gemm.c)
  * against a plain triple loop in double: both layouts of A and B, shapes that leave
  * partial row tiles, partial column blocks and K not a multiple of the 8 x 8 transposed
- * packing, with bias, accumulation and a separate addend. The ops that use them are tested against the
- * reference backend in test_backends.c; this pins the kernel itself. */
+ * packing, with bias, accumulation and a separate addend. The ops that use them are
+ * tested against the reference backend in test_backends.c; this pins the kernel. */
 #include <stdlib.h>
 
 #include "braggflow/nn.h"
