@@ -1,21 +1,20 @@
 /* nn/cpu_winograd.c — the CPU backend's 3x3 convolution by Winograd's minimal filtering
- * F(2x2, 3x3) (Lavin & Gray, "Fast algorithms for convolutional neural networks", 2016;
- * docs/winograd.md): each 2x2 block of outputs from a 4x4 block of inputs with 16
- * products per channel pair instead of 36, so BraggNN's second convolution (64 -> 32
- * channels, 9x9 -> 7x7) does 1.0 M multiply-adds a sample instead of the direct
- * product's 2.4 M (its wide grid computes 64 columns for 49 outputs).
+ * F(4x4, 3x3) (Lavin & Gray, "Fast algorithms for convolutional neural networks", 2016;
+ * docs/winograd.md): each 4x4 block of outputs from a 6x6 block of inputs with 36
+ * products per channel pair instead of 144, so BraggNN's second convolution (64 -> 32
+ * channels, 9x9 -> 7x7, four tiles) does 0.59 M multiply-adds a sample instead of the
+ * direct product's 2.4 M (its wide grid computes 64 columns for 49 outputs).
  *
- *   Y = A^T [ (G g G^T) . (B^T d B) ] A,  summed over input channels, with
- *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
- *   A^T = [1 1 1 0; 0 1 -1 -1].
+ *   Y = A^T [ (G g G^T) . (B^T d B) ] A,  summed over input channels, with the 6x6 B^T,
+ *   6x3 G and 4x6 A^T of the points 0, +-1, +-2 and infinity (docs/winograd.md).
  *
  * Layout: a sample is transposed to pixels x channels (HWC) so that the input and
- * output transforms run on vectors of 16 channels; per frequency xi (16 of them) the
+ * output transforms run on vectors of 16 channels; per frequency xi (36 of them) the
  * channel sum is one product Mt[xi] (tiles, C_out) = V[xi] (tiles, C_in) U[xi] (C_in,
- * C_out), U = G g G^T packed once per call as the product's panel; G samples' tiles are
- * stacked in V's rows. Outputs are rounded differently from the direct sum (the
- * transforms add and halve): within 1e-6 relative on BraggNN's activations, tested
- * against the reference backend (tests/nn/test_backends.c). */
+ * C_out), U = G g G^T packed once per call as the product's panel; GROUP samples' tiles
+ * are stacked in V's rows. Outputs are rounded differently from the direct sum (the
+ * transforms scale by up to 8 and 1/24): ~2e-6 of the largest output, inside the 2e-5
+ * the tests against the reference backend allow (tests/nn/test_backends.c). */
 #include "nn/cpu_simd.h"
 #include "nn/nn_internal.h"
 
@@ -23,12 +22,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GROUP 2 /* samples whose tiles share one product: 2 x 16 rows for BraggNN */
+#define GROUP 8 /* samples whose tiles share one product: 8 x 4 rows for BraggNN */
+#define NXI 36   /* 6 x 6 transformed positions */
 
 int cpu_winograd_applies(int C_in, int H, int W, int C_out, int K)
 {
     return K == 3 && H >= 3 && W >= 3 && C_in % VW == 0 && C_out % VW == 0;
 }
+
+/* G applied to a column of 3 filter taps: the filter at the six points. */
+#define G_OF(u, g0, g1, g2)                                                               \
+    do {                                                                                  \
+        (u)[0] = (g0) * 0.25f;                                                            \
+        (u)[1] = ((g0) + (g1) + (g2)) * (-1.0f / 6);                                      \
+        (u)[2] = ((g0) - (g1) + (g2)) * (-1.0f / 6);                                      \
+        (u)[3] = (g0) * (1.0f / 24) + (g1) * (1.0f / 12) + (g2) * (1.0f / 6);             \
+        (u)[4] = (g0) * (1.0f / 24) - (g1) * (1.0f / 12) + (g2) * (1.0f / 6);             \
+        (u)[5] = (g2);                                                                    \
+    } while (0)
 
 /* U[xi] (C_in rows of ldu floats, C_out used) = G g G^T for every (o, c), from wt
  * (C_in 9, C_out): the filters w (C_out, C_in, 3, 3) transposed, so that 16 output
@@ -39,20 +50,19 @@ BF_CLONES static void transform_filters(float *restrict U, int ldu, const float 
 {
     for (int c = 0; c < C_in; c++)
         for (int o = 0; o < C_out; o += VW) {
-            vfw g[9], t[4][3];
+            vfw g[9], t[6][3], u[6];
             for (int k = 0; k < 9; k++)
                 g[k] = vwload(wt + ((size_t)c * 9 + k) * C_out + o);
-            for (int k = 0; k < 3; k++) { /* G g */
-                t[0][k] = g[k];
-                t[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
-                t[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
-                t[3][k] = g[6 + k];
+            for (int k = 0; k < 3; k++) { /* G g, column k */
+                vfw col[6];
+                G_OF(col, g[k], g[3 + k], g[6 + k]);
+                for (int i = 0; i < 6; i++)
+                    t[i][k] = col[i];
             }
-            for (int i = 0; i < 4; i++) { /* (G g) G^T */
-                vfw u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
-                            0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                for (int k = 0; k < 4; k++)
-                    vwstore(U + ((size_t)(i * 4 + k) * C_in + c) * ldu + o, u[k]);
+            for (int i = 0; i < 6; i++) { /* (G g) G^T, row i */
+                G_OF(u, t[i][0], t[i][1], t[i][2]);
+                for (int k = 0; k < 6; k++)
+                    vwstore(U + ((size_t)(i * 6 + k) * C_in + c) * ldu + o, u[k]);
             }
         }
 }
@@ -78,7 +88,20 @@ BF_CLONES static void to_hwc(float *restrict hwc, const float *restrict x, int C
             hwc[(size_t)p * C + c] = x[(size_t)c * HW + p];
 }
 
-/* The 16 transformed inputs of every tile of one sample: V[xi] row (row0 + tile), C
+/* B^T applied to six values: the input at the six points. */
+#define BT_OF(r, d)                                                                       \
+    do {                                                                                  \
+        vfw t1_ = (d)[4] - 4.0f * (d)[2], t2_ = (d)[3] - 4.0f * (d)[1];                   \
+        vfw t3_ = (d)[4] - (d)[2], t4_ = 2.0f * ((d)[3] - (d)[1]);                        \
+        (r)[0] = 4.0f * (d)[0] - 5.0f * (d)[2] + (d)[4];                                  \
+        (r)[1] = t1_ + t2_;                                                               \
+        (r)[2] = t1_ - t2_;                                                               \
+        (r)[3] = t3_ + t4_;                                                               \
+        (r)[4] = t3_ - t4_;                                                               \
+        (r)[5] = 4.0f * (d)[1] - 5.0f * (d)[3] + (d)[5];                                  \
+    } while (0)
+
+/* The 36 transformed inputs of every tile of one sample: V[xi] row (row0 + tile), C
  * floats each; inputs past the image are zeros. */
 BF_CLONES static void input_transform(float *restrict V, size_t v_stride, int row0,
                                       const float *restrict hwc, int C, int H, int W, int ty_n,
@@ -88,28 +111,37 @@ BF_CLONES static void input_transform(float *restrict V, size_t v_stride, int ro
         for (int tx = 0; tx < tx_n; tx++) {
             float *v = V + (size_t)(row0 + ty * tx_n + tx) * C;
             for (int c = 0; c < C; c += VW) {
-                vfw d[4][4], e[4][4];
-                for (int i = 0; i < 4; i++)
-                    for (int k = 0; k < 4; k++) {
-                        int y = 2 * ty + i, x = 2 * tx + k;
-                        d[i][k] = y < H && x < W ? vwload(hwc + ((size_t)y * W + x) * C + c)
-                                                 : (vfw){};
+                vfw e[6][6]; /* d B: row i of the tile, transformed */
+                for (int i = 0; i < 6; i++) {
+                    vfw d[6];
+                    int y = 4 * ty + i;
+                    for (int k = 0; k < 6; k++) {
+                        int x = 4 * tx + k;
+                        d[k] = y < H && x < W ? vwload(hwc + ((size_t)y * W + x) * C + c)
+                                              : (vfw){};
                     }
-                for (int i = 0; i < 4; i++) { /* d B, row by row */
-                    e[i][0] = d[i][0] - d[i][2];
-                    e[i][1] = d[i][1] + d[i][2];
-                    e[i][2] = d[i][2] - d[i][1];
-                    e[i][3] = d[i][1] - d[i][3];
+                    BT_OF(e[i], d);
                 }
-                for (int k = 0; k < 4; k++) { /* B^T (d B), column by column */
-                    vwstore(v + (size_t)k * v_stride + c, e[0][k] - e[2][k]);
-                    vwstore(v + (size_t)(4 + k) * v_stride + c, e[1][k] + e[2][k]);
-                    vwstore(v + (size_t)(8 + k) * v_stride + c, e[2][k] - e[1][k]);
-                    vwstore(v + (size_t)(12 + k) * v_stride + c, e[1][k] - e[3][k]);
+                for (int k = 0; k < 6; k++) { /* B^T (d B), column k */
+                    vfw col[6] = {e[0][k], e[1][k], e[2][k], e[3][k], e[4][k], e[5][k]}, r[6];
+                    BT_OF(r, col);
+                    for (int i = 0; i < 6; i++)
+                        vwstore(v + (size_t)(i * 6 + k) * v_stride + c, r[i]);
                 }
             }
         }
 }
+
+/* A^T applied to six values: four outputs. */
+#define AT_OF(o_, m)                                                                      \
+    do {                                                                                  \
+        vfw s12_ = (m)[1] + (m)[2], d12_ = (m)[1] - (m)[2];                               \
+        vfw s34_ = (m)[3] + (m)[4], d34_ = (m)[3] - (m)[4];                               \
+        (o_)[0] = (m)[0] + s12_ + s34_;                                                   \
+        (o_)[1] = d12_ + 2.0f * d34_;                                                     \
+        (o_)[2] = s12_ + 4.0f * s34_;                                                     \
+        (o_)[3] = d12_ + 8.0f * d34_ + (m)[5];                                            \
+    } while (0)
 
 /* out (C_out, Ho, Wo) of one sample from its tiles' rows (row0 + tile) of Mt[xi]
  * (ldm floats a row), through hwo (Ho Wo, C_out) transposed at the end; bias and the
@@ -124,22 +156,24 @@ BF_CLONES static void output_transform(float *restrict out, float *restrict hwo,
         for (int tx = 0; tx < tx_n; tx++) {
             const float *m0 = Mt + (size_t)(row0 + ty * tx_n + tx) * ldm;
             for (int o = 0; o < C_out; o += VW) {
-                vfw m[4][4], f[4][2];
-                for (int xi = 0; xi < 16; xi++)
-                    m[xi / 4][xi % 4] = vwload(m0 + (size_t)xi * m_stride + o);
-                for (int i = 0; i < 4; i++) { /* m A, row by row */
-                    f[i][0] = m[i][0] + m[i][1] + m[i][2];
-                    f[i][1] = m[i][1] - m[i][2] - m[i][3];
+                vfw f[6][4]; /* m A: row i, transformed */
+                for (int i = 0; i < 6; i++) {
+                    vfw m[6];
+                    for (int k = 0; k < 6; k++)
+                        m[k] = vwload(m0 + (size_t)(i * 6 + k) * m_stride + o);
+                    AT_OF(f[i], m);
                 }
                 vfw bias = b ? vwload(b + o) : zero;
-                for (int dx = 0; dx < 2; dx++) { /* A^T (m A) */
-                    vfw y[2] = {f[0][dx] + f[1][dx] + f[2][dx] + bias,
-                                f[1][dx] - f[2][dx] - f[3][dx] + bias};
-                    for (int dy = 0; dy < 2; dy++) {
-                        int oy = 2 * ty + dy, ox = 2 * tx + dx;
+                for (int dx = 0; dx < 4; dx++) { /* A^T (m A), column dx */
+                    vfw col[6] = {f[0][dx], f[1][dx], f[2][dx], f[3][dx], f[4][dx], f[5][dx]};
+                    vfw y[4];
+                    AT_OF(y, col);
+                    int ox = 4 * tx + dx;
+                    for (int dy = 0; dy < 4; dy++) {
+                        int oy = 4 * ty + dy;
                         if (oy >= Ho || ox >= Wo)
                             continue;
-                        vfw v = y[dy];
+                        vfw v = y[dy] + bias;
                         if (slope >= 0)
                             v = vwselect(v > zero, v, v * vs);
                         vwstore(hwo + ((size_t)oy * Wo + ox) * C_out + o, v);
@@ -160,21 +194,21 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
                                       const float *b, int B, int C_in, int H, int W, int C_out,
                                       float slope, bf_error *err)
 {
-    int Ho = H - 2, Wo = W - 2, ty_n = (Ho + 1) / 2, tx_n = (Wo + 1) / 2, T = ty_n * tx_n;
+    int Ho = H - 2, Wo = W - 2, ty_n = (Ho + 3) / 4, tx_n = (Wo + 3) / 4, T = ty_n * tx_n;
     int ldu = cpu_gemm_panel_cols(C_out), rows = GROUP * T;
     size_t HW = (size_t)H * W, P = (size_t)Ho * Wo;
-    size_t n_u = 16 * (size_t)C_in * ldu, n_wt = (size_t)C_in * 9 * C_out;
+    size_t n_u = NXI * (size_t)C_in * ldu, n_wt = (size_t)C_in * 9 * C_out;
     float *U = calloc(n_u + n_wt, sizeof(float)); /* the panel's padding stays zero */
     if (!U)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
                             "transformed filters");
     transpose8(U + n_u, w, C_out, C_in * 9);
     transform_filters(U, ldu, U + n_u, C_in, C_out);
-    /* per thread: hwc (HW, C_in), V (16 x rows x C_in), Mt (16 x rows x ldu), hwo (P,
+    /* per thread: hwc (HW, C_in), V (36 x rows x C_in), Mt (36 x rows x ldu), hwo (P,
      * C_out) */
-    /* a vector's padding between frequencies: 16 streams 8 KB apart shared cache sets */
+    /* a vector's padding between frequencies: streams 8 KB apart shared cache sets */
     size_t v_stride = (size_t)rows * C_in + VW, m_stride = (size_t)rows * ldu + VW;
-    size_t n_hwc = HW * C_in, n_v = 16 * v_stride, n_m = 16 * m_stride;
+    size_t n_hwc = HW * C_in, n_v = NXI * v_stride, n_m = NXI * m_stride;
     size_t n_scratch = n_hwc + n_v + n_m + P * C_out;
     int groups = (B + GROUP - 1) / GROUP, failed = 0;
 #pragma omp parallel
@@ -195,7 +229,7 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
                 to_hwc(hwc, inp + (size_t)(n0 + s) * C_in * HW, C_in, (int)HW);
                 input_transform(V, v_stride, s * T, hwc, C_in, H, W, ty_n, tx_n);
             }
-            for (int xi = 0; xi < 16; xi++)
+            for (int xi = 0; xi < NXI; xi++)
                 cpu_gemm_panel(0, ng * T, C_out, C_in, V + xi * v_stride, C_in,
                                U + (size_t)xi * C_in * ldu, Mt + xi * m_stride, ldu, NULL, NULL);
             for (int s = 0; s < ng; s++)
