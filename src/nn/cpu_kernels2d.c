@@ -173,10 +173,10 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
     size_t reach = (size_t)(C_in - 1) * HW + (size_t)(K - 1) * W + (K - 1) + Np;
     size_t over = reach > in_n ? reach - in_n : 0;
     /* A (C_out, KK C_in): w reordered tap-major, k = (ky K + kx) C_in + c */
-    float *wt = malloc(sizeof(float) * ((size_t)C_out * T + KK) + sizeof(int) * KK);
+    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_out * T + 2 * (size_t)KK);
     if (!wt)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d: out of memory for the weights");
-    int *tap = (int *)(wt + (size_t)C_out * T);
+    int *tap = (int *)(wt + (size_t)C_out * T); /* KK ints in the 2 KK floats after */
     for (int o = 0; o < C_out; o++)
         for (int c = 0; c < C_in; c++)
             for (int t = 0; t < KK; t++)
@@ -188,8 +188,10 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
     int failed = 0;
 #pragma omp parallel
     {
-        float *wide = calloc(n_scratch, sizeof(float)); /* the copy's tail stays zero */
+        float *wide = cpu_scratch(CPU_SCRATCH_THREAD, n_scratch);
         float *copy = wide ? wide + n_wide : NULL;
+        if (wide) /* the copy's tail stays zero */
+            memset(wide, 0, sizeof(float) * n_scratch);
         if (!wide) {
 #pragma omp atomic write
             failed = 1;
@@ -206,9 +208,7 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
             cpu_gemm_taps(C_out, Nw, C_in, KK, tap, wt, x, (int)HW, wide, Np);
             wide_to_out(out + (size_t)n * C_out * Ho * Wo, wide, Np, b, C_out, Ho, Wo, W, slope);
         }
-        free(wide);
     }
-    free(wt);
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d: %zu bytes of scratch per thread",
                             sizeof(float) * n_scratch);
@@ -276,7 +276,9 @@ static bf_status conv2d_forward_direct(float *out, const float *inp, const float
     int failed = 0;
 #pragma omp parallel
     {
-        float *col = calloc((size_t)T * ld, sizeof(float)); /* tails stay zero */
+        float *col = cpu_scratch(CPU_SCRATCH_THREAD, (size_t)T * ld);
+        if (col) /* tails stay zero */
+            memset(col, 0, sizeof(float) * (size_t)T * ld);
         if (!col) {
 #pragma omp atomic write
             failed = 1;
@@ -288,7 +290,6 @@ static bf_status conv2d_forward_direct(float *out, const float *inp, const float
             im2col(col, ld, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
             direct_small(out + (size_t)n * C_out * P, col, ld, T, w, b, C_out, P, slope);
         }
-        free(col);
     }
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d: %zu bytes of scratch per thread",
@@ -310,7 +311,9 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
     int failed = 0;
 #pragma omp parallel
     {
-        float *col = calloc((size_t)T * Pp, sizeof(float)); /* tails stay zero */
+        float *col = cpu_scratch(CPU_SCRATCH_THREAD, (size_t)T * Pp);
+        if (col) /* tails stay zero */
+            memset(col, 0, sizeof(float) * (size_t)T * Pp);
         if (!col) {
 #pragma omp atomic write
             failed = 1;
@@ -324,7 +327,6 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
             cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, b, NULL);
             activate(o, (size_t)C_out * P, slope);
         }
-        free(col);
     }
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d: %zu bytes of scratch per thread",
@@ -348,14 +350,17 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
     int threads = omp_get_max_threads();
     /* per thread: dw transposed (T x C_out: the product's natural shape), then db */
     size_t nw = (size_t)T * C_out + (size_t)C_out;
-    float *acc = calloc((size_t)threads * nw, sizeof(float));
+    float *acc = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)threads * nw);
     if (!acc)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d backward: out of memory");
+    memset(acc, 0, sizeof(float) * (size_t)threads * nw);
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
         float *tdwT = acc + (size_t)omp_get_thread_num() * nw, *tdb = tdwT + (size_t)T * C_out;
-        float *col = calloc(n_scratch, sizeof(float)); /* padding stays zero */
+        float *col = cpu_scratch(CPU_SCRATCH_THREAD, n_scratch);
+        if (col) /* padding stays zero */
+            memset(col, 0, sizeof(float) * n_scratch);
         float *dpad = col ? col + n_col : NULL, *dcol = col ? dpad + n_dpad : NULL;
         float *panel = col ? dcol + n_dcol : NULL;
         if (!col) {
@@ -381,7 +386,6 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
                 col2im_add(dinp + (size_t)n * C_in * H * W, dcol, rs, C_in, H, W, K);
             }
         }
-        free(col);
     }
     if (!failed && dw) /* transposed back, threads in order */
         for (int t = 0; t < threads; t++)
@@ -390,7 +394,6 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
                     dw[(size_t)co * T + k] += acc[(size_t)t * nw + (size_t)k * C_out + co];
     if (!failed && db)
         reduce_threads(db, acc, threads, nw, (size_t)C_out, (size_t)T * C_out);
-    free(acc);
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d backward: %zu bytes of scratch per thread",
                             sizeof(float) * n_scratch);
@@ -407,11 +410,12 @@ typedef struct {
     float *w3, *b3;                   /* stacked theta/phi/g weights (3 Ci, C) and biases */
 } stacked_weights;
 
-/* w in state_dict order: theta.w, theta.b, phi.w, phi.b, g.w, g.b (then out.w, out.b). */
+/* w in state_dict order: theta.w, theta.b, phi.w, phi.b, g.w, g.b (then out.w, out.b);
+ * the stack is the calling thread's CPU_SCRATCH_CALL_B buffer. */
 static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci)
 {
     size_t in = (size_t)Ci * C + Ci;
-    sw->w3 = malloc(sizeof(float) * (3 * (size_t)Ci * C + 3 * (size_t)Ci));
+    sw->w3 = cpu_scratch(CPU_SCRATCH_CALL_B, 3 * (size_t)Ci * C + 3 * (size_t)Ci);
     if (!sw->w3)
         return -1;
     sw->b3 = sw->w3 + 3 * (size_t)Ci * C;
@@ -544,7 +548,7 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
     {
         /* inference (ws NULL): one sample's workspace per thread, reused, stays in cache */
         size_t n_panel = nonlocal_panel(C, Ci, N);
-        float *panel = malloc(sizeof(float) * (n_panel + (ws ? 0 : per)));
+        float *panel = cpu_scratch(CPU_SCRATCH_THREAD, n_panel + (ws ? 0 : per));
         if (!panel) {
 #pragma omp atomic write
             failed = 1;
@@ -567,9 +571,7 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
             conv1x1(o, y, ow, ow + (size_t)C * Ci, xn, Ci, N, C, panel); /* + the residual */
             activate(o, (size_t)C * N, slope);
         }
-        free(panel);
     }
-    free(sw.w3);
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal: scratch per thread");
     return BF_OK;
@@ -587,18 +589,17 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
     if (stack_weights(&sw, w, C, Ci))
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: out of memory");
     int threads = omp_get_max_threads();
-    float *acc = calloc((size_t)threads * nw, sizeof(float));
-    if (!acc) {
-        free(sw.w3);
+    float *acc = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)threads * nw);
+    if (!acc)
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: out of memory");
-    }
+    memset(acc, 0, sizeof(float) * (size_t)threads * nw);
     size_t scratch = 4 * (size_t)Ci * N + 2 * (size_t)N * N + nonlocal_panel(C, Ci, N);
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
         float *tdw = acc + (size_t)omp_get_thread_num() * nw, *tdb = tdw + 3 * (size_t)Ci * C;
         float *dwo = tdw + n3;
-        float *s = malloc(sizeof(float) * scratch);
+        float *s = cpu_scratch(CPU_SCRATCH_THREAD, scratch);
         if (!s) {
 #pragma omp atomic write
             failed = 1;
@@ -639,7 +640,6 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
             if (dxn)
                 cpu_gemm(1, 0, C, N, 3 * Ci, sw.w3, C, dtpg, N, dxn, N, NULL, dxn, panel);
         }
-        free(s);
     }
     if (!failed && dw) /* back to state_dict order: (w, b) per conv, then out's */
         for (int k = 0; k < 3; k++) {
@@ -649,8 +649,6 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
         }
     if (!failed && dw)
         reduce_threads(dw + 3 * in, acc, threads, nw, (size_t)C * Ci + C, n3);
-    free(acc);
-    free(sw.w3);
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: %zu bytes of scratch per "
                             "thread", sizeof(float) * scratch);

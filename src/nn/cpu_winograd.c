@@ -198,10 +198,13 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
     int ldu = cpu_gemm_panel_cols(C_out), rows = GROUP * T;
     size_t HW = (size_t)H * W, P = (size_t)Ho * Wo;
     size_t n_u = NXI * (size_t)C_in * ldu, n_wt = (size_t)C_in * 9 * C_out;
-    float *U = calloc(n_u + n_wt, sizeof(float)); /* the panel's padding stays zero */
+    float *U = cpu_scratch(CPU_SCRATCH_CALL_A, n_u + n_wt);
     if (!U)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
                             "transformed filters");
+    if (ldu > C_out) /* the panel's padding columns */
+        for (size_t r = 0; r < NXI * (size_t)C_in; r++)
+            memset(U + r * ldu + C_out, 0, sizeof(float) * (size_t)(ldu - C_out));
     transpose8(U + n_u, w, C_out, C_in * 9);
     transform_filters(U, ldu, U + n_u, C_in, C_out);
     /* per thread: hwc (HW, C_in), V (36 x rows x C_in), Mt (36 x rows x ldu), hwo (P,
@@ -213,7 +216,7 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
     int groups = (B + GROUP - 1) / GROUP, failed = 0;
 #pragma omp parallel
     {
-        float *hwc = calloc(n_scratch, sizeof(float));
+        float *hwc = cpu_scratch(CPU_SCRATCH_THREAD, n_scratch); /* all written before read */
         float *V = hwc ? hwc + n_hwc : NULL, *Mt = hwc ? V + n_v : NULL;
         float *hwo = hwc ? Mt + n_m : NULL;
         if (!hwc) {
@@ -236,9 +239,7 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
                 output_transform(out + (size_t)(n0 + s) * C_out * P, hwo, Mt, m_stride, ldu,
                                  s * T, b, C_out, Ho, Wo, ty_n, tx_n, slope);
         }
-        free(hwc);
     }
-    free(U);
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): %zu bytes of scratch per "
                             "thread", sizeof(float) * n_scratch);

@@ -29,6 +29,15 @@ void cpu_leaky_relu_mask(float *dout, const float *out, size_t n, float slope);
 
 /* cpu_kernels2d.c: BraggNN's Conv2d (+ LeakyReLU) and non-local block, one sample per
  * thread at a time. Signatures as the bf_backend ops. */
+/* cpu_scratch.c: the calling thread's scratch buffer `slot`, at least n floats, contents
+ * undefined, kept for its next call (NULL when it cannot be allocated).
+ * CPU_SCRATCH_THREAD is what each thread of a kernel's parallel region uses;
+ * CPU_SCRATCH_CALL_A/B what the calling thread takes for the whole call before the
+ * region. cpu_scratch_release frees the calling thread's buffers. */
+enum { CPU_SCRATCH_THREAD, CPU_SCRATCH_CALL_A, CPU_SCRATCH_CALL_B, CPU_SCRATCH_SLOTS };
+float *cpu_scratch(int slot, size_t n);
+void cpu_scratch_release(void);
+
 /* cpu_winograd.c: 3x3 Conv2d + activation by F(2x2, 3x3), where it applies (channel
  * counts in whole vectors of 16). */
 int cpu_winograd_applies(int C_in, int H, int W, int C_out, int K);

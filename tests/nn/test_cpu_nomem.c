@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "braggflow/nn.h"
+#include "nn/nn_internal.h"
 #include "test.h"
 
 void *__real_malloc(size_t n);
@@ -39,6 +40,14 @@ static float *filled(size_t n, float v)
     return p;
 }
 
+/* The kernels keep their scratch between calls (cpu_scratch.c): every thread of the
+ * team drops it, so that each attempt below allocates afresh. */
+static void release_scratch(void)
+{
+#pragma omp parallel
+    cpu_scratch_release();
+}
+
 /* Runs op with the k-th allocation refused for k = 0, 1, ... until it succeeds: every
  * refusal must give BF_ERR_NOMEM (with a message), and some k must succeed. */
 #define EACH_REFUSAL(call)                                                                \
@@ -46,6 +55,7 @@ static float *filled(size_t n, float v)
         int ok_ = 0;                                                                      \
         for (int k_ = 0; k_ < 64 && !ok_; k_++) {                                         \
             bf_error err = {0};                                                           \
+            release_scratch();                                                            \
             atomic_store(&fail_at, k_);                                                   \
             bf_status st_ = (call);                                                       \
             int refused_ = atomic_load(&fail_at) < 0;                                     \
