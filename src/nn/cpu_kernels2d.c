@@ -340,6 +340,9 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
 {
     int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
     int Pp = cpu_gemm_panel_cols(P);
+    /* the input gradient is itself a 3x3 convolution (of dout padded by 2, the filters
+     * flipped): by Winograd after the loop below where the channels allow */
+    int dinp_winograd = dinp && cpu_winograd_applies(C_out, Ho, Wo, C_in, K);
     /* dcol's image rows padded to a vector (zeros past Wo) when they fit in one */
     int rs = Wo <= VL ? VL : Wo, Pr = Ho * rs;
     /* per thread: col (T x Pp), d with padded rows (C_out x Pr), dcol (T x Pr), a panel
@@ -377,7 +380,7 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
             /* dw^T (T, C_out) += col (T, P) d^T (P, C_out) */
             cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, NULL, tdwT, panel);
-            if (dinp) { /* dcol (T, Pr) = w^T (T, C_out) d (C_out, Pr) */
+            if (dinp && !dinp_winograd) { /* dcol (T, Pr) = w^T (T, C_out) d (C_out, Pr) */
                 for (int co = 0; co < C_out; co++)
                     for (int oy = 0; oy < Ho; oy++)
                         memcpy(dpad + (size_t)co * Pr + (size_t)oy * rs,
@@ -397,6 +400,8 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d backward: %zu bytes of scratch per thread",
                             sizeof(float) * n_scratch);
+    if (dinp_winograd) /* dout is masked now; acc (CPU_SCRATCH_CALL_A) is free again */
+        return cpu_conv2d_backward_input_winograd(dinp, dout, w, B, C_in, Ho, Wo, C_out, err);
     return BF_OK;
 }
 

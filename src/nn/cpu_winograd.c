@@ -102,10 +102,11 @@ BF_CLONES static void to_hwc(float *restrict hwc, const float *restrict x, int C
     } while (0)
 
 /* The 36 transformed inputs of every tile of one sample: V[xi] row (row0 + tile), C
- * floats each; inputs past the image are zeros. */
+ * floats each. Tile (ty, tx) starts at image pixel (4 ty - pad, 4 tx - pad); inputs
+ * outside the image are zeros. */
 BF_CLONES static void input_transform(float *restrict V, size_t v_stride, int row0,
-                                      const float *restrict hwc, int C, int H, int W, int ty_n,
-                                      int tx_n)
+                                      const float *restrict hwc, int C, int H, int W, int pad,
+                                      int ty_n, int tx_n)
 {
     for (int ty = 0; ty < ty_n; ty++)
         for (int tx = 0; tx < tx_n; tx++) {
@@ -114,11 +115,12 @@ BF_CLONES static void input_transform(float *restrict V, size_t v_stride, int ro
                 vfw e[6][6]; /* d B: row i of the tile, transformed */
                 for (int i = 0; i < 6; i++) {
                     vfw d[6];
-                    int y = 4 * ty + i;
+                    int y = 4 * ty + i - pad;
                     for (int k = 0; k < 6; k++) {
-                        int x = 4 * tx + k;
-                        d[k] = y < H && x < W ? vwload(hwc + ((size_t)y * W + x) * C + c)
-                                              : (vfw){};
+                        int x = 4 * tx + k - pad;
+                        d[k] = y >= 0 && y < H && x >= 0 && x < W
+                                   ? vwload(hwc + ((size_t)y * W + x) * C + c)
+                                   : (vfw){};
                     }
                     BT_OF(e[i], d);
                 }
@@ -143,13 +145,14 @@ BF_CLONES static void input_transform(float *restrict V, size_t v_stride, int ro
         (o_)[3] = d12_ + 8.0f * d34_ + (m)[5];                                            \
     } while (0)
 
-/* out (C_out, Ho, Wo) of one sample from its tiles' rows (row0 + tile) of Mt[xi]
- * (ldm floats a row), through hwo (Ho Wo, C_out) transposed at the end; bias and the
- * activation on the way. */
-BF_CLONES static void output_transform(float *restrict out, float *restrict hwo,
-                                       const float *restrict Mt, size_t m_stride, int ldm,
-                                       int row0, const float *restrict b, int C_out, int Ho,
-                                       int Wo, int ty_n, int tx_n, float slope)
+/* out (C_out, Ho, Wo) of one sample (= or, accumulating, +=) from its tiles' rows (row0
+ * + tile) of Mt[xi] (ldm floats a row), through hwo (Ho Wo, C_out) transposed at the
+ * end; bias and the activation on the way. */
+BF_CLONES static void output_transform(float *restrict out, int accumulate,
+                                       float *restrict hwo, const float *restrict Mt,
+                                       size_t m_stride, int ldm, int row0,
+                                       const float *restrict b, int C_out, int Ho, int Wo,
+                                       int ty_n, int tx_n, float slope)
 {
     vfw zero = {}, vs = zero + (slope >= 0 ? slope : 1.0f);
     for (int ty = 0; ty < ty_n; ty++)
@@ -183,33 +186,45 @@ BF_CLONES static void output_transform(float *restrict out, float *restrict hwo,
         }
     int P = Ho * Wo, p8 = P / 8 * 8;
     for (int o = 0; o < C_out; o += 8)
-        for (int p = 0; p < p8; p += 8)
-            TRANSPOSE_8X8(out + (size_t)o * P + p, P, hwo + (size_t)p * C_out + o, C_out);
+        for (int p = 0; p < p8; p += 8) {
+            float *dst = out + (size_t)o * P + p;
+            if (!accumulate) {
+                TRANSPOSE_8X8(dst, P, hwo + (size_t)p * C_out + o, C_out);
+                continue;
+            }
+            float blk[64];
+            TRANSPOSE_8X8(blk, 8, hwo + (size_t)p * C_out + o, C_out);
+            for (int i = 0; i < 8; i++)
+                vstore(dst + (size_t)i * P, vload(dst + (size_t)i * P) + vload(blk + 8 * i));
+        }
     for (int o = 0; o < C_out; o++)
         for (int p = p8; p < P; p++)
-            out[(size_t)o * P + p] = hwo[(size_t)p * C_out + o];
+            out[(size_t)o * P + p] =
+                (accumulate ? out[(size_t)o * P + p] : 0.0f) + hwo[(size_t)p * C_out + o];
 }
 
-bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float *w,
-                                      const float *b, int B, int C_in, int H, int W, int C_out,
-                                      float slope, bf_error *err)
+/* The convolution of inp (B, C_in, H, W), zero-padded by pad on every side, with 3x3
+ * filters given transposed, wt (C_in 9, C_out) [(c 9 + k) C_out + o]: out (B, C_out,
+ * H + 2 pad - 2, W + 2 pad - 2), written (act(. + b)) or, accumulating, added to. */
+static bf_status winograd_conv(float *out, int accumulate, const float *inp, int B, int C_in,
+                               int H, int W, int pad, const float *wt, const float *b,
+                               int C_out, float slope, bf_error *err)
 {
-    int Ho = H - 2, Wo = W - 2, ty_n = (Ho + 3) / 4, tx_n = (Wo + 3) / 4, T = ty_n * tx_n;
-    int ldu = cpu_gemm_panel_cols(C_out), rows = GROUP * T;
+    int Ho = H + 2 * pad - 2, Wo = W + 2 * pad - 2, ty_n = (Ho + 3) / 4, tx_n = (Wo + 3) / 4;
+    int T = ty_n * tx_n, ldu = cpu_gemm_panel_cols(C_out), rows = GROUP * T;
     size_t HW = (size_t)H * W, P = (size_t)Ho * Wo;
-    size_t n_u = NXI * (size_t)C_in * ldu, n_wt = (size_t)C_in * 9 * C_out;
-    float *U = cpu_scratch(CPU_SCRATCH_CALL_A, n_u + n_wt);
+    size_t n_u = NXI * (size_t)C_in * ldu;
+    float *U = cpu_scratch(CPU_SCRATCH_CALL_B, n_u);
     if (!U)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
                             "transformed filters");
     if (ldu > C_out) /* the panel's padding columns */
         for (size_t r = 0; r < NXI * (size_t)C_in; r++)
             memset(U + r * ldu + C_out, 0, sizeof(float) * (size_t)(ldu - C_out));
-    transpose8(U + n_u, w, C_out, C_in * 9);
-    transform_filters(U, ldu, U + n_u, C_in, C_out);
+    transform_filters(U, ldu, wt, C_in, C_out);
     /* per thread: hwc (HW, C_in), V (36 x rows x C_in), Mt (36 x rows x ldu), hwo (P,
-     * C_out) */
-    /* a vector's padding between frequencies: streams 8 KB apart shared cache sets */
+     * C_out); a vector's padding between frequencies: streams 8 KB apart shared cache
+     * sets */
     size_t v_stride = (size_t)rows * C_in + VW, m_stride = (size_t)rows * ldu + VW;
     size_t n_hwc = HW * C_in, n_v = NXI * v_stride, n_m = NXI * m_stride;
     size_t n_scratch = n_hwc + n_v + n_m + P * C_out;
@@ -230,18 +245,48 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
             int n0 = gi * GROUP, ng = B - n0 < GROUP ? B - n0 : GROUP;
             for (int s = 0; s < ng; s++) {
                 to_hwc(hwc, inp + (size_t)(n0 + s) * C_in * HW, C_in, (int)HW);
-                input_transform(V, v_stride, s * T, hwc, C_in, H, W, ty_n, tx_n);
+                input_transform(V, v_stride, s * T, hwc, C_in, H, W, pad, ty_n, tx_n);
             }
             for (int xi = 0; xi < NXI; xi++)
                 cpu_gemm_panel(0, ng * T, C_out, C_in, V + xi * v_stride, C_in,
                                U + (size_t)xi * C_in * ldu, Mt + xi * m_stride, ldu, NULL, NULL);
             for (int s = 0; s < ng; s++)
-                output_transform(out + (size_t)(n0 + s) * C_out * P, hwo, Mt, m_stride, ldu,
-                                 s * T, b, C_out, Ho, Wo, ty_n, tx_n, slope);
+                output_transform(out + (size_t)(n0 + s) * C_out * P, accumulate, hwo, Mt,
+                                 m_stride, ldu, s * T, b, C_out, Ho, Wo, ty_n, tx_n, slope);
         }
     }
     if (failed)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): %zu bytes of scratch per "
                             "thread", sizeof(float) * n_scratch);
     return BF_OK;
+}
+
+bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float *w,
+                                      const float *b, int B, int C_in, int H, int W, int C_out,
+                                      float slope, bf_error *err)
+{
+    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_in * 9 * C_out);
+    if (!wt)
+        return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
+                            "filters");
+    transpose8(wt, w, C_out, C_in * 9);
+    return winograd_conv(out, 0, inp, B, C_in, H, W, 0, wt, b, C_out, slope, err);
+}
+
+/* dinp += the input gradient of the 3x3 convolution w (C_out, C_in, 3, 3), from dout (B,
+ * C_out, Ho, Wo) (already masked by the activation): the convolution of dout padded by
+ * 2 with the filters flipped and their channels swapped, w'[c][o][k] = w[o][c][8 - k]. */
+bf_status cpu_conv2d_backward_input_winograd(float *dinp, const float *dout, const float *w,
+                                             int B, int C_in, int Ho, int Wo, int C_out,
+                                             bf_error *err)
+{
+    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_out * 9 * C_in);
+    if (!wt)
+        return bf_error_set(err, BF_ERR_NOMEM, "conv2d backward (Winograd): out of memory "
+                            "for the filters");
+    for (int o = 0; o < C_out; o++) /* wt'[(o 9 + k) C_in + c] = w[o][c][8 - k] */
+        for (int c = 0; c < C_in; c++)
+            for (int k = 0; k < 9; k++)
+                wt[((size_t)o * 9 + k) * C_in + c] = w[((size_t)o * C_in + c) * 9 + 8 - k];
+    return winograd_conv(dinp, 1, dout, B, C_out, Ho, Wo, 2, wt, NULL, C_in, -1.0f, err);
 }

@@ -44,6 +44,11 @@ int cpu_winograd_applies(int C_in, int H, int W, int C_out, int K);
 bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float *w,
                                       const float *b, int B, int C_in, int H, int W, int C_out,
                                       float slope, bf_error *err);
+/* dinp (B, C_in, Ho + 2, Wo + 2) += the input gradient from dout (B, C_out, Ho, Wo), masked
+ * by the activation already (the transposed convolution, by F(4x4, 3x3) too). */
+bf_status cpu_conv2d_backward_input_winograd(float *dinp, const float *dout, const float *w,
+                                             int B, int C_in, int Ho, int Wo, int C_out,
+                                             bf_error *err);
 bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err);
 bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, const float *out,
