@@ -10,7 +10,7 @@
 
 static const char *usage =
     "usage: braggflow predict --model model.safetensors (--data X.h5 | --csv pattern.csv)\n"
-    "                         [--batch 512] [--threads N]\n\n"
+    "                         [--batch 512] [--threads N] [--device D]\n\n"
     "Prints one CSV line per pattern: the predicted class, the class probabilities\n"
     "(softmax), and a, c (Angstrom) and alpha (degrees), each with its predicted\n"
     "standard deviation sigma (the model's heteroscedastic uncertainty, seed 001\n"
@@ -23,7 +23,9 @@ static const char *usage =
     "                      columns as `braggflow simulate --out x.csv` writes\n"
     "                      (a header line and '#' comments are skipped)\n"
     "  --batch N           inference batch (default 512)\n"
-    "  --threads N         threads (0 or absent: all cores)\n\n"
+    "  --threads N         threads (0 or absent: all cores)\n"
+    BF_CLI_DEVICE_HELP
+    "\n"
     "example:\n"
     "  braggflow simulate --cif examples/cif/NaCl.cif \\\n"
     "      --instprm examples/instrument/nomad-like-bank4.instprm \\\n"

@@ -1,5 +1,5 @@
 /* cli/inference.c — what `evaluate` and `predict` share: the command line
- * (--model, --data or --csv, --batch, --threads) and running a checkpoint over
+ * (--model, --data or --csv, --batch, --threads, --device) and running a checkpoint over
  * the patterns. */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,7 +15,9 @@ int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **
         {"model", required_argument, 0, OPT_MODEL}, {"data", required_argument, 0, OPT_DATA},
         {"csv", required_argument, 0, OPT_CSV},     {"json", no_argument, 0, OPT_JSON},
         {"batch", required_argument, 0, OPT_BATCH}, {"threads", required_argument, 0, OPT_THREADS},
+        {"device", required_argument, 0, OPT_DEVICE},
         {"help", no_argument, 0, OPT_HELP},         {0, 0, 0, 0}};
+    const char *device = NULL;
     int takes_csv = !strcmp(cmd, "predict"), takes_json = !strcmp(cmd, "evaluate");
     memset(a, 0, sizeof *a);
     a->batch = 512;
@@ -32,6 +34,7 @@ int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **
         case OPT_DATA: a->data_path = optarg; break;
         case OPT_CSV: a->csv_path = optarg; break;
         case OPT_JSON: a->json = 1; break;
+        case OPT_DEVICE: device = optarg; break;
         case OPT_BATCH:
             rc = bf_cli_parse_count(cmd, "--batch", optarg, 1, 65536, &a->batch);
             break;
@@ -50,14 +53,18 @@ int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **
         return bf_cli_usage_error(cmd, "--model and one of --data or --csv are required");
     if (!takes_csv && (!a->model_path || !a->data_path))
         return bf_cli_usage_error(cmd, "--model and --data are required");
+    if ((rc = bf_cli_device(cmd, device, &a->be)) != 0)
+        return rc;
     return -1;
 }
 
 bf_status bf_cli_inference_run(bf_cli_inference *a, int with_labels, bf_error *err)
 {
     const char *name = a->data_path ? a->data_path : a->csv_path;
-    bf_backend_cpu()->set_threads((int)a->threads);
-    bf_status st = bf_structure_load(a->model_path, bf_backend_cpu(), &a->m, &a->info,
+    const bf_backend *be = a->be ? a->be : bf_backend_cpu();
+    be->set_threads((int)a->threads);
+    bf_backend_cpu()->set_threads((int)a->threads); /* the host side (scaling) either way */
+    bf_status st = bf_structure_load(a->model_path, be, &a->m, &a->info,
                                      &a->meta, err);
     if (st == BF_OK)
         st = a->data_path ? bf_dataset_read_h5(a->data_path, &a->d, err)
