@@ -137,7 +137,7 @@ template <typename T> __device__ T block_sum(T v)
         warp_sums[warp] = v;
     __syncthreads();
     int nw = (blockDim.x + 31) >> 5;
-    v = threadIdx.x < nw ? warp_sums[threadIdx.x] : T(0);
+    v = (int)threadIdx.x < nw ? warp_sums[threadIdx.x] : T(0);
     if (warp == 0)
         for (int o = 16; o > 0; o >>= 1)
             v += __shfl_down_sync(0xffffffffu, v, o);
@@ -368,7 +368,8 @@ static bf_status cuda_linear_backward(float *dinp, float *dw, float *db, float *
 
 /* ---- conv1d -> maxpool(2, 2) -> LeakyReLU -------------------------------------------- */
 
-/* grid (ceil(P / blockDim), B C_out): thread p of row (n, co) convolves the two pooled
+/* grid (B C_out, ceil(P / blockDim)) (rows in x: gridDim.y stops at 65535, and B C_out
+ * reaches 131072 at batch 4096): thread p of row (n, co) convolves the two pooled
  * positions 2p, 2p + 1 (summing bias first, then ci, k in the reference's order), pools
  * with the reference's NaN and tie rules and activates. w[co] sits in shared memory. */
 __global__ void k_conv1d_pool_fwd(float *out, uint8_t *argmax, const float *inp, const float *w,
@@ -376,12 +377,12 @@ __global__ void k_conv1d_pool_fwd(float *out, uint8_t *argmax, const float *inp,
                                   int P, float slope)
 {
     extern __shared__ float sw[];
-    int row = blockIdx.y, n = row / C_out, co = row % C_out;
+    int row = blockIdx.x, n = row / C_out, co = row % C_out;
     int nw = C_in * K;
     for (int i = threadIdx.x; i < nw; i += blockDim.x)
         sw[i] = w[(size_t)co * nw + i];
     __syncthreads();
-    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    int p = blockIdx.y * blockDim.x + threadIdx.x;
     if (p >= P)
         return;
     float bias = b ? b[co] : 0.0f;
@@ -391,9 +392,9 @@ __global__ void k_conv1d_pool_fwd(float *out, uint8_t *argmax, const float *inp,
     for (int ci = 0; ci < C_in; ci++) {
         const float *xc = x + (size_t)ci * L_in;
         const float *wk = sw + ci * K;
-        for (int k = 0; k < K; k++) {
-            c0 += wk[k] * xc[l0 + k];
-            c1 += wk[k] * xc[l1 + k];
+        for (int k = 0; k < K; k++) { /* no FMA: the reference's roundings, same winners */
+            c0 = __fadd_rn(c0, __fmul_rn(wk[k], xc[l0 + k]));
+            c1 = __fadd_rn(c1, __fmul_rn(wk[k], xc[l1 + k]));
         }
     }
     /* bf_maxpool1d_forward: the first NaN wins, else the larger, ties to the first */
@@ -421,7 +422,7 @@ static bf_status cuda_conv1d_pool_lrelu_forward(float *out, uint8_t *argmax, con
                             "cuda backend: %s: C_in %d x K %d weights exceed 48 KiB of shared "
                             "memory", op, C_in, K);
     int threads = P < 128 ? 32 * ((P + 31) / 32) : 128;
-    dim3 grid((unsigned)((P + threads - 1) / threads), (unsigned)(B * C_out));
+    dim3 grid((unsigned)(B * C_out), (unsigned)((P + threads - 1) / threads));
     k_conv1d_pool_fwd<<<grid, threads, shmem, g_cuda.stream>>>(out, argmax, inp, w, b, C_out,
                                                                C_in, L_in, K, stride, P, slope);
     return launched(op, "k_conv1d_pool_fwd", err);
@@ -528,18 +529,18 @@ static bf_status cuda_conv1d_pool_lrelu_backward(float *dinp, float *dw, float *
 
 /* ---- conv2d (stride 1, no padding) ---------------------------------------------------- */
 
-/* grid (ceil(Ho Wo / blockDim), B C_out): one thread per output position, w[co] in shared
+/* grid (B C_out, ceil(Ho Wo / blockDim)): one thread per output position, w[co] in shared
  * memory; bias first, then ci, ky, kx as the reference sums. */
 __global__ void k_conv2d_fwd(float *out, const float *inp, const float *w, const float *b,
                              int C_in, int H, int W, int C_out, int K, float slope)
 {
     extern __shared__ float sw[];
-    int row = blockIdx.y, n = row / C_out, co = row % C_out;
+    int row = blockIdx.x, n = row / C_out, co = row % C_out;
     int nw = C_in * K * K, Ho = H - K + 1, Wo = W - K + 1;
     for (int i = threadIdx.x; i < nw; i += blockDim.x)
         sw[i] = w[(size_t)co * nw + i];
     __syncthreads();
-    int pos = blockIdx.x * blockDim.x + threadIdx.x;
+    int pos = blockIdx.y * blockDim.x + threadIdx.x;
     if (pos >= Ho * Wo)
         return;
     int oy = pos / Wo, ox = pos % Wo;
@@ -629,7 +630,7 @@ static bf_status cuda_conv2d_forward(float *out, const float *inp, const float *
                             "memory", op, C_in, K);
     int HWo = (H - K + 1) * (W - K + 1);
     int threads = HWo < 128 ? 32 * ((HWo + 31) / 32) : 128;
-    dim3 grid((unsigned)((HWo + threads - 1) / threads), (unsigned)(B * C_out));
+    dim3 grid((unsigned)(B * C_out), (unsigned)((HWo + threads - 1) / threads));
     k_conv2d_fwd<<<grid, threads, shmem, g_cuda.stream>>>(out, inp, w, b, C_in, H, W, C_out, K,
                                                           slope);
     return launched(op, "k_conv2d_fwd", err);

@@ -203,7 +203,8 @@ BF_TEST(cuda_conv_pool_lrelu_matches_cpu_on_edge_shapes)
     /* B, C_in, L_in, C_out, K, stride (test_backends.c's, and a batch of 64) */
     const int cases[][6] = {{3, 1, 64, 16, 3, 1},  {3, 16, 31, 32, 4, 2}, {2, 3, 50, 5, 3, 1},
                             {5, 2, 47, 6, 5, 3},   {1, 1, 9, 1, 2, 2},    {4, 16, 1402, 32, 4, 2},
-                            {64, 1, 2810, 16, 3, 1}};
+                            {64, 1, 2810, 16, 3, 1},
+                            {2100, 1, 12, 32, 3, 1}}; /* B C_out > 65535 (the grid's y limit) */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
         double d = compare_conv_pool_lrelu(c[0], c[1], c[2], c[3], c[4], c[5]);
@@ -320,7 +321,8 @@ BF_TEST(cuda_conv2d_matches_cpu_on_braggnn_and_edge_shapes)
                             {2, 32, 7, 7, 8, 3, 1},       {2, 3, 6, 9, 5, 2, 10},
                             {1, 2, 3, 3, 1, 3, 0},        {1, 64, 9, 9, 32, 3, 1},
                             {5, 7, 9, 9, 11, 3, 1},       {3, 4, 12, 12, 6, 3, -100},
-                            {2, 3, 5, 3, 9, 3, 10},       {256, 64, 9, 9, 32, 3, 1}};
+                            {2, 3, 5, 3, 9, 3, 10},       {256, 64, 9, 9, 32, 3, 1},
+                            {1100, 1, 5, 5, 64, 3, -100}}; /* B C_out > 65535 */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
         double d = compare_conv2d(c[0], c[1], c[2], c[3], c[4], c[5], c[6] / 100.0f);
