@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the most complete path that exists today, on braggflow's own
-# example structures: list reflections, simulate one pattern, then simulate a
-# labelled three-class dataset, and summarise what was made.
+# example structures: list reflections, simulate one pattern (TOF, lab X-ray, CW
+# neutron), then simulate a labelled three-class dataset, and summarise what was made.
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,11 +22,10 @@ n_refl=$(($(wc -l < "$out/BaTiO3-reflections.csv") - 1))
   tail -n +2 "$out/BaTiO3-reflections.csv" | sort -t, -k7 -g -r | awk 'NR <= 5'; } | column -s, -t
 echo "   ($n_refl reflections in the TOF window; full list: out/demo/BaTiO3-reflections.csv)"
 echo
-echo "-- 2. One NaCl pattern on GSAS-II's TOF grid:"
-"$bf" simulate --cif examples/cif/NaCl.cif --instprm "$inst" \
-    --cell "5.6402 5.6402 5.6402 90 90 90" --out "$out/NaCl.csv"
-# a terminal plot: 72 columns, each the maximum of its share of the grid
-awk -F, 'NR > 1 { n++; t[n] = $1; y[n] = $2; if ($2 > top) top = $2 }
+# plot CSV UNIT: a terminal plot of a simulate CSV, 72 columns, each the maximum of
+# its share of the grid
+plot() {
+    awk -F, -v unit="$2" 'NR > 1 { n++; t[n] = $1; y[n] = $2; if ($2 > top) top = $2 }
     END {
         cols = 72; rows = 8
         for (c = 1; c <= cols; c++) {
@@ -40,8 +39,23 @@ awk -F, 'NR > 1 { n++; t[n] = $1; y[n] = $2; if ($2 > top) top = $2 }
             print line
         }
         axis = "   +"; for (c = 1; c <= cols; c++) axis = axis "-"; print axis
-        printf "    TOF %.0f .. %.0f us, %d points, maximum intensity %.4g\n", t[1], t[n], n, top
-    }' "$out/NaCl.csv"
+        printf "    %s %.4g .. %.4g, %d points, maximum intensity %.4g\n", unit, t[1], t[n], n, top
+    }' "$1"
+}
+echo "-- 2. One NaCl pattern on GSAS-II's TOF grid:"
+"$bf" simulate --cif examples/cif/NaCl.cif --instprm "$inst" \
+    --cell "5.6402 5.6402 5.6402 90 90 90" --out "$out/NaCl.csv"
+plot "$out/NaCl.csv" "TOF (us)"
+echo "   The same crystal on a lab Cu Ka1/Ka2 X-ray diffractometer (GSAS-II's default"
+echo "   instrument, 2theta 10-120 deg by 0.01) and on a 1.54 A CW neutron one:"
+"$bf" simulate --cif examples/cif/NaCl.cif --instprm examples/instrument/cuka-lab.instprm \
+    --cell "5.6402 5.6402 5.6402 90 90 90" --tth-min 10 --tth-max 120 --tth-step 0.01 \
+    --out "$out/NaCl-xray.csv"
+plot "$out/NaCl-xray.csv" "2theta (deg)"
+"$bf" simulate --cif examples/cif/NaCl.cif --instprm examples/instrument/cw-neutron-1.54A.instprm \
+    --cell "5.6402 5.6402 5.6402 90 90 90" --tth-min 5 --tth-max 150 --tth-step 0.05 \
+    --out "$out/NaCl-cwn.csv"
+plot "$out/NaCl-cwn.csv" "2theta (deg)"
 echo
 echo "-- 3. A labelled dataset: 100 cubic + 100 trigonal + 100 tetragonal patterns"
 "$bf" sample --config examples/sample-small.ini --out "$out/small.h5" --threads 0

@@ -47,6 +47,7 @@ typedef struct {
     bf_constraint constraint[BF_MAX_CONSTRAINTS];
     int n_constraints;
     char cif_path[4096];
+    char cif_block[76];               /* the CIF's data block to read ("": the first with atoms) */
     long count;                       /* random sampler: samples for this class */
 } bf_class_spec;
 
@@ -105,6 +106,45 @@ bf_status bf_sample_grid(const bf_class_spec *cls, int phases, int phase, bf_cel
 /* ---- `sample` configuration ------------------------------------------------ */
 typedef enum { BF_LAYOUT_BRAGGFLOW, BF_LAYOUT_SEED } bf_layout;
 
+/* Measured-like training data (`sample` INI [measured]; every part off by default).
+ * Applied to each finished simulated pattern y(x), in this order:
+ *   1. zero shift: s uniform in [-zero_shift, zero_shift] (x units: us for TOF);
+ *      y'(x) = y(x - s) by linear interpolation of the pattern, 0 beyond its ends;
+ *   2. background: + max(y) * sum_{k < background_terms} c_k T_k(u), Chebyshev
+ *      polynomials of u = 2 (x - x_0) / (x_{L-1} - x_0) - 1, each c_k uniform in
+ *      [background_lo, background_hi] (relative to the pattern's maximum);
+ *   3. Poisson counting noise at poisson_counts total counts N: y scaled by
+ *      N / S, S the sum of its positive points, each point drawn from
+ *      Poisson(scaled value) (a negative value counts 0), scaled back by S / N
+ *      (the intensity scale is kept).
+ * Pattern `row` draws from RNG stream (seed ^ BF_MEASURED_SEED_KEY, row), apart from
+ * the cells' streams: the same seed gives the same data whatever the threads. */
+#define BF_MEASURED_MAX_TERMS 12
+#define BF_MEASURED_SEED_KEY 0x6d65617375726564ULL  /* "measured" */
+typedef struct {
+    int background_terms;             /* 0 (off) .. BF_MEASURED_MAX_TERMS */
+    double background_lo, background_hi;  /* default 0 0.05 */
+    double poisson_counts;            /* 0: off */
+    double zero_shift;                /* 0: off; x units */
+} bf_measured_like;
+
+/* What one pattern drew. */
+typedef struct {
+    double coeff[BF_MEASURED_MAX_TERMS];
+    double shift;
+} bf_measured_draw;
+
+/* 1 when any part is on. */
+int bf_measured_like_on(const bf_measured_like *ml);
+/* "background_terms=3 background_coeff=0 0.05 poisson_counts=1e+06 zero_shift=0.5" (the
+ * parts on; "" when off): the HDF5 provenance attribute `measured`. */
+void bf_measured_like_format(const bf_measured_like *ml, char *out, size_t outsz);
+/* Applies ml to y (n points on x, ascending) in place; draw (may be NULL) gets the
+ * drawn values. BF_ERR_NOMEM only. */
+bf_status bf_measured_like_apply(const bf_measured_like *ml, const double *x, int n,
+                                 uint64_t seed, uint64_t row, double *y, bf_measured_draw *draw,
+                                 bf_error *err);
+
 typedef struct {
     char path[4096];                  /* the INI file */
     uint64_t seed;
@@ -114,6 +154,7 @@ typedef struct {
     char instprm_path[4096];
     bf_grid_spec grid;
     bf_sample sample;                 /* scale etc. */
+    bf_measured_like measured;        /* [measured]: background, noise, zero shift */
     int n_classes;
     bf_class_spec classes[BF_MAX_CLASSES];
     char config_text[8192];           /* the INI text (truncated), kept as provenance */
@@ -143,6 +184,7 @@ typedef struct {
     char instprm_sha256[65];
     char cif_sha256[BF_MAX_CLASSES][65];
     char config_text[8192];
+    char measured[256];               /* bf_measured_like_format; "" when off */
 } bf_dataset;
 
 /* Draws every class's cells, simulates them on `threads` threads (0 = all
@@ -259,12 +301,96 @@ bf_status bf_dataset_read_h5_rows(const char *path, long first, long count, bf_d
                                   bf_error *err);
 
 /* One pattern (n = 1, patterns only) from CSV text: a column of intensities, or
- * tof,intensity as `simulate --out x.csv` writes (the last column is read). Header
- * lines before the data, blank lines and '#' comments are skipped; errors name
+ * tof,intensity as `simulate --out x.csv` writes (the last column is read;
+ * bf_pattern_columns_parse below). Header lines before the data, blank lines and
+ * '#' / '!' comments are skipped; errors name
  * name:line (non-numeric line, changing column count, NaN/inf intensity). */
 bf_status bf_pattern_csv_parse(const char *text, const char *name, bf_dataset *out,
                                bf_error *err);
 bf_status bf_pattern_csv_read(const char *path, bf_dataset *out, bf_error *err);
+
+/* ---- Measured patterns (data/pattern_read.c) -----------------------------------
+ * The x axis of a pattern is a bf_x_unit (sim.h): TOF in microseconds (GSAS-II's
+ * log-spaced grid) or 2theta in degrees (constant wavelength, linear grids); its
+ * names (bf_x_unit_name) are those of the HDF5 x datasets and CSV headers.
+ * bf_x_unit_parse: 0 and *u set for those two names; -1 otherwise. */
+int bf_x_unit_parse(const char *name, bf_x_unit *u);
+
+/* The columns of a pattern file with the column parser every pattern reader shares
+ * (the one CSV reader: blanks or commas between numbers; '#' and '!' start a
+ * comment; blank lines, and non-numeric header lines before the data, skipped).
+ * Lines hold 1..max_cols numbers, all the same count; col[k] (heap, n values) for
+ * k < *n_cols, the others NULL. A header line naming tof_us or two_theta_deg sets
+ * *unit and *unit_known = 1. lines (may be NULL): heap, the 1-based line of each
+ * point. Errors name name:line (a line with other text, more than max_cols numbers
+ * or a changing count, a non-finite value). */
+bf_status bf_pattern_columns_parse(const char *text, const char *name, int max_cols,
+                                   double *col[3], int *n, int *n_cols, bf_x_unit *unit,
+                                   int *unit_known, int **lines, bf_error *err);
+
+/* A measured (or exported) pattern: x ascending, y counts, sigma the esd when the
+ * file has one (else NULL). */
+typedef struct {
+    int n;
+    double *x, *y, *sigma;
+    bf_x_unit unit;
+    int unit_known;               /* 0: the file does not say; unit is a guess */
+} bf_measured;
+
+typedef enum {
+    BF_MEAS_AUTO, BF_MEAS_XY, BF_MEAS_XYE, BF_MEAS_GSA, BF_MEAS_FXYE, BF_MEAS_CSV
+} bf_measured_format;
+/* "auto", "xy", "xye", "gsa", "fxye", "csv" -> 0; -1 otherwise. */
+int bf_measured_format_parse(const char *name, bf_measured_format *f);
+/* From the file name's extension: .xy .dat .txt -> XY, .xye -> XYE, .gsa .gss .gsas
+ * .raw -> GSA, .fxye -> FXYE, .csv -> CSV; -1 for another. */
+int bf_measured_format_of(const char *path, bf_measured_format *f);
+
+/* Reads path in fmt (BF_MEAS_AUTO: from the extension). unit_hint (may be NULL) is
+ * the unit to assume where the file does not say (the model's grid): xy/xye files,
+ * CSV without a tof_us / two_theta_deg header and GSAS CONST banks (whose x is TOF
+ * in microseconds or 2theta in centidegrees, converted to degrees here). GSAS files:
+ * the first BANK line (BANK n nchan nrec BINTYP bcoef1..4 TYPE) with BINTYP CONST
+ * (start, step), SLOG (start, stop, dT/T: TOF) or RALF (TOF; with FXYE/FXY only),
+ * TYPE FXYE (x y esd per line), FXY (x y), ESD (five y, esd pairs per 80-column
+ * record, fields of 8 columns), STD (ten y per record; fields of 8 columns, an
+ * optional 2-column counter count before each value) or empty (STD). Errors name
+ * FILE:LINE: fewer than 2 points, x not strictly increasing, NaN/inf, the wrong
+ * number of columns, a bad BANK line, no unit known. */
+bf_status bf_measured_read(const char *path, bf_measured_format fmt, const bf_x_unit *unit_hint,
+                           bf_measured *out, bf_error *err);
+bf_status bf_measured_parse(const char *text, const char *name, bf_measured_format fmt,
+                            const bf_x_unit *unit_hint, bf_measured *out, bf_error *err);
+void bf_measured_free(bf_measured *m);
+
+/* A grid a model was trained on, as the checkpoint records it: unit, count, first
+ * and last point, and how the points are spaced (geometric: x_i = first *
+ * (last/first)^(i/(n-1)), GSAS-II's TOF bins; linear) when every point is that
+ * within 1e-9 relative; otherwise BF_GRID_ARRAY with the SHA-256 of the float64
+ * array (little-endian bytes), which a measured pattern cannot be regridded onto. */
+typedef enum { BF_GRID_GEOMETRIC, BF_GRID_LINEAR, BF_GRID_ARRAY } bf_grid_spacing;
+typedef struct {
+    bf_x_unit unit;
+    int n;
+    double first, last;
+    bf_grid_spacing spacing;
+    char sha256[65];              /* BF_GRID_ARRAY: the array's hash */
+} bf_x_grid;
+/* Describes x (n >= 2, strictly increasing). */
+bf_status bf_x_grid_describe(const double *x, int n, bf_x_unit unit, bf_x_grid *out,
+                             bf_error *err);
+/* x[0..g->n) of a geometric or linear grid (BF_ERR_INVALID for BF_GRID_ARRAY). */
+bf_status bf_x_grid_values(const bf_x_grid *g, double *x, bf_error *err);
+
+/* Regrids m onto the n points x (unit: the grid's) by linear interpolation of the
+ * counts between the two measured points around each x; points of x outside
+ * [m->x[0], m->x[n-1]] get 0 (within 1/1000 of the end step outside: the end value,
+ * so that x printed with a few decimals keeps a pattern on the model's own grid). y (n) is filled; *covered (may be NULL) is the
+ * number of points inside. Errors: a unit other than the grid's, no point of x
+ * inside the measured range ("name: x 1200..1500 us does not overlap the model's
+ * grid 1360..18919 us"). */
+bf_status bf_measured_to_grid(const bf_measured *m, const char *name, const double *x, int n,
+                              bf_x_unit unit, float *y, int *covered, bf_error *err);
 
 
 /* ---- Peak patches (BraggNN, DESIGN §7; sim.h has the coordinate convention) ----

@@ -59,9 +59,14 @@ typedef struct {
     bf_label_scaling scaling;
     int n_classes;
     char class_names[BF_MAX_MODEL_CLASSES][32];   /* by label */
+    int has_grid;                                 /* 0: a checkpoint from before grids */
+    bf_x_grid grid;                               /* the training set's x axis */
 } bf_structure_meta;
 
-/* From / into the checkpoint's task metadata (label_offset, label_scale, class_names). */
+/* From / into the checkpoint's task metadata (label_offset, label_scale, class_names;
+ * the grid as x_unit (tof_us | two_theta_deg), x_count, x_first, x_last, x_spacing
+ * (geometric | linear | array) and, for an array, x_sha256; absent in older
+ * checkpoints: has_grid = 0). */
 bf_status bf_structure_meta_read(const bf_checkpoint_info *info, const bf_model *m,
                                  const char *path, bf_structure_meta *out, bf_error *err);
 bf_status bf_structure_meta_write(const bf_structure_meta *sm, bf_checkpoint_info *info,

@@ -76,10 +76,11 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
        OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG, OPT_TRAIN, OPT_VAL, OPT_MODEL, OPT_EPOCHS,
        OPT_BATCH, OPT_LR, OPT_SEED, OPT_PATIENCE, OPT_MIN_DELTA, OPT_CLIP, OPT_HIDDEN, OPT_INIT,
        OPT_DATA, OPT_JSON, OPT_CSV, OPT_WORKFLOW, OPT_RESUME, OPT_B_TABLE, OPT_TTH_MIN,
-       OPT_TTH_MAX, OPT_TTH_STEP, OPT_FPRIME, OPT_DEVICE };
+       OPT_TTH_MAX, OPT_TTH_STEP, OPT_FPRIME, OPT_PATTERN, OPT_PAT_FORMAT, OPT_BLOCK,
+       OPT_DEVICE };
 #define BF_CLI_SIM_OPTIONS                                                                 \
     {"cif", required_argument, 0, OPT_CIF}, {"instprm", required_argument, 0, OPT_INSTPRM}, \
-        {"cell", required_argument, 0, OPT_CELL},                                          \
+        {"block", required_argument, 0, OPT_BLOCK}, {"cell", required_argument, 0, OPT_CELL}, \
         {"tof-min", required_argument, 0, OPT_TOF_MIN},                                    \
         {"tof-max", required_argument, 0, OPT_TOF_MAX},                                    \
         {"tof-step", required_argument, 0, OPT_TOF_STEP},                                  \
@@ -90,7 +91,9 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
         {"tth-step", required_argument, 0, OPT_TTH_STEP},                                  \
         {"fprime", required_argument, 0, OPT_FPRIME}, {"help", no_argument, 0, OPT_HELP}
 #define BF_CLI_SIM_HELP                                                                    \
-    "  --cif FILE          crystal structure (CIF: cell, space group, atom sites)\n"       \
+    "  --cif FILE          crystal structure (CIF: cell, space group, atom sites, Uij)\n"  \
+    "  --block NAME        the CIF's data block data_NAME (default: the first with atom\n" \
+    "                      sites; a warning names it when the file has several)\n"       \
     "  --instprm FILE      GSAS-II instrument parameters (.instprm): Type PNT (TOF\n"     \
     "                      neutrons), PXC (CW X-rays) or PNC (CW neutrons)\n"             \
     "  --cell \"a b c alpha beta gamma\"\n"                                                  \
@@ -111,6 +114,7 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
 /* What simulate and reflections share: crystal + instrument + grid + sample. */
 typedef struct {
     const char *cif_path, *instprm_path, *cell_text;
+    const char *cif_block;            /* --block, or NULL */
     const char *out_path;             /* --out, for commands whose longopts have it */
     bf_grid_spec grid;
     bf_sample sample;
@@ -130,6 +134,8 @@ bf_status bf_cli_sim_open(const bf_cli_sim_args *a, bf_cell *cell, bf_powder_sim
 /* What evaluate and predict share (cli/inference.c). */
 typedef struct {
     const char *model_path, *data_path, *csv_path;   /* --csv: predict only */
+    const char *pattern_path;                         /* --pattern: predict only */
+    bf_measured_format format;                        /* --format (auto: extension) */
     long batch, threads;
     int json;                                         /* --json: evaluate only */
     const bf_backend *be;                             /* --device (cpu by default) */

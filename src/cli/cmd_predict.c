@@ -9,8 +9,10 @@
 #include "cli/cli.h"
 
 static const char *usage =
-    "usage: braggflow predict --model model.safetensors (--data X.h5 | --csv pattern.csv)\n"
-    "                         [--batch 512] [--threads N] [--device D]\n\n"
+    "usage: braggflow predict --model model.safetensors\n"
+    "                         (--data X.h5 | --csv pattern.csv | --pattern FILE\n"
+    "                          [--format xy|xye|gsa|fxye|csv]) [--batch 512] [--threads N]\n"
+    "                         [--device D]\n\n"
     "Prints one CSV line per pattern: the predicted class, the class probabilities\n"
     "(softmax), and a, c (Angstrom) and alpha (degrees), each with its predicted\n"
     "standard deviation sigma (the model's heteroscedastic uncertainty, seed 001\n"
@@ -22,6 +24,17 @@ static const char *usage =
     "  --csv FILE          one pattern: a column of intensities, or tof,intensity\n"
     "                      columns as `braggflow simulate --out x.csv` writes\n"
     "                      (a header line and '#' comments are skipped)\n"
+    "  --pattern FILE      one measured pattern, regridded onto the grid the model\n"
+    "                      was trained on (recorded in the checkpoint) by linear\n"
+    "                      interpolation; grid points outside the measured x range\n"
+    "                      are 0. Formats: xy / xye (x y [esd] columns, blanks or\n"
+    "                      commas, '#' '!' comments), GSAS .gsa/.gss/.fxye (first\n"
+    "                      BANK: CONST, SLOG or RALF; FXYE, FXY, ESD or STD records;\n"
+    "                      CONST 2theta in centidegrees), csv (simulate's; header\n"
+    "                      tof_us or two_theta_deg). x is TOF in us or 2theta in\n"
+    "                      degrees: from the file where it says, else the model's\n"
+    "  --format F          xy, xye, gsa, fxye or csv (default: from the extension:\n"
+    "                      .xy .dat .txt .xye .gsa .gss .gsas .raw .fxye .csv)\n"
     "  --batch N           inference batch (default 512)\n"
     "  --threads N         threads (0 or absent: all cores)\n"
     BF_CLI_DEVICE_HELP
@@ -30,7 +43,8 @@ static const char *usage =
     "  braggflow simulate --cif examples/cif/NaCl.cif \\\n"
     "      --instprm examples/instrument/nomad-like-bank4.instprm \\\n"
     "      --cell \"4.2 4.2 4.2 90 90 90\" --out p.csv\n"
-    "  braggflow predict --model model.safetensors --csv p.csv\n";
+    "  braggflow predict --model model.safetensors --csv p.csv\n"
+    "  braggflow predict --model model.safetensors --pattern measured.xye\n";
 
 static void print_predictions(const bf_model *m, const bf_structure_meta *info,
                               const float *out, long n)

@@ -60,7 +60,8 @@ static bf_status write_h5(const char *path, const bf_cli_sim_args *a, const bf_c
         st = bf_sha256_file_hex(a->cif_path, d.cif_sha256[0], err);
     if (st == BF_OK) {
         snprintf(d.config_text, sizeof d.config_text,
-                 "simulate --cif %s --instprm %s --cell \"%s\" --scale %g", a->cif_path,
+                 "simulate --cif %s%s%s --instprm %s --cell \"%s\" --scale %g", a->cif_path,
+                 a->cif_block ? " --block " : "", a->cif_block ? a->cif_block : "",
                  a->instprm_path, a->cell_text, a->sample.scale);
         st = bf_dataset_write_h5(&d, path, BF_LAYOUT_BRAGGFLOW, err);
     }

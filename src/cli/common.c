@@ -153,6 +153,7 @@ static int sim_option(bf_cli_sim_args *a, int opt, const char *arg, bf_error *er
 {
     switch (opt) {
     case OPT_CIF: a->cif_path = arg; return 1;
+    case OPT_BLOCK: a->cif_block = arg; return 1;
     case OPT_INSTPRM: a->instprm_path = arg; return 1;
     case OPT_CELL: a->cell_text = arg; return 1;
     case OPT_TOF_MIN: return bf_cli_parse_number("--tof-min", arg, &a->grid.tmin_ms, err) ? -1 : 1;
@@ -190,7 +191,7 @@ bf_status bf_cli_sim_open(const bf_cli_sim_args *a, bf_cell *cell, bf_powder_sim
     bf_status st = bf_cli_parse_cell(a->cell_text, cell, err);
     if (st != BF_OK)
         return st;
-    if ((st = bf_crystal_read_cif(a->cif_path, &crystal, err)) != BF_OK)
+    if ((st = bf_crystal_read_cif_block(a->cif_path, a->cif_block, &crystal, err)) != BF_OK)
         return st;
     if ((st = bf_instrument_read(a->instprm_path, &inst, err)) != BF_OK)
         goto cleanup;

@@ -1,5 +1,5 @@
-/* crystal/cif.c — reads a crystal structure from the first data block of a
- * CIF 1.1 / 2.0 file with libcif (the COMCIFS CIF API).
+/* crystal/cif.c — reads a crystal structure from one data block of a CIF 1.1 / 2.0 file
+ * with libcif (the COMCIFS CIF API): the one named, else the first with atom sites.
  *
  * Items read (CIF core dictionary; old and new DDL names both accepted):
  *   cell      _cell_length_a/b/c (required), _cell_angle_alpha/beta/gamma (default 90)
@@ -11,7 +11,12 @@
  *   atoms     _atom_site_label, _atom_site_type_symbol (else the label's
  *             leading letters), _atom_site_fract_x/y/z (required),
  *             _atom_site_occupancy (default 1), _atom_site_U_iso_or_equiv or
- *             _atom_site_B_iso_or_equiv / (8 pi^2) (default 0.01 A^2, GSAS-II's).
+ *             _atom_site_B_iso_or_equiv / (8 pi^2) (default 0.01 A^2, GSAS-II's),
+ *             _atom_site_adp_type (Uani / Bani: the atom must be in the aniso loop)
+ *   aniso     _atom_site_aniso_label with _atom_site_aniso_U_11 .. _U_23, or _B_ij
+ *             (U = B / 8 pi^2), or _beta_ij (U_ij = beta_ij / (2 pi^2 a*_i a*_j), the
+ *             CIF cell's a*): the atoms listed are anisotropic (Uiso then unused, as in
+ *             GSAS-II); '?' or '.' there is an error.
  * Semantic errors name the line where the offending item's name first appears. */
 #include "crystal_internal.h"
 
@@ -346,6 +351,7 @@ static bf_status read_symmetry(const cif_ctx *ctx, cif_block_tp *block, bf_cryst
 /* ---- Atom sites --------------------------------------------------------------- */
 typedef struct {
     bf_atom *atoms;
+    unsigned char *wants_aniso; /* [cap]: _atom_site_adp_type Uani or Bani */
     int n, cap;
 } atom_list;
 
@@ -404,16 +410,123 @@ static bf_status atom_packet(const cif_ctx *ctx, cif_packet_tp *pkt, void *user)
     if (a.occupancy < 0.0 || a.uiso_A2 < 0.0)
         return item_error(ctx, BF_ERR_INVALID, "_atom_site_occupancy",
                           "atom %s: occupancy and Uiso must not be negative", a.label);
+    char adp[16] = "";
+    cif_value_tp *adp_type = packet_item(pkt, "_atom_site_adp_type");
+    if (adp_type == NULL)
+        adp_type = packet_item(pkt, "_atom_site_thermal_displace_type"); /* DDL1 alias */
+    if (adp_type && !is_missing(adp_type))
+        value_text(adp_type, adp, sizeof adp);
     if (list->n == list->cap) {
         int cap = list->cap ? 2 * list->cap : 16;
         bf_atom *grown = realloc(list->atoms, (size_t)cap * sizeof *grown);
         if (grown == NULL)
             return bf_error_set(ctx->err, BF_ERR_NOMEM, "%s: out of memory", ctx->name);
         list->atoms = grown;
+        unsigned char *flags = realloc(list->wants_aniso, (size_t)cap);
+        if (flags == NULL)
+            return bf_error_set(ctx->err, BF_ERR_NOMEM, "%s: out of memory", ctx->name);
+        list->wants_aniso = flags;
         list->cap = cap;
     }
+    list->wants_aniso[list->n] = !strcasecmp(adp, "Uani") || !strcasecmp(adp, "Bani");
     list->atoms[list->n++] = a;
     return BF_OK;
+}
+
+/* ---- Anisotropic displacements ------------------------------------------------------ */
+/* U_ij, B_ij = 8 pi^2 U_ij, or beta_ij = 2 pi^2 a*_i a*_j U_ij (CIF core dictionary). */
+static const char *const aniso_items[3][6] = {
+    {"_atom_site_aniso_U_11", "_atom_site_aniso_U_22", "_atom_site_aniso_U_33",
+     "_atom_site_aniso_U_12", "_atom_site_aniso_U_13", "_atom_site_aniso_U_23"},
+    {"_atom_site_aniso_B_11", "_atom_site_aniso_B_22", "_atom_site_aniso_B_33",
+     "_atom_site_aniso_B_12", "_atom_site_aniso_B_13", "_atom_site_aniso_B_23"},
+    {"_atom_site_aniso_beta_11", "_atom_site_aniso_beta_22", "_atom_site_aniso_beta_33",
+     "_atom_site_aniso_beta_12", "_atom_site_aniso_beta_13", "_atom_site_aniso_beta_23"}};
+
+typedef struct {
+    atom_list *atoms;
+    double astar[3];          /* of the CIF's cell, for beta_ij */
+    unsigned char *listed;    /* [atoms->n] */
+} aniso_list;
+
+static bf_status aniso_packet(const cif_ctx *ctx, cif_packet_tp *pkt, void *user)
+{
+    aniso_list *list = user;
+    char label[32] = "";
+    cif_value_tp *v = packet_item(pkt, "_atom_site_aniso_label");
+    if (v == NULL || is_missing(v) || !value_text(v, label, sizeof label) || label[0] == 0)
+        return item_error(ctx, BF_ERR_INVALID, "_atom_site_aniso_label", "missing label");
+    int a = 0;
+    while (a < list->atoms->n && strcmp(list->atoms->atoms[a].label, label) != 0)
+        a++;
+    if (a == list->atoms->n)
+        return item_error(ctx, BF_ERR_INVALID, "_atom_site_aniso_label",
+                          "atom %s: not in the _atom_site_label loop", label);
+    if (list->listed[a])
+        return item_error(ctx, BF_ERR_INVALID, "_atom_site_aniso_label",
+                          "atom %s: listed twice", label);
+    int kind = 0;
+    while (kind < 3 && packet_item(pkt, aniso_items[kind][0]) == NULL)
+        kind++;
+    if (kind == 3)
+        return item_error(ctx, BF_ERR_INVALID, "_atom_site_aniso_label",
+                          "atom %s: no _atom_site_aniso_U_11, _B_11 or _beta_11", label);
+    static const int axes[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
+    double u[6];
+    for (int m = 0; m < 6; m++) {
+        const char *item = aniso_items[kind][m];
+        cif_value_tp *x = packet_item(pkt, item);
+        if (x == NULL)
+            return item_error(ctx, BF_ERR_INVALID, aniso_items[kind][0],
+                              "atom %s: the loop lacks %s", label, item);
+        if (is_missing(x))
+            return item_error(ctx, BF_ERR_INVALID, item, "atom %s: missing value ('?' or '.')",
+                              label);
+        if (!value_number(x, &u[m])) {
+            char text[64];
+            value_text(x, text, sizeof text);
+            return item_error(ctx, BF_ERR_PARSE, item, "atom %s: '%s' is not a number", label,
+                              text);
+        }
+        if (kind == 1)
+            u[m] /= 8.0 * M_PI * M_PI;
+        else if (kind == 2)
+            u[m] /= 2.0 * M_PI * M_PI * list->astar[axes[m][0]] * list->astar[axes[m][1]];
+    }
+    bf_atom *at = &list->atoms->atoms[a];
+    memcpy(at->u_aniso_A2, u, sizeof u);
+    at->aniso = 1;
+    list->listed[a] = 1;
+    /* T = exp(-2 pi^2 h'^T B h') <= 1 for every h' only when U is positive definite
+     * (leading minors); GSAS-II computes with it anyway, so do we, with a warning */
+    const double m2 = u[0] * u[1] - u[3] * u[3];
+    const double m3 = u[0] * (u[1] * u[2] - u[5] * u[5]) - u[3] * (u[3] * u[2] - u[5] * u[4]) +
+                      u[4] * (u[3] * u[5] - u[1] * u[4]);
+    if (!(u[0] > 0.0 && m2 > 0.0 && m3 > 0.0))
+        bf_warn("%s: atom %s: anisotropic U is not positive definite (read as given)",
+                ctx->name, label);
+    return BF_OK;
+}
+
+/* The _atom_site_aniso_ loop, if any, into the atoms; then every Uani/Bani atom must have
+ * been in it. */
+static bf_status read_aniso(const cif_ctx *ctx, cif_block_tp *block, const bf_cell *cell,
+                            atom_list *atoms)
+{
+    aniso_list list = {.atoms = atoms, .listed = calloc((size_t)atoms->n, 1)};
+    if (list.listed == NULL)
+        return bf_error_set(ctx->err, BF_ERR_NOMEM, "%s: out of memory", ctx->name);
+    bf_cell_reciprocal_lengths(cell, list.astar);
+    int found = 0;
+    bf_status st = for_each_packet(ctx, block, "_atom_site_aniso_label", aniso_packet, &list,
+                                   &found);
+    for (int a = 0; a < atoms->n && st == BF_OK; a++)
+        if (atoms->wants_aniso[a] && !list.listed[a])
+            st = item_error(ctx, BF_ERR_INVALID, "_atom_site_adp_type",
+                            "atom %s: Uani but not in the _atom_site_aniso_ loop",
+                            atoms->atoms[a].label);
+    free(list.listed);
+    return st;
 }
 
 static bf_status read_block(const cif_ctx *ctx, cif_block_tp *block, bf_crystal *out)
@@ -440,6 +553,9 @@ static bf_status read_block(const cif_ctx *ctx, cif_block_tp *block, bf_crystal 
     if (st == BF_OK && atoms.n == 0)
         st = bf_error_set(ctx->err, BF_ERR_INVALID,
                           "%s: no atom sites (_atom_site_fract_x/y/z loop)", ctx->name);
+    if (st == BF_OK)
+        st = read_aniso(ctx, block, &out->cell, &atoms);
+    free(atoms.wants_aniso);
     if (st != BF_OK) {
         free(atoms.atoms);
         return st;
@@ -449,8 +565,52 @@ static bf_status read_block(const cif_ctx *ctx, cif_block_tp *block, bf_crystal 
     return BF_OK;
 }
 
+/* data block code as ASCII ("" when it has none) */
+static void block_code(cif_block_tp *block, char *out, size_t outsz)
+{
+    UChar *code = NULL;
+    out[0] = 0;
+    if (cif_container_get_code(block, &code) == CIF_OK && code != NULL) {
+        size_t n = 0;
+        for (const UChar *p = code; *p && n + 1 < outsz; p++)
+            out[n++] = *p < 128 ? (char)*p : '?';
+        out[n] = 0;
+    }
+    free(code);
+}
+
+/* Index of the block named `want` (case-insensitive, "data_" prefix optional), or an
+ * error listing the blocks there are. */
+static bf_status find_block(const char *name, cif_block_tp **blocks, const char *want,
+                            int *chosen, bf_error *err)
+{
+    if (strncasecmp(want, "data_", 5) == 0)
+        want += 5;
+    char code[128], list[1024] = "";
+    size_t used = 0;
+    for (int b = 0; blocks[b]; b++) {
+        block_code(blocks[b], code, sizeof code);
+        if (strcasecmp(code, want) == 0) {
+            *chosen = b;
+            return BF_OK;
+        }
+        if (used < sizeof list - 1) {
+            int n = snprintf(list + used, sizeof list - used, "%sdata_%s", b ? ", " : "", code);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+    return bf_error_set(err, BF_ERR_INVALID, "%s: no data block '%s' (the file has: %s)", name,
+                        want, list);
+}
+
 bf_status bf_crystal_read_cif_text(const char *text, size_t len, const char *name,
                                    bf_crystal *out, bf_error *err)
+{
+    return bf_crystal_read_cif_text_block(text, len, name, NULL, out, err);
+}
+
+bf_status bf_crystal_read_cif_text_block(const char *text, size_t len, const char *name,
+                                         const char *block, bf_crystal *out, bf_error *err)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->source, sizeof out->source, "%s", name);
@@ -492,23 +652,23 @@ bf_status bf_crystal_read_cif_text(const char *text, size_t len, const char *nam
         st = bf_error_set(err, BF_ERR_PARSE, "%s: no data block (data_NAME)", name);
         goto done;
     }
-    /* several data blocks (a paper's CIF: one per compound, or a global block first):
-     * the first with atom sites */
-    int chosen = 0, with_sites = 0;
-    for (int b = 0; blocks[b]; b++)
-        if (has_loop(blocks[b], "_atom_site_fract_x") && with_sites++ == 0)
-            chosen = b;
-    UChar *code = NULL;
-    if (cif_container_get_code(blocks[chosen], &code) == CIF_OK && code != NULL) {
-        size_t n = 0;
-        for (const UChar *p = code; *p && n + 1 < sizeof out->name; p++)
-            out->name[n++] = *p < 128 ? (char)*p : '?';
-        out->name[n] = 0;
-        free(code);
+    int chosen = 0;
+    if (block != NULL && block[0] != 0) {
+        if ((st = find_block(name, blocks, block, &chosen, err)) != BF_OK)
+            goto done;
+        block_code(blocks[chosen], out->name, sizeof out->name);
+    } else {
+        /* several data blocks (a paper's CIF: one per compound, or a global block first):
+         * the first with atom sites */
+        int with_sites = 0;
+        for (int b = 0; blocks[b]; b++)
+            if (has_loop(blocks[b], "_atom_site_fract_x") && with_sites++ == 0)
+                chosen = b;
+        block_code(blocks[chosen], out->name, sizeof out->name);
+        if (with_sites > 1 || (chosen > 0 && blocks[1]))
+            bf_warn("%s: %d data blocks, %d with atom sites: read data_%s (choose one with "
+                    "--block)", name, count_blocks(blocks), with_sites, out->name);
     }
-    if (with_sites > 1 || (chosen > 0 && blocks[1]))
-        bf_warn("%s: %d data blocks, %d with atom sites: read data_%s", name,
-                count_blocks(blocks), with_sites, out->name);
     st = read_block(&ctx, blocks[chosen], out);
 done:
     if (blocks) {
@@ -529,12 +689,18 @@ done:
 
 bf_status bf_crystal_read_cif(const char *path, bf_crystal *out, bf_error *err)
 {
+    return bf_crystal_read_cif_block(path, NULL, out, err);
+}
+
+bf_status bf_crystal_read_cif_block(const char *path, const char *block, bf_crystal *out,
+                                    bf_error *err)
+{
     char *text = NULL;
     size_t len = 0;
     memset(out, 0, sizeof *out);
     bf_status st = bf_read_file(path, &text, &len, err);
     if (st == BF_OK)
-        st = bf_crystal_read_cif_text(text, len, path, out, err);
+        st = bf_crystal_read_cif_text_block(text, len, path, block, out, err);
     free(text);
     return st;
 }

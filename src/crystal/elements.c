@@ -14,6 +14,7 @@
 #include "crystal_internal.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -130,6 +131,26 @@ bf_status bf_neutron_b(const char *element, bf_b_table table, double *b_fm, doub
                         find_element(el) ? " (--b-table sears has one)" : "");
 }
 
+/* Element symbols H (Z = 1) to Cf (Z = 98), and the hydrogen isotopes D and T: what a
+ * type symbol or label may start with (the X-ray table covers the same range). */
+static const char *const element_symbols[] = {
+    "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S",
+    "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga",
+    "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd",
+    "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm",
+    "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os",
+    "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th",
+    "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "D", "T",
+};
+
+static int is_element(const char *symbol)
+{
+    for (size_t i = 0; i < sizeof element_symbols / sizeof element_symbols[0]; i++)
+        if (strcmp(element_symbols[i], symbol) == 0)
+            return 1;
+    return 0;
+}
+
 /* The element spelled by the first one or two letters of s, in canonical case
  * ("CA" and "ca" -> "Ca"); two letters win when both spell an element. */
 static int leading_element(const char *s, char element[4])
@@ -139,13 +160,13 @@ static int leading_element(const char *s, char element[4])
     char two[3] = {(char)toupper((unsigned char)s[0]), 0, 0};
     if (isalpha((unsigned char)s[1])) {
         two[1] = (char)tolower((unsigned char)s[1]);
-        if (find_element(two)) {
+        if (is_element(two)) {
             memcpy(element, two, 3);
             return 2;
         }
         two[1] = 0;
     }
-    if (!find_element(two))
+    if (!is_element(two))
         return 0;
     memcpy(element, two, 2);
     element[2] = 0;
@@ -157,22 +178,38 @@ int bf_element_from_label(const char *label, char element[4])
     return label != NULL && leading_element(label, element) > 0;
 }
 
-/* Type symbols: the element, then an optional charge in either order ("Ba2+",
- * "Ba+2", "O-", "O2-"), e.g. "Nb+5", "La3+". Anything else after the element
- * (as in "Oxx" or "Fe2+x") is rejected, since it may be a different species. */
+int bf_type_symbol_split(const char *symbol, char element[4], int *charge)
+{
+    const char *s = symbol ? symbol : "";
+    *charge = 0;
+    const int n = leading_element(s, element);
+    if (n == 0)
+        return -1;
+    /* the charge in either order ("Ba2+", "Ba+2"), a bare sign meaning 1 ("Na+");
+     * anything else after the element is a site label's ("O1", "Ba1a": the neutral atom) */
+    const char *rest = s + n;
+    const size_t d1 = strspn(rest, "0123456789");
+    const char sign = rest[d1];
+    if (sign != '+' && sign != '-')
+        return 0;
+    const char *after = rest + d1 + 1;
+    const size_t d2 = strspn(after, "0123456789");
+    if (after[d2] != 0 || (d1 > 0 && d2 > 0) || d1 + d2 > 2)
+        return -2;
+    const int q = d1 + d2 == 0 ? 1 : atoi(d1 > 0 ? rest : after);
+    *charge = sign == '-' ? -q : q;
+    return 0;
+}
+
 bf_status bf_element_from_type_symbol(const char *type_symbol, char element[4], bf_error *err)
 {
+    int charge;
     const char *s = type_symbol ? type_symbol : "";
-    int n = leading_element(s, element);
-    if (n == 0)
-        return bf_error_set(err, BF_ERR_INVALID, "unknown element in type symbol '%s'", s);
-    const char *rest = s + n;
-    size_t digits = strspn(rest, "0123456789");
-    size_t signs = strspn(rest + digits, "+-");
-    if (digits == 0 && signs > 0)
-        digits = strspn(rest + signs, "0123456789");
-    if (rest[digits + signs] != '\0')
+    switch (bf_type_symbol_split(s, element, &charge)) {
+    case 0: return BF_OK;
+    case -1: return bf_error_set(err, BF_ERR_INVALID, "unknown element in type symbol '%s'", s);
+    default:
         return bf_error_set(err, BF_ERR_INVALID,
                             "type symbol '%s': unknown element or malformed charge", s);
-    return BF_OK;
+    }
 }

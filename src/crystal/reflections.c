@@ -1,5 +1,7 @@
 /* crystal/reflections.c — Laue-unique reflection lists with powder
- * multiplicities, systematic absences and neutron structure factors.
+ * multiplicities, systematic absences.
+ *
+ * The structure factors themselves: structure_factor.c.
  *
  * Miller indices are row vectors: an operator (R, t) maps hkl to hkl.R, and
  * F(hkl.R) = F(hkl) exp(-2 pi i hkl.t). A reflection is systematically absent
@@ -101,77 +103,6 @@ int bf_hkl_equivalent(const bf_crystal *c, int h1, int k1, int l1, int h2, int k
     return 0;
 }
 
-/* ---- Atom positions in the conventional cell -------------------------------- */
-typedef struct {
-    double r[3];
-    double weight_fm, weight_imag_fm;  /* occupancy * (b + i b'') */
-    int group;               /* Uiso group */
-} site;
-
-static int same_position(const double a[3], const double b[3])
-{
-    for (int j = 0; j < 3; j++) {
-        double d = fabs(a[j] - b[j]);
-        d = fmin(d, 1.0 - d); /* periodic */
-        if (d > 1e-4)
-            return 0;
-    }
-    return 1;
-}
-
-/* Every distinct image of every atom: sum over these = GSAS-II's sum over all
- * operators weighted by site multiplicity / number of operators. */
-static bf_status expand_sites(const bf_crystal *c, const bf_radiation *rad, const double *groups,
-                              int n_groups, site **out, int *n_out, bf_error *err)
-{
-    site *s = malloc((size_t)c->n_atoms * (size_t)(c->n_ops > 0 ? c->n_ops : 1) * sizeof *s);
-    if (s == NULL)
-        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory expanding atom sites", c->source);
-    int n = 0;
-    for (int a = 0; a < c->n_atoms; a++) {
-        const bf_atom *at = &c->atoms[a];
-        double b = 0, b_imag = 0;
-        bf_status st = rad->kind == BF_RADIATION_NEUTRON
-                           ? bf_neutron_b(at->element, rad->b_table, &b, &b_imag, err)
-                           : bf_error_set(err, BF_ERR_UNSUPPORTED, "X-ray structure factors: "
-                                          "not implemented yet");
-        if (st != BF_OK) {
-            free(s);
-            bf_error_prefix(err, "%s: atom %s", c->source, at->label);
-            return st;
-        }
-        int group = 0;
-        while (group < n_groups && groups[group] != at->uiso_A2)
-            group++;
-        int first = n;
-        for (int i = 0; i < c->n_ops; i++) {
-            const bf_symop *op = &c->ops[i];
-            double x[3] = {at->x, at->y, at->z}, r[3];
-            for (int j = 0; j < 3; j++)
-                r[j] = bf_wrap_fraction(op->rot[j][0] * x[0] + op->rot[j][1] * x[1] +
-                                        op->rot[j][2] * x[2] + op->trans[j]);
-            int seen = 0;
-            for (int k = first; k < n && !seen; k++)
-                seen = same_position(s[k].r, r);
-            if (!seen) {
-                memcpy(s[n].r, r, sizeof r);
-                s[n].weight_fm = at->occupancy * b;
-                s[n].weight_imag_fm = at->occupancy * b_imag;
-                s[n].group = group;
-                n++;
-            }
-        }
-    }
-    *out = s;
-    *n_out = n;
-    return BF_OK;
-}
-
-bf_radiation bf_radiation_neutron(bf_b_table table)
-{
-    return (bf_radiation){.kind = BF_RADIATION_NEUTRON, .b_table = table};
-}
-
 bf_status bf_reflection_table_build(const bf_crystal *c, const bf_radiation *rad, int hmax,
                                     int kmax, int lmax, bf_reflection_table *out,
                                     bf_error *err)
@@ -186,23 +117,7 @@ bf_status bf_reflection_table_build(const bf_crystal *c, const bf_radiation *rad
                             kmax, lmax);
     laue_group g;
     laue_group_build(c, &g);
-    site *sites = NULL;
-    int n_sites = 0;
     bf_status st = BF_OK;
-
-    out->uiso_A2 = malloc((size_t)c->n_atoms * sizeof *out->uiso_A2);
-    if (out->uiso_A2 == NULL)
-        goto nomem;
-    for (int a = 0; a < c->n_atoms; a++) {
-        int seen = 0;
-        for (int k = 0; k < out->n_groups && !seen; k++)
-            seen = out->uiso_A2[k] == c->atoms[a].uiso_A2;
-        if (!seen)
-            out->uiso_A2[out->n_groups++] = c->atoms[a].uiso_A2;
-    }
-    st = expand_sites(c, rad, out->uiso_A2, out->n_groups, &sites, &n_sites, err);
-    if (st != BF_OK)
-        goto fail;
 
     /* At most about half the box survives (Friedel pairs); grow as needed. */
     size_t cap = 256;
@@ -228,32 +143,16 @@ bf_status bf_reflection_table_build(const bf_crystal *c, const bf_radiation *rad
                 out->hkl[out->n++] = (bf_hkl){h, k, l, mult};
             }
 
-    size_t nf = (size_t)(out->n > 0 ? out->n : 1) * (size_t)out->n_groups;
-    out->f_re = calloc(nf, sizeof *out->f_re);
-    out->f_im = calloc(nf, sizeof *out->f_im);
-    if (out->f_re == NULL || out->f_im == NULL)
-        goto nomem;
-    for (int i = 0; i < out->n; i++) {
-        const bf_hkl *r = &out->hkl[i];
-        for (int s = 0; s < n_sites; s++) {
-            double phase = 2.0 * M_PI * (r->h * sites[s].r[0] + r->k * sites[s].r[1] +
-                                         r->l * sites[s].r[2]);
-            size_t at = (size_t)i * (size_t)out->n_groups + (size_t)sites[s].group;
-            /* (b + i b'') e^{i phase}: b'' (an absorber's) rotates its share by 90 deg */
-            double cs = cos(phase), sn = sin(phase);
-            out->f_re[at] += sites[s].weight_fm * cs - sites[s].weight_imag_fm * sn;
-            out->f_im[at] += sites[s].weight_fm * sn + sites[s].weight_imag_fm * cs;
-        }
-    }
+    st = bf_structure_factor_parts(c, rad, out, err);
+    if (st != BF_OK)
+        goto fail;
     out->hmax = hmax;
     out->kmax = kmax;
     out->lmax = lmax;
-    free(sites);
     return BF_OK;
 nomem:
     st = bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory building reflections", c->source);
 fail:
-    free(sites);
     bf_reflection_table_free(out);
     return st;
 }
@@ -266,19 +165,11 @@ void bf_reflection_table_free(bf_reflection_table *t)
     free(t->uiso_A2);
     free(t->f_re);
     free(t->f_im);
+    free(t->scatterers);
+    free(t->group_scatterer);
+    free(t->aniso_u);
+    free(t->aniso_start);
+    free(t->aniso);
     memset(t, 0, sizeof *t);
 }
 
-double bf_reflection_table_f2(const bf_reflection_table *t, int i, double d_A,
-                              const double astar_invA[3])
-{
-    (void)astar_invA;
-    double re = 0.0, im = 0.0;
-    for (int g = 0; g < t->n_groups; g++) {
-        double dw = exp(-2.0 * M_PI * M_PI * t->uiso_A2[g] / (d_A * d_A));
-        size_t at = (size_t)i * (size_t)t->n_groups + (size_t)g;
-        re += dw * t->f_re[at];
-        im += dw * t->f_im[at];
-    }
-    return (re * re + im * im) / 100.0; /* fm^2 -> (1e-12 cm)^2 */
-}

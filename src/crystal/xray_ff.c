@@ -59,42 +59,19 @@ static int z_of_symbol(const char *el)
     return 0;
 }
 
-/* Splits a type symbol into Z and charge (see the top of this file). A symbol whose
- * leading letters spell no element: BF_ERR_INVALID "Xx: <what>". */
+/* Z and charge of a type symbol (bf_type_symbol_split, the one parser). A symbol whose
+ * leading letters spell no element with a form factor: BF_ERR_INVALID "Xx: <what>". */
 static bf_status parse_symbol(const char *symbol, const char *what, int *z, int *charge,
                               bf_error *err)
 {
     const char *s = symbol ? symbol : "";
-    *z = 0;
-    *charge = 0;
-    int n = 0;
-    if (isalpha((unsigned char)s[0])) {
-        char el[3] = {(char)toupper((unsigned char)s[0]), 0, 0};
-        if (isalpha((unsigned char)s[1])) {
-            el[1] = (char)tolower((unsigned char)s[1]);
-            if ((*z = z_of_symbol(el)) != 0)
-                n = 2;
-            el[1] = 0;
-        }
-        if (n == 0 && (*z = z_of_symbol(el)) != 0)
-            n = 1;
-    }
-    if (n == 0)
-        return bf_error_set(err, BF_ERR_INVALID, "%s: %s", s, what);
-    const char *rest = s + n;
-    size_t d1 = strspn(rest, "0123456789");
-    char sign = rest[d1];
-    if (sign != '+' && sign != '-')
-        return BF_OK; /* a site label ("O1") or nothing: the neutral atom */
-    const char *after = rest + d1 + 1;
-    size_t d2 = strspn(after, "0123456789");
-    if (after[d2] != '\0' || (d1 > 0 && d2 > 0) || d1 + d2 > 2)
+    char el[4];
+    const int rc = bf_type_symbol_split(s, el, charge);
+    if (rc == -2)
         return bf_error_set(err, BF_ERR_INVALID,
                             "%s: malformed charge (expected e.g. \"Ca2+\" or \"Ca+2\")", s);
-    int q = 1;
-    if (d1 > 0 || d2 > 0)
-        q = atoi(d1 > 0 ? rest : after);
-    *charge = sign == '-' ? -q : q;
+    if (rc != 0 || (*z = z_of_symbol(el)) == 0)
+        return bf_error_set(err, BF_ERR_INVALID, "%s: %s", s, what);
     return BF_OK;
 }
 

@@ -12,8 +12,14 @@
  *                phase_fraction, size_um, size_mix, mustrain, strain_mix, b_table
  *                (GSAS-II's defaults, bf_sample_defaults), fprime ("Ba:-1.05:8.46
  *                ..."; X-rays: f', f'' replacing the table's)
+ *   [measured]   measured-like patterns, every part off by default (bf_measured_like):
+ *                background_terms (0..12 Chebyshev terms, 0), background_coeff
+ *                ("lo hi", each coefficient uniform, times the pattern maximum;
+ *                0 0.05), poisson_counts (total counts, >= 0; 0 = off),
+ *                zero_shift (+- x units, >= 0; 0 = off)
  *   [class.NAME] one per class, at most BF_MAX_CLASSES:
- *                cif (path, required), count (>= 1; required by and only
+ *                cif (path, required), cif_block (its data block; default the first
+ *                with atom sites), count (>= 1; required by and only
  *                allowed with the random sampler), a b c alpha beta gamma,
  *                a_step ... gamma_step (> 0; the grid and phased samplers need
  *                one per free parameter, the random sampler ignores them),
@@ -39,6 +45,7 @@
 #include "braggflow/data.h"
 
 #include <errno.h>
+#include <math.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -65,6 +72,10 @@ enum {
     K_MUSTRAIN,
     K_STRAIN_MIX,
     K_B_TABLE,
+    K_BG_TERMS,
+    K_BG_COEFF,
+    K_POISSON,
+    K_ZERO_SHIFT,
     K_N
 };
 
@@ -93,6 +104,10 @@ static const struct {
     {"sample", "strain_mix", K_STRAIN_MIX},
     {"sample", "b_table", K_B_TABLE},
     {"sample", "fprime", K_FPRIME},
+    {"measured", "background_terms", K_BG_TERMS},
+    {"measured", "background_coeff", K_BG_COEFF},
+    {"measured", "poisson_counts", K_POISSON},
+    {"measured", "zero_shift", K_ZERO_SHIFT},
 };
 
 typedef struct {
@@ -112,7 +127,7 @@ typedef struct {
     int line;                          /* line of the key being handled */
     int failed;
     int key_line[K_N];                 /* 0 = not given */
-    int section_line[3];               /* run, instrument, sample */
+    int section_line[4];               /* run, instrument, sample, measured */
     class_info cls[BF_MAX_CLASSES];
 } parse_ctx;
 
@@ -272,6 +287,31 @@ static int handle_plain(parse_ctx *c, const char *section, const char *key, cons
         }
         return 1;
     }
+    case K_BG_TERMS:
+        if (bf_parse_long(value, &n) != 0)
+            goto not_integer;
+        if (n < 0 || n > BF_MEASURED_MAX_TERMS) {
+            failf(c, BF_ERR_INVALID, section, key, "%ld must be in 0..%d", n,
+                  BF_MEASURED_MAX_TERMS);
+            return 0;
+        }
+        cfg->measured.background_terms = (int)n;
+        return 1;
+    case K_BG_COEFF: {
+        double v[2];
+        if (bf_parse_doubles(value, v, 2) != 0 || !isfinite(v[0]) || !isfinite(v[1])) {
+            failf(c, BF_ERR_PARSE, section, key, "'%s' is not 'min max'", value);
+            return 0;
+        }
+        if (v[0] > v[1] || fabs(v[0]) > 10 || fabs(v[1]) > 10) {
+            failf(c, BF_ERR_INVALID, section, key, "'%s': need min <= max, both in [-10, 10] "
+                  "(times the pattern maximum)", value);
+            return 0;
+        }
+        cfg->measured.background_lo = v[0];
+        cfg->measured.background_hi = v[1];
+        return 1;
+    }
     default: break;
     }
 
@@ -321,6 +361,14 @@ static int handle_plain(parse_ctx *c, const char *section, const char *key, cons
     case K_MUSTRAIN:
         cfg->sample.mustrain = x;
         bad = x >= 0 ? NULL : "must be >= 0";
+        break;
+    case K_POISSON:
+        cfg->measured.poisson_counts = x;
+        bad = x >= 0 && x <= 1e15 ? NULL : "must be in [0, 1e15] (0: off)";
+        break;
+    case K_ZERO_SHIFT:
+        cfg->measured.zero_shift = x;
+        bad = x >= 0 && isfinite(x) ? NULL : "must be >= 0 (0: off)";
         break;
     case K_SIZE_MIX:
     case K_STRAIN_MIX:
@@ -503,6 +551,18 @@ static int handle_class(parse_ctx *c, const char *section, const char *key, cons
         }
         return 1;
     }
+    if (strcmp(key, "cif_block") == 0) {
+        if (cls->cif_block[0]) {
+            failf(c, BF_ERR_PARSE, section, key, "given twice");
+            return 0;
+        }
+        if (value[0] == 0 || strlen(value) >= sizeof cls->cif_block) {
+            failf(c, BF_ERR_INVALID, section, key, value[0] ? "name too long" : "empty name");
+            return 0;
+        }
+        snprintf(cls->cif_block, sizeof cls->cif_block, "%s", value);
+        return 1;
+    }
     if (strcmp(key, "count") == 0 || strcmp(key, "label") == 0) {
         int is_count = strcmp(key, "count") == 0;
         int *line = is_count ? &info->count_line : &info->label_line;
@@ -560,8 +620,8 @@ static int valid_class_name(const char *s)
 
 static bf_status open_section(parse_ctx *c, const char *sec)
 {
-    static const char *const plain[3] = {"run", "instrument", "sample"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const plain[4] = {"run", "instrument", "sample", "measured"};
+    for (int i = 0; i < 4; i++) {
         if (strcmp(sec, plain[i]) == 0) {
             if (c->section_line[i])
                 return failf(c, BF_ERR_PARSE, sec, NULL, "section given twice (first on line %d)",
@@ -572,7 +632,8 @@ static bf_status open_section(parse_ctx *c, const char *sec)
     }
     if (strncmp(sec, "class.", 6) != 0)
         return failf(c, BF_ERR_PARSE, sec, NULL,
-                     "unknown section (expected run, instrument, sample or class.NAME)");
+                     "unknown section (expected run, instrument, sample, measured or "
+                     "class.NAME)");
     const char *name = sec + 6;
     bf_sample_config *cfg = c->cfg;
     if (!valid_class_name(name) || strlen(name) >= sizeof cfg->classes[0].name)
@@ -668,6 +729,7 @@ static bf_status prescan(parse_ctx *c, const char *text, char *norm)
         if (sep == b)
             return failf(c, BF_ERR_PARSE, NULL, NULL, "missing key before '%c'", *sep);
         int any_section = c->section_line[0] || c->section_line[1] || c->section_line[2] ||
+                          c->section_line[3] ||
                           c->cfg->n_classes > 0;
         if (!any_section)
             return failf(c, BF_ERR_PARSE, NULL, NULL, "'%.*s' comes before any [section]",
@@ -851,6 +913,7 @@ bf_status bf_sample_config_parse(const char *text, const char *name, bf_sample_c
     out->phase = 1;
     bf_grid_spec_defaults(&out->grid);
     bf_sample_defaults(&out->sample);
+    out->measured.background_hi = 0.05;
     out->sample.scale = 1000.0; /* the seed workflow's histogram scale */
 
     bf_status st = BF_OK;

@@ -85,6 +85,7 @@ bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
     hdr->n_classes = cfg->n_classes;
     hdr->seed = cfg->seed;
     snprintf(hdr->config_text, sizeof hdr->config_text, "%s", cfg->config_text);
+    bf_measured_like_format(&cfg->measured, hdr->measured, sizeof hdr->measured);
     hdr->cells = malloc((size_t)n * 6 * sizeof *hdr->cells);
     hdr->labels = malloc((size_t)n * sizeof *hdr->labels);
     if (!hdr->cells || !hdr->labels) {
@@ -115,7 +116,8 @@ bf_status bf_sim_rows_begin(const bf_sample_config *cfg, const bf_cell *cells,
         hdr->class_labels[k] = cls->label;
         st = bf_sha256_file_hex(cls->cif_path, hdr->cif_sha256[k], err);
         if (st == BF_OK)
-            st = bf_crystal_read_cif(cls->cif_path, &ctx->crystal[k], err);
+            st = bf_crystal_read_cif_block(cls->cif_path, cls->cif_block[0] ? cls->cif_block : NULL,
+                                           &ctx->crystal[k], err);
         if (st != BF_OK) {
             bf_error_prefix(err, "class %s", cls->name);
             goto done;
@@ -183,6 +185,7 @@ bf_status bf_sim_rows_run(bf_sim_rows *ctx, long row0, long nrows, float *patter
     bf_error bad_err = {0};
     const int length = ctx->length;
     const bf_cell *cells = ctx->cells;
+    const int measured = bf_measured_like_on(&ctx->cfg->measured);
 
 #pragma omp parallel num_threads(ctx->threads)
     {
@@ -195,8 +198,12 @@ bf_status bf_sim_rows_run(bf_sim_rows *ctx, long row0, long nrows, float *patter
             if (fb >= 0 && i > fb)
                 continue; /* a lower sample already failed: this one cannot be reported */
             bf_error e = {0};
-            bf_status st = y ? bf_powder_sim_pattern(ctx->sim[ctx->class_index[i]], &cells[i], y, &e)
+            bf_powder_sim *sim = ctx->sim[ctx->class_index[i]];
+            bf_status st = y ? bf_powder_sim_pattern(sim, &cells[i], y, &e)
                              : bf_error_set(&e, BF_ERR_NOMEM, "out of memory");
+            if (st == BF_OK && measured) /* [measured]: stream (seed ^ key, row i) */
+                st = bf_measured_like_apply(&ctx->cfg->measured, bf_powder_sim_grid(sim)->x,
+                                            length, ctx->cfg->seed, (uint64_t)i, y, NULL, &e);
             if (st != BF_OK) {
 #pragma omp critical(bf_dataset_first_error)
                 {

@@ -46,6 +46,9 @@ static bf_status write_attrs(hid_t file, const bf_dataset *d, const char *path, 
         st = bf_h5_write_attr(file, path, "cif_sha256", str, str, nc, cifs, err);
     if (st == BF_OK)
         st = bf_h5_write_attr(file, path, "config", str, str, -1, &config, err);
+    const char *measured = d->measured;
+    if (st == BF_OK && measured[0]) /* absent when off: files as before */
+        st = bf_h5_write_attr(file, path, "measured", str, str, -1, &measured, err);
     H5Tclose(str);
     return st;
 }
@@ -435,6 +438,11 @@ static bf_status read_attrs(hid_t file, const char *path, long n_file, bf_datase
         return st;
     if (n)
         snprintf(out->instprm_sha256, sizeof out->instprm_sha256, "%s", one);
+    st = bf_h5_read_attr_strings(file, path, "measured", one, sizeof out->measured, 1, &n, err);
+    if (st != BF_OK)
+        return st;
+    if (n)
+        snprintf(out->measured, sizeof out->measured, "%s", one);
     st = bf_h5_read_attr_strings(file, path, "config", out->config_text, sizeof out->config_text, 1, &n,
                            err);
     if (st == BF_OK)

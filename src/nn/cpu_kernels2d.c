@@ -86,13 +86,21 @@ BF_CLONES static void mask(float *dout, const float *out, size_t n, float slope)
             dout[i] = out[i] > 0 ? dout[i] : slope * dout[i];
 }
 
-/* db[o] += sum of row o of d (rows, cols). */
+/* db[o] += sum of row o of d (rows, cols): VL partial sums per row, added in a fixed
+ * order (one serial chain of scalar adds was bound by the adder's latency). */
 BF_CLONES static void add_row_sums(float *db, const float *d, int rows, int cols)
 {
     for (int o = 0; o < rows; o++) {
+        const float *r = d + (size_t)o * cols;
+        vf acc = vsplat(0);
+        int i = 0;
+        for (; i + VL <= cols; i += VL)
+            acc += vload(r + i);
         float s = 0;
-        for (int i = 0; i < cols; i++)
-            s += d[(size_t)o * cols + i];
+        for (int l = 0; l < VL; l++)
+            s += acc[l];
+        for (; i < cols; i++)
+            s += r[i];
         db[o] += s;
     }
 }

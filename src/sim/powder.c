@@ -23,6 +23,7 @@ struct bf_powder_sim {
     bf_profile_table profile;         /* TOF */
     bf_cw_table cw_ka1, cw_ka2;       /* CW (ka2 only with Lam2 and I(L2)/I(L1) > 0) */
     int has_ka2;
+    double cw_s_lo, cw_s_hi;          /* CW: lambda/2d range kept (GSAS-II's test, as a sine) */
     double max_length_A;
     double sin_theta_bank;
     char source[4096];
@@ -81,6 +82,11 @@ bf_status bf_powder_sim_create(const bf_crystal *crystal, const bf_instrument *i
         if (st != BF_OK)
             goto fail;
         sim->cw_ka1.inst = sim->cw_ka2.inst = &sim->inst; /* the copy this simulator owns */
+        /* lower < 2 asin(s) + Zero < upper with s = min(0.995, lambda/2d), as bounds on s */
+        const double half_lo = 0.5 * (sim->grid.lower - sim->inst.zero);
+        const double half_hi = 0.5 * (sim->grid.upper - sim->inst.zero);
+        sim->cw_s_lo = half_lo <= 0.0 ? -1.0 : sin(half_lo * M_PI / 180.0);
+        sim->cw_s_hi = half_hi >= 90.0 ? 2.0 : sin(half_hi * M_PI / 180.0);
     } else {
         double dmax = d_at_tof(&sim->inst, sim->grid.upper);
         st = bf_profile_table_build(&sim->profile, &sim->inst, &sim->sample, sim->grid.dmin_A,
@@ -143,8 +149,7 @@ static inline double entry_d_in_range(const bf_powder_sim *sim, const double g[3
         return 0.0;
     if (bf_instrument_is_cw(&sim->inst)) {
         const double s = fmin(0.995, sim->inst.lam1_A / (2.0 * d));
-        const double test = 2.0 * asin(s) * 180.0 / M_PI + sim->inst.zero;
-        if (!(test > sim->grid.lower && test < sim->grid.upper))
+        if (!(s > sim->cw_s_lo && s < sim->cw_s_hi))
             return 0.0;
         *pos = bf_cw_position_deg(&sim->inst, d);
         return d;

@@ -22,6 +22,7 @@
 #define SQRT_2PI_F 2.506628275
 #define PI_LORENTZ 3.1415292654       /* lorentz.for's pi, 2e-5 low (sic) */
 #define SHL_FLOOR 0.002               /* getPowderProfile: shl = max(SH/L, 0.002) */
+#define EXP_MINUS_20 2.061153622438558e-9
 
 double bf_cw_position_deg(const bf_instrument *inst, double d_A)
 {
@@ -107,7 +108,9 @@ static void tch_shape_init(tch_shape *t, double sig_cdeg2, double gam_cdeg)
 static inline double tch_eval(const tch_shape *t, double d_cdeg)
 {
     const double lorentz = t->lorentz_num / (t->fwhm * t->fwhm + 4.0 * d_cdeg * d_cdeg);
-    const double gauss = t->gauss_norm * exp(fmax(-20.0, -d_cdeg * d_cdeg * t->inv_2s2));
+    const double z = d_cdeg * d_cdeg * t->inv_2s2;
+    /* the clamp as PSVOIGT has it; exp(-20) is a constant, so far points skip the exp */
+    const double gauss = t->gauss_norm * (z < 20.0 ? exp(-z) : EXP_MINUS_20);
     return t->eta * lorentz + (1.0 - t->eta) * gauss;
 }
 
@@ -191,14 +194,26 @@ static const double *gl_rule(gl_cache *c, int n, double *x, double *w, const dou
     return c->x[n];
 }
 
-/* The FCJ kernel of a peak at tth_deg with asymmetry shl (A = B = shl / 2); -1 when
- * out of memory. cache may be NULL. */
-static int fcj_kernel_init(fcj_kernel *k, double tth_deg, double shl, double gam_cdeg,
-                           gl_cache *cache)
+/* 2phi_min of FCJ with S/L = H/L = shl/2: acos(sqrt(1 + shl^2) cos 2theta), 0 or 180
+ * where that leaves [-1, 1] (degrees). */
+static double fcj_phi_min_deg(double tth_deg, double shl)
+{
+    const double t = sqrt(1.0 + shl * shl) * cos(tth_deg * DEG);
+    return fabs(t) <= 1.0 ? acos(t) / DEG : (t > 0.0 ? 0.0 : 180.0);
+}
+
+static int fcj_size_at(double tth_deg, double shl, double gam_cdeg)
+{
+    return fcj_quadrature_size(fabs(tth_deg - fcj_phi_min_deg(tth_deg, shl)), gam_cdeg);
+}
+
+/* The FCJ kernel of a peak at tth_deg with asymmetry shl (A = B = shl / 2) on the
+ * n-point rule (GSAS-II's choice: fcj_size_at); -1 when out of memory. cache may be
+ * NULL. */
+static int fcj_kernel_init(fcj_kernel *k, double tth_deg, double shl, int n, gl_cache *cache)
 {
     const double c = cos(tth_deg * DEG), s2 = sin(tth_deg * DEG);
-    const double t = sqrt(1.0 + shl * shl) * c;
-    const double phi_min = fabs(t) <= 1.0 ? acos(t) / DEG : (t > 0.0 ? 0.0 : 180.0);
+    const double phi_min = fcj_phi_min_deg(tth_deg, shl);
     const double spread = tth_deg - phi_min;
     if (fabs(spread) < 1e-9) { /* 2theta = 90 exactly: no asymmetry (PSVFCJO divides by 0) */
         k->n = 1;
@@ -206,7 +221,6 @@ static int fcj_kernel_init(fcj_kernel *k, double tth_deg, double shl, double gam
         k->weight[0] = 1.0;
         return 0;
     }
-    const int n = fcj_quadrature_size(fabs(spread), gam_cdeg);
     double xs[400], ws[400];
     const double *w = NULL, *x = gl_rule(cache, n, xs, ws, &w);
     if (x == NULL)
@@ -241,7 +255,7 @@ double bf_cw_profile_eval(const bf_cw_peak *p, double dx_deg)
     tch_shape t;
     fcj_kernel k;
     tch_shape_init(&t, p->sig_cdeg2, p->gam_cdeg);
-    fcj_kernel_init(&k, p->tth_deg, p->shl, p->gam_cdeg, NULL);
+    fcj_kernel_init(&k, p->tth_deg, p->shl, fcj_size_at(p->tth_deg, p->shl, p->gam_cdeg), NULL);
     return fcj_eval(&k, &t, 100.0 * dx_deg);
 }
 
@@ -262,31 +276,25 @@ double bf_cw_profile_eval(const bf_cw_peak *p, double dx_deg)
 #define LEVEL_STEP_DEG 0.1
 #define PAD 1
 
-static int level_of(const bf_cw_table *t, double pos_deg, double *frac)
+/* The peak (widths, shl) of a level at Ka1 position pos, with the position its kernel
+ * sits at (Ka2 tables: pos2), and GSAS-II's quadrature size there. */
+static int level_peak(const bf_cw_table *t, double pos_deg, bf_cw_peak *p)
 {
-    double u = (pos_deg - t->pos0_deg) / t->level_step_deg;
-    int j = (int)floor(u);
-    if (j < 0)
-        j = 0;
-    if (j > t->n_levels - 2)
-        j = t->n_levels - 2;
-    double f = u - j;
-    *frac = f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
-    return j;
+    bf_cw_peak_at(t->inst, &t->sample, pos_deg, p);
+    if (t->ka2)
+        p->tth_deg = bf_cw_ka2_position_deg(t->inst, pos_deg); /* kernel at pos2, widths at pos */
+    return fcj_size_at(p->tth_deg, p->shl, p->gam_cdeg);
 }
 
-static bf_status build_level(bf_cw_table *t, int j, gl_cache *cache, bf_error *err)
+static bf_status build_level(bf_cw_table *t, bf_cw_level *lv, double pos, int quadrature,
+                             gl_cache *cache, bf_error *err)
 {
-    bf_cw_level *lv = &t->levels[j];
-    const double pos = t->pos0_deg + j * t->level_step_deg;
     bf_cw_peak p;
-    bf_cw_peak_at(t->inst, &t->sample, pos, &p);
-    if (t->ka2)
-        p.tth_deg = bf_cw_ka2_position_deg(t->inst, pos); /* kernel at pos2, widths at pos */
+    level_peak(t, pos, &p);
     tch_shape shape;
     fcj_kernel k;
     tch_shape_init(&shape, p.sig_cdeg2, p.gam_cdeg);
-    if (fcj_kernel_init(&k, p.tth_deg, p.shl, p.gam_cdeg, cache) != 0)
+    if (fcj_kernel_init(&k, p.tth_deg, p.shl, quadrature, cache) != 0)
         return bf_error_set(err, BF_ERR_NOMEM, "CW profile table: out of memory");
     double lo = 0.0, hi = 0.0, mean = 0.0, var = 0.0;
     for (int i = 0; i < k.n; i++) {
@@ -297,7 +305,9 @@ static bf_status build_level(bf_cw_table *t, int j, gl_cache *cache, bf_error *e
     for (int i = 0; i < k.n; i++)
         var += k.weight[i] * (k.shift_cdeg[i] - mean) * (k.shift_cdeg[i] - mean);
     const double f = shape.fwhm, span = hi - lo;
-    const double margin = fmax(CORE_FWHM * f, 2.0 * span);
+    /* 2 spans keep the tails' second-order expansion accurate; past 100 FWHM the
+     * Lorentzian is below 3e-5 of the maximum, so a wider core buys nothing */
+    const double margin = fmax(CORE_FWHM * f, fmin(2.0 * span, 100.0 * f));
     lv->u_lo = (lo - margin) / f;
     lv->u_hi = (hi + margin) / f;
     lv->n = (int)ceil((lv->u_hi - lv->u_lo) * SAMPLES_PER_FWHM) + 1;
@@ -312,6 +322,60 @@ static bf_status build_level(bf_cw_table *t, int j, gl_cache *cache, bf_error *e
     return BF_OK;
 }
 
+/* Where the quadrature size changes between a and b (sizes na != nb): bisection. */
+static double size_boundary(const bf_cw_table *t, double a, double b, int na)
+{
+    bf_cw_peak p;
+    for (int it = 0; it < 60 && b - a > 1e-10; it++) {
+        const double mid = 0.5 * (a + b);
+        if (level_peak(t, mid, &p) == na)
+            a = mid;
+        else
+            b = mid;
+    }
+    return b;
+}
+
+#define SCAN_STEP_DEG 0.002 /* finer than any stretch of one quadrature size seen */
+
+/* Splits [lo, hi] into stretches of one quadrature size (t->segments). */
+static bf_status find_segments(bf_cw_table *t, double lo, double hi, bf_error *err)
+{
+    int cap = 16;
+    t->segments = malloc((size_t)cap * sizeof *t->segments);
+    if (t->segments == NULL)
+        return bf_error_set(err, BF_ERR_NOMEM, "CW profile table: out of memory");
+    bf_cw_peak p;
+    double start = lo;
+    int n_cur = level_peak(t, lo, &p);
+    while (start < hi) {
+        double end = hi;
+        for (double x = start; x < hi;) { /* scan to the next change of size */
+            const double b = fmin(x + SCAN_STEP_DEG, hi);
+            if (level_peak(t, b, &p) != n_cur) {
+                end = size_boundary(t, x, b, n_cur);
+                break;
+            }
+            x = b;
+        }
+        if (t->n_segments == cap) {
+            cap *= 2;
+            bf_cw_segment *grown = realloc(t->segments, (size_t)cap * sizeof *grown);
+            if (grown == NULL)
+                return bf_error_set(err, BF_ERR_NOMEM, "CW profile table: out of memory");
+            t->segments = grown;
+        }
+        const int levels = 2 + (int)floor((end - start) / LEVEL_STEP_DEG);
+        t->segments[t->n_segments++] = (bf_cw_segment){
+            .lo_deg = start, .step_deg = (end - start) / (levels - 1),
+            .first_level = t->n_levels, .n_levels = levels, .quadrature = n_cur};
+        t->n_levels += levels;
+        start = end;
+        n_cur = level_peak(t, end, &p);
+    }
+    return BF_OK;
+}
+
 bf_status bf_cw_table_build(bf_cw_table *t, const bf_instrument *inst, const bf_sample *sample,
                             double pos_min_deg, double pos_max_deg, int ka2, bf_error *err)
 {
@@ -319,29 +383,24 @@ bf_status bf_cw_table_build(bf_cw_table *t, const bf_instrument *inst, const bf_
     t->inst = inst;
     t->sample = *sample;
     t->ka2 = ka2;
-    t->level_step_deg = LEVEL_STEP_DEG;
-    t->pos0_deg = pos_min_deg - LEVEL_STEP_DEG;
-    t->n_levels = 3 + (int)ceil((pos_max_deg - pos_min_deg) / LEVEL_STEP_DEG);
-    /* levels must stay inside (0, 180) where the widths are defined */
-    while (t->pos0_deg <= 0.0) {
-        t->pos0_deg += LEVEL_STEP_DEG;
-        t->n_levels--;
+    /* a level's margin beyond the range; positions stay inside (0, 180) */
+    const double lo = fmax(pos_min_deg - LEVEL_STEP_DEG, 1e-3);
+    const double hi = fmin(pos_max_deg + LEVEL_STEP_DEG, 180.0 - 1e-3);
+    bf_status st = find_segments(t, lo, hi, err);
+    gl_cache *cache = st == BF_OK ? calloc(1, sizeof *cache) : NULL;
+    t->levels = st == BF_OK ? calloc((size_t)t->n_levels, sizeof *t->levels) : NULL;
+    if (st == BF_OK && (cache == NULL || t->levels == NULL))
+        st = bf_error_set(err, BF_ERR_NOMEM, "CW profile table: out of memory");
+    for (int s = 0; s < t->n_segments && st == BF_OK; s++) {
+        const bf_cw_segment *seg = &t->segments[s];
+        for (int i = 0; i < seg->n_levels && st == BF_OK; i++)
+            st = build_level(t, &t->levels[seg->first_level + i], seg->lo_deg + i * seg->step_deg,
+                             seg->quadrature, cache, err);
     }
-    while (t->pos0_deg + (t->n_levels - 1) * LEVEL_STEP_DEG >= 180.0)
-        t->n_levels--;
-    if (t->n_levels < 2)
-        t->n_levels = 2;
-    t->levels = calloc((size_t)t->n_levels, sizeof *t->levels);
-    if (t->levels == NULL)
-        return bf_error_set(err, BF_ERR_NOMEM, "CW profile table: out of memory");
-    gl_cache *cache = calloc(1, sizeof *cache);
-    if (cache == NULL)
-        return bf_error_set(err, BF_ERR_NOMEM, "CW profile table: out of memory");
-    bf_status st = BF_OK;
-    for (int j = 0; j < t->n_levels && st == BF_OK; j++)
-        st = build_level(t, j, cache, err);
-    gl_cache_free(cache);
-    free(cache);
+    if (cache != NULL) {
+        gl_cache_free(cache);
+        free(cache);
+    }
     if (st != BF_OK)
         bf_cw_table_free(t);
     return st;
@@ -349,12 +408,33 @@ bf_status bf_cw_table_build(bf_cw_table *t, const bf_instrument *inst, const bf_
 
 void bf_cw_table_free(bf_cw_table *t)
 {
-    if (t == NULL || t->levels == NULL)
+    if (t == NULL)
         return;
-    for (int j = 0; j < t->n_levels; j++)
+    for (int j = 0; t->levels != NULL && j < t->n_levels; j++)
         free(t->levels[j].values);
     free(t->levels);
-    t->levels = NULL;
+    free(t->segments);
+    memset(t, 0, sizeof *t);
+}
+
+/* The two levels around Ka1 position pos (in its segment) and the blend weight. */
+static const bf_cw_level *levels_at(const bf_cw_table *t, double pos_deg, double *frac)
+{
+    int lo = 0, hi = t->n_segments - 1;
+    while (lo < hi) { /* last segment starting at or below pos */
+        const int mid = (lo + hi + 1) / 2;
+        if (t->segments[mid].lo_deg <= pos_deg)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const bf_cw_segment *seg = &t->segments[lo];
+    const double u = (pos_deg - seg->lo_deg) / seg->step_deg;
+    int j = (int)floor(u);
+    j = j < 0 ? 0 : (j > seg->n_levels - 2 ? seg->n_levels - 2 : j);
+    const double f = u - j;
+    *frac = f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
+    return &t->levels[seg->first_level + j];
 }
 
 /* Catmull-Rom cubic through r[-1..2] at f in [0, 1). */
@@ -365,27 +445,26 @@ static inline double cubic(const double *r, double f)
                                           f * (3.0 * (p1 - p2) + p3 - p0)));
 }
 
-/* The core: both levels' rows at u = (x - centre) u_per_deg, blended. */
-static void add_core(const double *x, int lo, int hi, double centre_deg, double u_per_deg,
-                     const bf_cw_level *l0, const bf_cw_level *l1, double c0, double c1,
-                     double *y)
+/* The core: both levels' rows at u = (x - centre) u_per_deg, blended. The caller
+ * keeps u inside both rows, so indices are only clamped (no branches: vectorised,
+ * with per-CPU clones). */
+BF_CLONES static void add_core(const double *restrict x, int lo, int hi, double centre_deg,
+                               double u_per_deg, const bf_cw_level *l0, const bf_cw_level *l1,
+                               double c0, double c1, double *restrict y)
 {
     const double inv0 = 1.0 / l0->du, inv1 = 1.0 / l1->du;
+    const double *r0 = l0->values + PAD, *r1 = l1->values + PAD;
+    const int k0max = l0->n - 2, k1max = l1->n - 2;
+    BF_SIMD_LOOP
     for (int i = lo; i < hi; i++) {
         const double u = (x[i] - centre_deg) * u_per_deg;
         double s0 = (u - l0->u_lo) * inv0, s1 = (u - l1->u_lo) * inv1;
-        double v = 0.0;
-        if (s0 >= 0.0 && s0 <= l0->n - 1) {
-            int k = (int)s0;
-            k = k > l0->n - 2 ? l0->n - 2 : k;
-            v += c0 * cubic(l0->values + PAD + k, s0 - k);
-        }
-        if (s1 >= 0.0 && s1 <= l1->n - 1) {
-            int k = (int)s1;
-            k = k > l1->n - 2 ? l1->n - 2 : k;
-            v += c1 * cubic(l1->values + PAD + k, s1 - k);
-        }
-        y[i] += v;
+        s0 = s0 > 0.0 ? s0 : 0.0; /* not fmax: a libm call would stop the vectoriser */
+        s1 = s1 > 0.0 ? s1 : 0.0;
+        int k0 = (int)s0, k1 = (int)s1;
+        k0 = k0 > k0max ? k0max : k0;
+        k1 = k1 > k1max ? k1max : k1;
+        y[i] += c0 * cubic(r0 + k0, s0 - k0) + c1 * cubic(r1 + k1, s1 - k1);
     }
 }
 
@@ -407,12 +486,17 @@ static int grid_search(const bf_grid *g, double v)
 /* a / (b + 4 D^2), D = 100 (x - centre) centidegrees: most of a pattern's points lie
  * in some peak's tails (GSAS-II's windows are 125 FWHM wide), so this loop is the
  * simulator's hot spot; vectorised, with per-CPU clones. */
-BF_CLONES static void add_tail(const double *restrict x, int lo, int hi, double centre_deg,
-                               double a, double b, double *restrict y)
+BF_CLONES static void add_tail(const bf_grid *g, int lo, int hi, double centre_deg, double a,
+                               double b, double *restrict y)
 {
+    /* the grid is linear: D_i = D_lo + (i - lo) dD; single precision is ample for a
+     * tail (relative 1e-7 of a value itself below 1e-2 of its peak) and twice as wide */
+    const float d_lo = (float)(100.0 * (g->x[lo < g->n ? lo : 0] - centre_deg));
+    const float dd = (float)(100.0 * g->step), af = (float)a, bf = (float)b;
+    BF_SIMD_LOOP
     for (int i = lo; i < hi; i++) {
-        const double d = 100.0 * (x[i] - centre_deg);
-        y[i] += a / (b + 4.0 * d * d);
+        const float d = d_lo + (float)(i - lo) * dd;
+        y[i] += (double)(af / (bf + 4.0f * d * d));
     }
 }
 
@@ -430,8 +514,7 @@ void bf_cw_table_add(const bf_cw_table *t, const bf_cw_peak *p, double centre_de
     tch_shape_init(&shape, p->sig_cdeg2, p->gam_cdeg);
     const double f = shape.fwhm;
     double wl;
-    const int j = level_of(t, p->tth_deg, &wl);
-    const bf_cw_level *l0 = &t->levels[j], *l1 = &t->levels[j + 1];
+    const bf_cw_level *l0 = levels_at(t, p->tth_deg, &wl), *l1 = l0 + 1;
     const double u_lo = fmax(l0->u_lo, l1->u_lo), u_hi = fmin(l0->u_hi, l1->u_hi);
     int c_beg = grid_search(g, centre_deg + u_lo * f / 100.0);
     int c_fin = grid_search(g, centre_deg + u_hi * f / 100.0);
@@ -444,6 +527,6 @@ void bf_cw_table_add(const bf_cw_table *t, const bf_cw_peak *p, double centre_de
     const double var = (1.0 - wl) * l0->var_shift_cdeg2 + wl * l1->var_shift_cdeg2;
     const double a = scale * shape.eta * shape.lorentz_num, b = f * f - 12.0 * var;
     const double centre_tail = centre_deg + mean / 100.0;
-    add_tail(g->x, i_beg, c_beg, centre_tail, a, b, y);
-    add_tail(g->x, c_fin, i_fin, centre_tail, a, b, y);
+    add_tail(g, i_beg, c_beg, centre_tail, a, b, y);
+    add_tail(g, c_fin, i_fin, centre_tail, a, b, y);
 }

@@ -10,31 +10,6 @@
 
 #ifndef CMPLX /* clang with glibc lacks C11's CMPLX (it needs __builtin_complex) */
 #define CMPLX(x, y) ((double complex)((double)(x) + _Complex_I * (double)(y)))
-/* ---- Tabulated CW profiles (profile_cw.c) ------------------------------------ */
-typedef struct {
-    int n;                            /* samples in [u_lo, u_hi] (plus padding) */
-    double u_lo, u_hi, du;            /* u = D / F, D in centidegrees from the line's centre */
-    double *values;                   /* F P(u F) */
-    double mean_shift_cdeg, var_shift_cdeg2; /* the FCJ kernel's mean and variance */
-} bf_cw_level;
-
-typedef struct {
-    int n_levels, ka2;                /* ka2: shapes of the Ka2 partner of a Ka1 peak */
-    double pos0_deg, level_step_deg;  /* level j sits at Ka1 position pos0 + j step */
-    bf_cw_level *levels;
-    const bf_instrument *inst;
-    bf_sample sample;
-} bf_cw_table;
-
-bf_status bf_cw_table_build(bf_cw_table *t, const bf_instrument *inst, const bf_sample *sample,
-                            double pos_min_deg, double pos_max_deg, int ka2, bf_error *err);
-void bf_cw_table_free(bf_cw_table *t);
-/* Adds scale * P(x - centre) over GSAS-II's window of the line at centre_deg: p is the
- * Ka1 peak (its position picks the level; widths from it), centre_deg = p->tth_deg for
- * the Ka1 table, the Ka2 position for the Ka2 table. */
-void bf_cw_table_add(const bf_cw_table *t, const bf_cw_peak *p, double centre_deg, double scale,
-                     const bf_grid *g, double *y);
-
 #endif
 
 /* Complex exponential integral E1(z), z not on the non-positive real axis
@@ -82,14 +57,24 @@ typedef struct {
     double mean_shift_cdeg, var_shift_cdeg2; /* the FCJ kernel's mean and variance */
 } bf_cw_level;
 
+/* A stretch of positions over which GSAS-II's quadrature size stays the same: the
+ * shape is smooth inside it and jumps at its ends, so levels never blend across. */
 typedef struct {
-    int n_levels, ka2;                /* ka2: shapes of the Ka2 partner of a Ka1 peak */
-    double pos0_deg, level_step_deg;  /* level j sits at Ka1 position pos0 + j step */
+    double lo_deg, step_deg;          /* its levels sit at lo + i step, i < n_levels */
+    int first_level, n_levels;        /* into bf_cw_table.levels (n_levels >= 2) */
+    int quadrature;                   /* the FCJ rule size N of every level in it */
+} bf_cw_segment;
+
+typedef struct {
+    int ka2;                          /* shapes of the Ka2 partner of a Ka1 peak */
+    int n_segments, n_levels;
+    bf_cw_segment *segments;          /* by increasing position, contiguous */
     bf_cw_level *levels;
     const bf_instrument *inst;
     bf_sample sample;
 } bf_cw_table;
 
+/* Levels for Ka1 positions in [pos_min, pos_max] (ka2: of their Ka2 partners). */
 bf_status bf_cw_table_build(bf_cw_table *t, const bf_instrument *inst, const bf_sample *sample,
                             double pos_min_deg, double pos_max_deg, int ka2, bf_error *err);
 void bf_cw_table_free(bf_cw_table *t);

@@ -40,7 +40,60 @@ bf_status bf_structure_meta_write(const bf_structure_meta *sm, bf_checkpoint_inf
     bf_status st = BF_OK;
     for (size_t i = 0; st == BF_OK && i < sizeof kv / sizeof kv[0]; i++)
         st = bf_checkpoint_info_set(info, kv[i][0], kv[i][1], err);
+    if (st != BF_OK || !sm->has_grid)
+        return st;
+    const bf_x_grid *g = &sm->grid;
+    static const char *const spacing[] = {"geometric", "linear", "array"};
+    char count[32], first[40], last[40];
+    snprintf(count, sizeof count, "%d", g->n);
+    snprintf(first, sizeof first, "%.17g", g->first);
+    snprintf(last, sizeof last, "%.17g", g->last);
+    const char *gkv[][2] = {{"x_unit", bf_x_unit_name(g->unit)}, {"x_count", count},
+                            {"x_first", first},   {"x_last", last},
+                            {"x_spacing", spacing[g->spacing]},
+                            {"x_sha256", g->spacing == BF_GRID_ARRAY ? g->sha256 : ""}};
+    for (size_t i = 0; st == BF_OK && i < sizeof gkv / sizeof gkv[0]; i++)
+        st = bf_checkpoint_info_set(info, gkv[i][0], gkv[i][1], err);
     return st;
+}
+
+/* The grid keys (bf_structure_meta_write), when the checkpoint has them. */
+static bf_status grid_meta_read(const bf_checkpoint_info *info, const char *path,
+                                bf_structure_meta *out, bf_error *err)
+{
+    const char *unit = bf_checkpoint_info_get(info, "x_unit");
+    if (!unit)
+        return BF_OK;
+    bf_x_grid *g = &out->grid;
+    const char *count = bf_checkpoint_info_get(info, "x_count"),
+               *first = bf_checkpoint_info_get(info, "x_first"),
+               *last = bf_checkpoint_info_get(info, "x_last"),
+               *spacing = bf_checkpoint_info_get(info, "x_spacing"),
+               *sha = bf_checkpoint_info_get(info, "x_sha256");
+    double v[3];
+    if (bf_x_unit_parse(unit, &g->unit))
+        return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ x_unit '%s' is not tof_us or "
+                            "two_theta_deg", path, unit);
+    if (!count || !first || !last || !spacing || bf_parse_doubles(count, v, 1) ||
+        bf_parse_doubles(first, v + 1, 1) || bf_parse_doubles(last, v + 2, 1) || v[0] < 2 ||
+        v[0] > (1 << 24) || v[0] != (int)v[0] || !(v[2] > v[1]))
+        return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ x_count, x_first, x_last: "
+                            "expected a count >= 2 and first < last", path);
+    g->n = (int)v[0];
+    g->first = v[1];
+    g->last = v[2];
+    if (!strcmp(spacing, "geometric") && g->first > 0)
+        g->spacing = BF_GRID_GEOMETRIC;
+    else if (!strcmp(spacing, "linear"))
+        g->spacing = BF_GRID_LINEAR;
+    else if (!strcmp(spacing, "array"))
+        g->spacing = BF_GRID_ARRAY;
+    else
+        return bf_error_set(err, BF_ERR_INVALID, "%s: __metadata__ x_spacing '%s' is not "
+                            "geometric (first > 0), linear or array", path, spacing);
+    snprintf(g->sha256, sizeof g->sha256, "%s", sha ? sha : "");
+    out->has_grid = 1;
+    return BF_OK;
 }
 
 bf_status bf_structure_meta_read(const bf_checkpoint_info *info, const bf_model *m,
@@ -74,7 +127,7 @@ bf_status bf_structure_meta_read(const bf_checkpoint_info *info, const bf_model 
         memcpy(out->class_names[c], names, len);
         names += len + (names[len] == ',');
     }
-    return BF_OK;
+    return grid_meta_read(info, path, out, err);
 }
 
 bf_status bf_structure_load(const char *path, const bf_backend *be, bf_model **m,
@@ -353,6 +406,12 @@ bf_status bf_structure_train(const bf_train_config *cfg, int hidden, const bf_da
     bf_task_train_name(cfg, train->n, tname, sizeof tname);
     st = info ? open_model(cfg, hidden, train, be, &m, &opt, info, &meta, err)
               : bf_error_set(err, BF_ERR_NOMEM, "training: out of memory");
+    if (st == BF_OK && train->x) { /* the model knows its grid: predict --pattern */
+        st = bf_x_grid_describe(train->x, train->length, train->x_unit, &meta.grid, err);
+        meta.has_grid = st == BF_OK;
+        if (st != BF_OK)
+            bf_error_prefix(err, "%s", tname);
+    }
     if (st == BF_OK)
         st = bf_structure_meta_write(&meta, info, err);
     if (st == BF_OK)

@@ -1,7 +1,7 @@
 # tests/cli/common.bash — sourced by the tests/cli/*.sh scripts (not a test
 # itself: ctest runs only *.sh). Sets BF (absolute path of braggflow, $1),
 # SRC, EX, NACL, INST, CELL, a scratch folder TMP (removed on exit, also the
-# working folder), and the helpers fail, ok, run, run_ok, need_mpirun, mpi_ok,
+# working folder), and the helpers fail, ok, run, run_ok, run_fails, need_mpirun, mpi_ok,
 # same_checkpoint and tiny_ini.
 BF=${1:?usage: $0 /path/to/braggflow}
 case $BF in /*) ;; *) BF=$PWD/$BF ;; esac # the cases run in a temporary folder
@@ -52,6 +52,16 @@ INI
 run() {
     "$BF" "$@" >"$TMP/stdout" 2>"$TMP/stderr"
     RC=$?
+}
+# run_fails PATTERN CMD...: run, which must fail as every error does (the README's
+# contract): exit status 2, one line on stderr, holding PATTERN (grep).
+run_fails() {
+    local pattern=$1
+    shift
+    run "$@"
+    [ "$RC" -eq 2 ] || fail "braggflow $*: exit status $RC, expected 2"
+    [ "$(wc -l <"$TMP/stderr")" -eq 1 ] || fail "braggflow $*: stderr is not one line"
+    grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
 }
 # run_ok CMD...: run, which must succeed.
 run_ok() {

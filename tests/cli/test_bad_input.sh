@@ -353,6 +353,15 @@ expect_error "$OUTDIR/p.csv" "--fprime: 'Na-1'" -- simulate --cif "$NACL" --inst
     --cell "$CELL" --fprime Na-1 --out "$OUTDIR/p.csv"
 ok
 
+CASE="an element without a scattering length (CW neutrons) or an unknown one names it"
+sed 's/^Na1 Na+1 /Na1 Gd /' "$NACL" >"$TMP/gd.cif"
+sed 's/^Na1 Na+1 /Na1 Es /' "$NACL" >"$TMP/es.cif"
+expect_error "$OUTDIR/p.csv" "gd.cif: atom Na1: element Gd" -- simulate --cif "$TMP/gd.cif" \
+    --instprm "$EX/instrument/cw-neutron-1.54A.instprm" --cell "$CELL" --out "$OUTDIR/p.csv"
+expect_error "$OUTDIR/p.csv" "es.cif:.*atom Na1: unknown element in type symbol 'Es'" -- \
+    simulate --cif "$TMP/es.cif" --instprm "$CWX" --cell "$CELL" --out "$OUTDIR/p.csv"
+ok
+
 # Every case above left the output folder clean.
 CASE="output folder is empty at the end"
 [ -z "$(ls -A "$OUTDIR")" ] || fail "left behind: $(ls -A "$OUTDIR")"

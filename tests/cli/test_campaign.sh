@@ -8,13 +8,6 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
-run_fails() { # PATTERN CMD...
-    local pattern=$1
-    shift
-    run "$@"
-    [ "$RC" -ne 0 ] || fail "braggflow $*: succeeded, expected a failure"
-    grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
-}
 
 check_folder() { # DIR PHASES
     local d=$1 phases=$2

@@ -80,6 +80,41 @@ run simulate --cif "$BTO" --instprm "$INST" --cell "$CELL" --b-table nist --out 
 [ "$RC" -eq 2 ] && grep -q "b-table: 'nist'" "$TMP/stderr" || fail "--b-table nist accepted"
 ok
 
+CASE="simulate: --block picks the CIF's data block; an unknown one lists the blocks"
+{ printf 'data_other\n_publ_section_title x\n'; cat "$NACL"; } >twoblocks.cif
+NACL_BLOCK=$(sed -n 's/^data_\([^ ]*\).*/\1/p' "$NACL" | head -n 1)
+run_ok simulate --cif twoblocks.cif --block "$NACL_BLOCK" --instprm "$INST" --cell "$CELL" --out nb.csv
+cmp -s nb.csv nacl.csv || fail "--block $NACL_BLOCK: not the NaCl pattern"
+run simulate --cif twoblocks.cif --block nosuch --instprm "$INST" --cell "$CELL" --out nb2.csv
+[ "$RC" -eq 2 ] || fail "--block nosuch: exit $RC, expected 2"
+grep -q "twoblocks.cif: no data block 'nosuch' (the file has: data_other, data_$NACL_BLOCK)" \
+    "$TMP/stderr" || fail "no block list: $(cat "$TMP/stderr")"
+[ ! -e nb2.csv ] || fail "a file was written"
+run_ok reflections --cif twoblocks.cif --block "$NACL_BLOCK" --instprm "$INST" --cell "$CELL"
+ok
+
+CASE="sample: [class] cif_block picks a block of a CIF holding several structures"
+cat "$EX/cif/BaTiO3-P4mm.cif" "$NACL" >two.cif
+for v in direct block; do
+    cat >"$v.ini" <<INI
+[run]
+seed = 3
+[instrument]
+instprm = $INST
+[class.cubic]
+count = 5
+INI
+done
+echo "cif = $NACL" >>direct.ini
+printf 'cif = two.cif\ncif_block = %s\n' "$NACL_BLOCK" >>block.ini
+run_ok sample --config direct.ini --out direct.h5
+run_ok sample --config block.ini --out block.h5
+h5diff direct.h5 block.h5 /patterns /patterns >/dev/null || fail "cif_block did not read NaCl"
+printf 'cif_block = nosuch\n' >>direct.ini
+run sample --config direct.ini --out x.h5
+[ "$RC" -eq 2 ] || fail "cif_block = nosuch: exit $RC"
+ok
+
 CASE="simulate to HDF5"
 run_ok simulate --cif "$NACL" --instprm "$INST" --cell "$CELL" --out nacl.h5
 [ -s nacl.h5 ] || fail "nacl.h5 missing or empty"

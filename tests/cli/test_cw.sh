@@ -67,3 +67,44 @@ run_ok train --train cw.h5 --val cw.h5 --epochs 2 --batch 16 --hidden 16 --out c
 run_ok predict --model cw.safetensors --data cw.h5
 [ "$(wc -l <"$TMP/stdout")" -eq 81 ] || fail "predict printed $(wc -l <"$TMP/stdout") lines"
 ok
+
+CASE="a measured 2theta pattern (xy, GSAS CONST FXYE in centidegrees) predicts as on the grid"
+run_ok simulate --cif "$NACL" --instprm "$CWN" --cell "5.5 5.5 5.5 90 90 90" --tth-min 10 \
+    --tth-max 100 --tth-step 0.1 --out q.csv
+run_ok predict --model cw.safetensors --csv q.csv
+cp "$TMP/stdout" want.txt
+awk -F, 'NR == 1 { print "# 2theta intensity"; next } { print $1, $2 }' q.csv >q.xy
+run_ok predict --model cw.safetensors --pattern q.xy
+cmp -s want.txt "$TMP/stdout" || fail "xy: $(cat "$TMP/stdout") vs $(cat want.txt)"
+n=$(($(wc -l <q.csv) - 1))
+awk -F, -v n="$n" 'NR == 1 { printf "%-80s\n", "NaCl, CW neutrons"; next }
+     NR == 2 { printf "BANK 1 %d %d CONST %.4f %.4f 0 0 FXYE\n", n, n, 100 * $1, 10 }
+     { printf "%20.6f%20.9g%20.9g\n", 100 * $1, $2, sqrt($2 + 1) }' q.csv >q.fxye
+run_ok predict --model cw.safetensors --pattern q.fxye
+cmp -s want.txt "$TMP/stdout" || fail "fxye: $(cat "$TMP/stdout") vs $(cat want.txt)"
+ok
+
+CASE="a campaign and its report on a CW instrument"
+cat >>cw.ini <<INI
+[campaign]
+workflow = serial
+phases = 2
+val = 20
+test = 20
+study_per_class = 10
+new_per_phase = 20
+sim_threads = 1
+train_threads = 1
+[train]
+epochs = 2
+batch = 16
+hidden = 16
+[al]
+policy = seed-mix
+INI
+sed -i 's/^count = 40$/count = 20/' cw.ini
+run_ok campaign cw.ini --out run
+run_ok report run
+grep -q 'vs 2θ' run/report.html || fail "the report's pattern chart is not against 2θ"
+h5ls run/data/test.h5 | grep -q '^two_theta_deg ' || fail "test.h5 has no 2theta axis"
+ok

@@ -11,15 +11,6 @@ FIX=$SRC/tests/nn/fixtures
 RUN=$SRC/tests/serve/onnx_run.js
 METRICS=$SRC/tests/serve/onnx_metrics.js
 
-# run_fails PATTERN CMD...: exit status 2, one line on stderr holding PATTERN
-run_fails() {
-    local pattern=$1
-    shift
-    run "$@"
-    [ "$RC" = 2 ] || fail "braggflow $*: exit status $RC, expected 2"
-    [ "$(wc -l <stderr)" = 1 ] || fail "stderr is not one line"
-    grep -q -- "$pattern" stderr || fail "stderr lacks '$pattern'"
-}
 # near A B TOL: |A - B| <= TOL
 near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; exit !(d <= t && -d <= t) }'; }
 # change LABEL K: field K after LABEL on its line of export's change table (1: float32,

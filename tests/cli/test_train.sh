@@ -7,14 +7,6 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash" "$@"
-# run_fails PATTERN CMD...: non-zero exit and PATTERN in stderr
-run_fails() {
-    local pattern=$1
-    shift
-    run "$@"
-    [ "$RC" -ne 0 ] || fail "braggflow $*: succeeded, expected a failure"
-    grep -q -- "$pattern" "$TMP/stderr" || fail "stderr lacks '$pattern'"
-}
 
 # tiny three-class datasets
 write_seed_ini train 1 20
@@ -129,5 +121,5 @@ run_fails "--train, --val and --out are required" train --train train.h5
 run_fails "--epochs" "${TRAIN[@]}" --epochs 0 --out x.safetensors
 run_fails "--out must end in .safetensors" "${TRAIN[@]}" --out x.bin
 run_fails "not a known model" "${TRAIN[@]}" --model resnet --out x.safetensors
-run_fails "one of --data or --csv" predict --model m.safetensors
+run_fails "one of --data, --csv or --pattern" predict --model m.safetensors
 ok

@@ -170,7 +170,10 @@ BF_TEST(scattering_lengths_and_type_symbols)
     bf_error err = {0};
     CHECK(bf_element_from_type_symbol("Xx", el, &err) == BF_ERR_INVALID);
     CHECK(strstr(err.msg, "Xx") != NULL);
-    CHECK(bf_element_from_type_symbol("Oxx", el, NULL) == BF_ERR_INVALID);
+    /* letters or digits after the element are a label's suffix: the neutral atom */
+    CHECK(bf_element_from_type_symbol("Oxx", el, NULL) == BF_OK && strcmp(el, "O") == 0);
+    CHECK(bf_element_from_type_symbol("Ca2+x", el, NULL) == BF_ERR_INVALID);
+    CHECK(bf_element_from_type_symbol("Cf3+", el, NULL) == BF_OK && strcmp(el, "Cf") == 0);
     CHECK(bf_neutron_b("Qq", BF_B_TABLE_SEARS, &b, &bi, NULL) == BF_ERR_INVALID);
 }
 

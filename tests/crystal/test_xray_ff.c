@@ -12,6 +12,7 @@
 
 #include "braggflow/crystal.h"
 #include "crystal/xray_ff_data.h"
+#include "gsas_sf_reference.h"
 #include "test.h"
 
 /* GSAS-II's energies: 12.397639 / Lam1 (Cu Ka1 1.5405 A) and / Lam (0.4579 A). */
@@ -198,58 +199,6 @@ BF_TEST(anomalous_dispersion_is_near_gsas2s_cromer_liberman_values)
 
 /* ---- GSAS-II's scattering_json -------------------------------------------------- */
 
-/* The variable-length string attribute `name` of the object at `path`; NULL if absent. */
-static char *read_string_attr(hid_t file, const char *path, const char *name)
-{
-    if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) <= 0)
-        return NULL;
-    hid_t attr = H5Aopen_by_name(file, path, name, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t type = H5Tcopy(H5T_C_S1); /* a variable-length string, in the attribute's charset */
-    H5Tset_size(type, H5T_VARIABLE);
-    hid_t ftype = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
-    if (ftype >= 0) {
-        H5Tset_cset(type, H5Tget_cset(ftype));
-        H5Tclose(ftype);
-    }
-    char *v = NULL, *out = NULL;
-    if (attr >= 0 && H5Aread(attr, type, &v) >= 0 && v != NULL) {
-        out = strdup(v);
-        H5free_memory(v);
-    }
-    H5Tclose(type);
-    if (attr >= 0)
-        H5Aclose(attr);
-    return out;
-}
-
-/* Number after "key": inside [obj, end); NAN when missing. */
-static double json_number(const char *obj, const char *end, const char *key)
-{
-    char pat[32];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(obj, pat);
-    return p && p < end ? strtod(p + strlen(pat), NULL) : NAN;
-}
-
-/* The 4 numbers of "key": [a, b, c, d]; 0 when missing or malformed. */
-static int json_array4(const char *obj, const char *end, const char *key, double v[4])
-{
-    char pat[32];
-    snprintf(pat, sizeof pat, "\"%s\": [", key);
-    const char *p = strstr(obj, pat);
-    if (!p || p >= end)
-        return 0;
-    p += strlen(pat);
-    for (int i = 0; i < 4; i++) {
-        char *q;
-        v[i] = strtod(p, &q);
-        if (q == p)
-            return 0;
-        p = q + strspn(q, ", ");
-    }
-    return *p == ']';
-}
-
 typedef struct {
     int n_types;
     double max_fp, max_fpp;
@@ -274,10 +223,10 @@ static int check_scattering_json(const char *json, const char *where, double tol
         if (!end)
             return 0;
         double fa[4], fb[4];
-        double fc = json_number(obj, end, "fc"), fp = json_number(obj, end, "fprime"),
-               fpp = json_number(obj, end, "fdoubleprime"), kev = json_number(obj, end, "keV");
+        double fc = gsas_json_number(obj, end, "fc"), fp = gsas_json_number(obj, end, "fprime"),
+               fpp = gsas_json_number(obj, end, "fdoubleprime"), kev = gsas_json_number(obj, end, "keV");
         const char *ffs = strstr(obj, "\"ff_symbol\": \"");
-        if (!json_array4(obj, end, "fa", fa) || !json_array4(obj, end, "fb", fb) || isnan(fc) ||
+        if (gsas_json_array(obj, end, "fa", fa, 4) || gsas_json_array(obj, end, "fb", fb, 4) || isnan(fc) ||
             isnan(fp) || isnan(fpp) || isnan(kev) || !ffs || ffs > end) {
             fprintf(stderr, "  %s: %s: fa, fb, fc, fprime, fdoubleprime, keV, ff_symbol?\n",
                     where, sym);
@@ -338,8 +287,9 @@ BF_TEST(gsas2s_form_factor_coefficients_are_reproduced_exactly)
             return;
         }
         fclose(probe);
-        hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        CHECK(file >= 0);
+        gsas_sf_file ref;
+        CHECK(gsas_sf_open(path, &ref) == 0);
+        hid_t file = (hid_t)ref.file;
         hid_t g = H5Gopen2(file, "materials", H5P_DEFAULT);
         CHECK(g >= 0);
         H5G_info_t info;
@@ -351,7 +301,7 @@ BF_TEST(gsas2s_form_factor_coefficients_are_reproduced_exactly)
             CHECK(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
                                      H5P_DEFAULT) > 0);
             snprintf(obj, sizeof obj, "materials/%s", name);
-            char *json = read_string_attr(file, obj, "scattering_json");
+            char *json = gsas_sf_attribute(&ref, obj, "scattering_json");
             CHECK_MSG(json != NULL, "%s: %s: no scattering_json", files[f], obj);
             char where[600];
             snprintf(where, sizeof where, "%s: %s", files[f], obj);
@@ -359,7 +309,7 @@ BF_TEST(gsas2s_form_factor_coefficients_are_reproduced_exactly)
             free(json);
         }
         H5Gclose(g);
-        H5Fclose(file);
+        gsas_sf_close(&ref);
         CHECK(ok);
         /* 4 materials: Ba+2 Bi+3 Bi+5 O-2 | Ru Ti Sr O | Nb+5 O-2 K+1 | Si Al O */
         CHECK_MSG(jc.n_types == 14, "%d atom types", jc.n_types);

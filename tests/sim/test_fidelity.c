@@ -9,7 +9,7 @@
 #include "gsas_reference.h"
 #include "test.h"
 
-#define RWP_LIMIT 0.001   /* 0.1 % (issue 12): measured 0.054-0.082 % on the 7 rows */
+#define RWP_LIMIT 0.001   /* 0.1 % (issue 12): measured 0.054-0.082 % on the 8 rows */
 
 typedef struct {
     gsas_reference ref;
@@ -30,8 +30,8 @@ static int fixture_open(const gsas_case *c, fixture *fx)
         fprintf(stderr, "  cannot read %s\n", path);
         return -1;
     }
-    if (fx->ref.n_rows > c->rows)
-        fx->ref.n_rows = c->rows;
+    if (fx->ref.n_rows > c->first + c->rows)
+        fx->ref.n_rows = c->first + c->rows;
     snprintf(path, sizeof path, "%s/reference/%s", shared, c->cif);
     if (bf_crystal_read_cif(path, &fx->crystal, &err) != BF_OK)
         goto fail;
@@ -45,7 +45,7 @@ static int fixture_open(const gsas_case *c, fixture *fx)
     bf_grid_spec grid;
     bf_grid_spec_defaults(&grid);
     double longest = 0.0;
-    for (int r = 0; r < fx->ref.n_rows; r++)
+    for (int r = c->first; r < fx->ref.n_rows; r++)
         for (int j = 0; j < 3; j++)
             longest = fx->ref.cell[r][j] > longest ? fx->ref.cell[r][j] : longest;
     if (bf_powder_sim_create(&fx->crystal, &fx->inst, &sample, &grid, longest, &fx->sim, &err) !=
@@ -128,7 +128,7 @@ BF_TEST(reflection_lists_match_gsas2)
         if (ok == 0)
             return;
         CHECK(ok == 1);
-        for (int r = 0; r < fx.ref.n_rows; r++) {
+        for (int r = gsas_cases[c].first; r < fx.ref.n_rows; r++) {
             bf_cell cell = row_cell(&fx.ref, r);
             bf_reflection *ours = NULL;
             int n = 0;
@@ -171,7 +171,7 @@ BF_TEST(patterns_match_gsas2_rwp)
         const bf_grid *g = bf_powder_sim_grid(fx.sim);
         double *y = malloc((size_t)g->n * sizeof *y);
         CHECK(y != NULL);
-        for (int r = 0; r < fx.ref.n_rows; r++) {
+        for (int r = gsas_cases[c].first; r < fx.ref.n_rows; r++) {
             bf_cell cell = row_cell(&fx.ref, r);
             bf_error err = {0};
             CHECK_MSG(bf_powder_sim_pattern(fx.sim, &cell, y, &err) == BF_OK, "%s", err.msg);

@@ -1,4 +1,4 @@
-/* tests/sim/gsas_reference.h — reads the GSAS-II reference patterns in
+/* tests/reference/gsas_reference.h — reads the GSAS-II reference patterns in
  * shared/reference/gsas2/ (files: docs/gsas2.md §11) for the fidelity tests. */
 #ifndef BF_TEST_GSAS_REFERENCE_H
 #define BF_TEST_GSAS_REFERENCE_H
@@ -27,16 +27,15 @@ typedef struct {
 int gsas_reference_read(const char *path, gsas_reference *ref);
 void gsas_reference_free(gsas_reference *ref);
 
-/* The TOF reference patterns (NOMAD bank 4): the three seed materials, and the triclinic
- * CIF of the CW set (gsas2_cw/README.md §8.9). Its second row, 2013358, is not compared
- * yet: its atoms carry only anisotropic displacements, which braggflow ignores (1.6 % Rwp;
- * issue 12). */
+/* The TOF reference patterns (NOMAD bank 4): the three seed materials, and the two CIFs
+ * of the CW set (gsas2_cw/README.md §8.9): triclinic 9001833 (row 0) and 2013358 (row 1:
+ * partial occupancy, every atom anisotropic). */
 typedef struct {
     const char *h5;   /* under reference/ */
     const char *cif;  /* under reference/ */
-    int rows;         /* the file's first rows that are compared */
+    int first, rows;  /* the file's rows first .. first + rows - 1 are compared */
 } gsas_case;
-#define N_GSAS_CASES 4
+#define N_GSAS_CASES 5
 extern const gsas_case gsas_cases[N_GSAS_CASES];
 
 /* Rwp with the least-squares scale k (docs/gsas2.md §10), over [lo, hi). */

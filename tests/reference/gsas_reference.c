@@ -1,5 +1,6 @@
-/* tests/sim/gsas_reference.c — see gsas_reference.h. */
+/* tests/reference/gsas_reference.c — see gsas_reference.h. */
 #include "gsas_reference.h"
+#include "gsas_sf_reference.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -8,29 +9,22 @@
 #include <string.h>
 
 const gsas_case gsas_cases[N_GSAS_CASES] = {
-    {"gsas2/gsas2_tof_cubic_1001460.h5", "seed-workflow/1001460.cif", 2},
-    {"gsas2/gsas2_tof_trigonal_1522004.h5", "seed-workflow/1522004.cif", 2},
-    {"gsas2/gsas2_tof_tetragonal_1531431.h5", "seed-workflow/1531431.cif", 2},
-    {"gsas2_cw/gsas2_tof_neutron_nomad_newcifs.h5", "gsas2_cw/cifs/9001833.cif", 1},
+    {"gsas2/gsas2_tof_cubic_1001460.h5", "seed-workflow/1001460.cif", 0, 2},
+    {"gsas2/gsas2_tof_trigonal_1522004.h5", "seed-workflow/1522004.cif", 0, 2},
+    {"gsas2/gsas2_tof_tetragonal_1531431.h5", "seed-workflow/1531431.cif", 0, 2},
+    {"gsas2_cw/gsas2_tof_neutron_nomad_newcifs.h5", "gsas2_cw/cifs/9001833.cif", 0, 1},
+    {"gsas2_cw/gsas2_tof_neutron_nomad_newcifs.h5", "gsas2_cw/cifs/2013358.cif", 1, 1},
 };
 
 static double *read_all(hid_t file, const char *name, hsize_t dims[2], int *rank)
 {
-    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
-    if (ds < 0)
-        return NULL;
-    hid_t sp = H5Dget_space(ds);
-    *rank = H5Sget_simple_extent_ndims(sp);
-    dims[0] = dims[1] = 1;
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    double *buf = malloc(dims[0] * dims[1] * sizeof *buf);
-    if (buf && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        free(buf);
-        buf = NULL;
-    }
-    H5Sclose(sp);
-    H5Dclose(ds);
-    return buf;
+    gsas_sf_file f = {.file = file};
+    int rows = 0, cols = 0;
+    double *v = gsas_sf_doubles(&f, name, &rows, &cols);
+    dims[0] = (hsize_t)rows;
+    dims[1] = (hsize_t)cols;
+    *rank = cols > 1 ? 2 : 1;
+    return v;
 }
 
 int gsas_reference_read(const char *path, gsas_reference *ref)
