@@ -38,10 +38,11 @@ int bf_cli_device(const char *cmd, const char *text, const bf_backend **out)
     *out = bf_backend_cpu();
     if (!text || !strcmp(text, "cpu"))
         return 0;
-    const char *digits = text + 5;
-    int ok = !strcmp(text, "cuda") || (!strncmp(text, "cuda:", 5) && *digits);
-    for (const char *c = digits; ok && text[4] == ':' && *c; c++)
-        ok = *c >= '0' && *c <= '9' && c - digits < 4;
+    int ok = !strcmp(text, "cuda");
+    if (!ok && !strncmp(text, "cuda:", 5)) { /* 1 to 4 digits (text + 5 exists only here) */
+        size_t n = strspn(text + 5, "0123456789");
+        ok = n >= 1 && n <= 4 && !text[5 + n];
+    }
     if (!ok)
         return bf_cli_usage_error(cmd, "--device: '%s' is not cpu, cuda or cuda:N", text);
     bf_error err = {0};
