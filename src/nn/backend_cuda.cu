@@ -1036,7 +1036,8 @@ extern "C" bf_status bf_backend_cuda_get(const char *name, int device, const bf_
         return blas_fail(err, "select device", "cublasCreate", s);
     }
     /* the products stay in FP32: cuBLAS's default math mode does not round SGEMM inputs
-     * to TF32 (unless NVIDIA_TF32_OVERRIDE=1 is set in the environment) */
+     * to TF32 (that takes CUBLAS_TF32_TENSOR_OP_MATH; NVIDIA_TF32_OVERRIDE=0 only
+     * forbids it). A handle starts in that mode: this only says so. */
     cublasSetMathMode(g_cuda.blas, CUBLAS_DEFAULT_MATH);
     fill_table(&cuda_backend);
     g_cuda.device = device;
