@@ -30,14 +30,17 @@ demo: build
 edge-demo: build
 	./scripts/edge-demo.sh $(BUILD)
 
+# asan and fuzz build without the CUDA backend (-DBF_CUDA=OFF): nvcc's objects are not
+# instrumented, the CUDA runtime does not start under ASan's default shadow mapping, and
+# the fuzz build's clang is not nvcc's host compiler; the CUDA code has no GPU here anyway.
 asan: deps
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBF_SANITIZE=ON >/dev/null
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBF_SANITIZE=ON -DBF_CUDA=OFF >/dev/null
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -L unit -j$(JOBS)
 
 fuzz: deps
-	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DBF_FUZZ=ON >/dev/null
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DBF_FUZZ=ON -DBF_CUDA=OFF >/dev/null
 	cmake --build build-fuzz -j$(JOBS)
 	./scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 

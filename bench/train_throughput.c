@@ -10,6 +10,10 @@
  *
  *   ./build/bench/train_throughput [--model structure_net|braggnn] [--threads 2]
  *       [--seconds 10] [--infer-seconds 2] [--reps 3] [--peer PATH | --no-peer]
+ *       [--device cpu|cuda[:N]] [--infer-batches 1,64,512]
+ * --device runs braggflow on that backend (the CPU peer then does not run: bench/gpu.sh
+ * runs the GPU peer); --infer-batches (divisors of 4096) adds "infer_sweep" {batch:
+ * samples/s} to the JSON, measured for every model.
  * Inference is timed at batch 512 (and, for braggnn, 1 and 64: latency) through
  * bf_model_predict, host arrays in and out; training through bf_train_step.
  * The peer needs Debian's python3-torch; it runs with the OpenMP build of
@@ -177,9 +181,10 @@ static int run_peer(const char *peer, const char *model, int threads, double sec
 
 int main(int argc, char **argv)
 {
-    int threads = 2, reps = 3, peer_on = 1;
+    int threads = 2, reps = 3, peer_on = 1, n_sweep = 0, sweep[16];
     double seconds = 10, infer_seconds = 2;
     const char *peer = "../shared/anchors/torch/bench.py", *model = "structure_net";
+    const char *device = "cpu";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -195,10 +200,23 @@ int main(int argc, char **argv)
             peer = argv[++i];
         else if (!strcmp(argv[i], "--no-peer"))
             peer_on = 0;
-        else {
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            device = argv[++i];
+        else if (!strcmp(argv[i], "--infer-batches") && i + 1 < argc) {
+            for (char *t = strtok(argv[++i], ","); t; t = strtok(NULL, ",")) {
+                int b = atoi(t);
+                if (n_sweep == 16 || b < 1 || N_SAMPLES % b) {
+                    fprintf(stderr, "train_throughput: --infer-batches: at most 16 divisors "
+                                    "of %d\n", N_SAMPLES);
+                    return 2;
+                }
+                sweep[n_sweep++] = b;
+            }
+        } else {
             fprintf(stderr, "usage: %s [--model structure_net|braggnn] [--threads N] "
                             "[--seconds S] [--infer-seconds S] [--reps R] [--peer PATH | "
-                            "--no-peer]\n", argv[0]);
+                            "--no-peer] [--device cpu|cuda[:N]] [--infer-batches B,B,...]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -211,7 +229,12 @@ int main(int argc, char **argv)
 
     bf_error err = {0};
     bench_state s = {0};
-    const bf_backend *be = bf_backend_cpu();
+    const bf_backend *be = NULL;
+    if (bf_backend_get(device, &be, &err) != BF_OK) {
+        fprintf(stderr, "train_throughput: --device %s: %s\n", device, err.msg);
+        return 2;
+    }
+    bf_backend_cpu()->set_threads(threads); /* the host side (losses) */
     be->set_threads(threads);
     s.n_classes = braggnn ? 0 : 3;
     s.obj = (bf_objective){.name = braggnn ? "mse" : "cross_entropy+hetero_eq6",
@@ -227,7 +250,7 @@ int main(int argc, char **argv)
     s.x = malloc(sizeof(float) * (size_t)N_SAMPLES * L);
     s.targets = malloc(sizeof(float) * N_SAMPLES * T);
     s.labels = malloc(sizeof(int32_t) * BATCH);
-    s.out = malloc(sizeof(float) * BATCH * s.m->n_out);
+    s.out = malloc(sizeof(float) * N_SAMPLES * s.m->n_out); /* inference batches up to 4096 */
     s.dl = malloc(sizeof(float) * BATCH * 3);
     s.dr = malloc(sizeof(float) * BATCH * 4);
     s.bt = malloc(sizeof(float) * BATCH * 3);
@@ -246,29 +269,54 @@ int main(int argc, char **argv)
                                                       : (float)bf_rng_uniform(&rng);
 
     double bf_train = timed(&s, train_step, BATCH, braggnn ? 10 : 3, seconds, reps);
-    double bf_infer[3];
+    double bf_infer[3], sweep_rate[16];
+    if (n_sweep && bf_model_reserve(s.m, N_SAMPLES, &err) != BF_OK) {
+        fprintf(stderr, "train_throughput: %s\n", err.msg);
+        return 2;
+    }
+    for (int k = 0; k < n_sweep; k++) {
+        s.batch = sweep[k];
+        sweep_rate[k] = timed(&s, infer_step, s.batch, 8, infer_seconds, reps);
+    }
     for (int b = 0; b < 3; b++) {
         s.batch = infer_batches[b];
-        bf_infer[b] = braggnn || s.batch == BATCH
-                          ? timed(&s, infer_step, s.batch, 8, infer_seconds, reps)
-                          : NAN; /* the peer measures multitask at 512 only */
+        bf_infer[b] = NAN;
+        for (int k = 0; k < n_sweep; k++)
+            if (sweep[k] == s.batch)
+                bf_infer[b] = sweep_rate[k];
+        if (!n_sweep && (braggnn || s.batch == BATCH)) /* the peer: multitask at 512 only */
+            bf_infer[b] = timed(&s, infer_step, s.batch, 8, infer_seconds, reps);
     }
 
     peer_figures pf;
     char why[256] = "";
-    int have_peer = peer_on && run_peer(peer, braggnn ? "braggnn" : "multitask", threads, seconds,
-                                        infer_seconds, reps, &pf, why, sizeof why) == 0;
+    int cpu = be == bf_backend_cpu();
+    int have_peer = peer_on && cpu &&
+                    run_peer(peer, braggnn ? "braggnn" : "multitask", threads, seconds,
+                             infer_seconds, reps, &pf, why, sizeof why) == 0;
     if (!peer_on)
         snprintf(why, sizeof why, "--no-peer");
+    else if (!cpu)
+        snprintf(why, sizeof why, "--device %s: the CPU peer does not run (bench/gpu.sh runs "
+                                  "the GPU one)", device);
 
-    char b1[32], b64[32], l1[32], l64[32];
-    printf("{\"bench\":\"train_throughput\",\"model\":\"%s\",\"input_len\":%d,\"batch\":%d,"
+    char b1[32], b64[32], b512[32], l1[32], l64[32];
+    printf("{\"bench\":\"train_throughput\",\"model\":\"%s\",\"device\":\"%s\","
+           "\"input_len\":%d,\"batch\":%d,"
            "\"threads\":%d,\"reps\":%d,\"train_seconds\":%g,\"infer_seconds\":%g,"
            "\"braggflow\":{\"train_samples_per_s\":%.1f,\"infer_samples_per_s\":{\"1\":%s,"
-           "\"64\":%s,\"512\":%.1f},\"latency_us\":{\"1\":%s,\"64\":%s}},",
-           model, L, BATCH, threads, reps, seconds, infer_seconds, bf_train,
-           json_number(bf_infer[0], b1), json_number(bf_infer[1], b64), bf_infer[2],
-           json_number(1e6 / bf_infer[0], l1), json_number(64e6 / bf_infer[1], l64));
+           "\"64\":%s,\"512\":%s},\"latency_us\":{\"1\":%s,\"64\":%s}",
+           model, device, L, BATCH, threads, reps, seconds, infer_seconds, bf_train,
+           json_number(bf_infer[0], b1), json_number(bf_infer[1], b64),
+           json_number(bf_infer[2], b512), json_number(1e6 / bf_infer[0], l1),
+           json_number(64e6 / bf_infer[1], l64));
+    if (n_sweep) {
+        printf(",\"infer_sweep\":{");
+        for (int k = 0; k < n_sweep; k++)
+            printf("%s\"%d\":%s", k ? "," : "", sweep[k], json_number(sweep_rate[k], b1));
+        printf("}");
+    }
+    printf("},");
     if (have_peer) {
         char e1[32], e64[32], x1[32], x64[32], r1[32], r64[32];
         printf("\"pytorch\":{\"train_samples_per_s\":%.1f,\"infer_eager\":{\"1\":%s,"

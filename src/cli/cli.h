@@ -57,6 +57,15 @@ int bf_cli_parse_int(const char *cmd, const char *opt, const char *text, int lo,
 int bf_cli_parse_positive(const char *cmd, const char *opt, const char *text, double hi,
                           double *out);
 
+/* --device TEXT (NULL: cpu) of train, evaluate, predict, peaks: "cpu", "cuda" (device 0) or
+ * "cuda:N". Returns 0 with *out set; a usage error naming --device for anything else; and
+ * for a CUDA device this build or machine lacks, one line ("braggflow: CMD --device cuda:
+ * backend 'cuda': no CUDA device (...)") and BF_EXIT_FAIL. */
+int bf_cli_device(const char *cmd, const char *text, const bf_backend **out);
+/* The --help line of --device. */
+#define BF_CLI_DEVICE_HELP \
+    "  --device D          cpu (default), cuda (GPU 0) or cuda:N (a build with CUDA)\n"
+
 /* Parses "a b c alpha beta gamma" (spaces or commas) and validates the cell. */
 bf_status bf_cli_parse_cell(const char *text, bf_cell *cell, bf_error *err);
 /* Parses a finite number for option `opt`. */
@@ -67,7 +76,8 @@ enum { OPT_CIF = 1000, OPT_INSTPRM, OPT_CELL, OPT_TOF_MIN, OPT_TOF_MAX, OPT_TOF_
        OPT_OUT, OPT_HELP, OPT_THREADS, OPT_CONFIG, OPT_TRAIN, OPT_VAL, OPT_MODEL, OPT_EPOCHS,
        OPT_BATCH, OPT_LR, OPT_SEED, OPT_PATIENCE, OPT_MIN_DELTA, OPT_CLIP, OPT_HIDDEN, OPT_INIT,
        OPT_DATA, OPT_JSON, OPT_CSV, OPT_WORKFLOW, OPT_RESUME, OPT_B_TABLE, OPT_TTH_MIN,
-       OPT_TTH_MAX, OPT_TTH_STEP, OPT_FPRIME, OPT_PATTERN, OPT_PAT_FORMAT, OPT_BLOCK };
+       OPT_TTH_MAX, OPT_TTH_STEP, OPT_FPRIME, OPT_PATTERN, OPT_PAT_FORMAT, OPT_BLOCK,
+       OPT_DEVICE };
 #define BF_CLI_SIM_OPTIONS                                                                 \
     {"cif", required_argument, 0, OPT_CIF}, {"instprm", required_argument, 0, OPT_INSTPRM}, \
         {"block", required_argument, 0, OPT_BLOCK}, {"cell", required_argument, 0, OPT_CELL}, \
@@ -128,6 +138,7 @@ typedef struct {
     bf_measured_format format;                        /* --format (auto: extension) */
     long batch, threads;
     int json;                                         /* --json: evaluate only */
+    const bf_backend *be;                             /* --device (cpu by default) */
     bf_model *m;
     bf_checkpoint_info info;
     bf_structure_meta meta;                           /* scaling, class names */

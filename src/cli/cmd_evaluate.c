@@ -8,7 +8,7 @@
 
 static const char *usage =
     "usage: braggflow evaluate --model model.safetensors --data test.h5 [--json]\n"
-    "                          [--batch 512] [--threads N]\n\n"
+    "                          [--batch 512] [--threads N] [--device D]\n\n"
     "Runs a checkpoint written by `braggflow train` over a dataset and prints the\n"
     "metrics: class loss (cross-entropy) and accuracy, the regression loss (Eq. 6),\n"
     "the MSE of the scaled lattice values next to the MSE of always predicting the\n"
@@ -19,7 +19,9 @@ static const char *usage =
     "  --data FILE.h5      dataset (either HDF5 layout)\n"
     "  --json              one JSON object instead of the table\n"
     "  --batch N           inference batch (default 512)\n"
-    "  --threads N         threads (0 or absent: all cores)\n\n"
+    "  --threads N         threads (0 or absent: all cores)\n"
+    BF_CLI_DEVICE_HELP
+    "\n"
     "example:\n"
     "  braggflow evaluate --model model.safetensors --data test.h5 --json\n";
 

@@ -15,7 +15,7 @@ enum { OPT_FITS = 4100 };
 
 static const char *usage =
     "usage: braggflow peaks --model M.safetensors --data patches.h5 [--out centres.csv]\n"
-    "                       [--fits fits.h5] [--batch 512] [--threads N]\n\n"
+    "                       [--fits fits.h5] [--batch 512] [--threads N] [--device D]\n\n"
     "Runs a peaks model (a checkpoint of `braggflow train --model braggnn`, or a bare\n"
     "BraggNN state_dict saved with safetensors.torch.save_file) over raw patches (each\n"
     "min-max scaled as in training) and writes index,row_px,col_px: the centre in\n"
@@ -32,7 +32,8 @@ static const char *usage =
     "  --out FILE.csv      centres (written to a temporary file, then renamed)\n"
     "  --fits FILE.h5      conventional fits of the same patches (fit-peaks)\n"
     "  --batch N           inference batch (default 512)\n"
-    "  --threads N         threads (0 or absent: all cores)\n\n"
+    "  --threads N         threads (0 or absent: all cores)\n"
+    BF_CLI_DEVICE_HELP "\n"
     "example:\n"
     "  braggflow sample-peaks --seed 9 --count 2000 --out test.h5\n"
     "  braggflow fit-peaks --data test.h5 --out fits.h5\n"
@@ -153,8 +154,10 @@ int cmd_peaks(int argc, char **argv)
         {"model", required_argument, 0, OPT_MODEL}, {"data", required_argument, 0, OPT_DATA},
         {"out", required_argument, 0, OPT_OUT},     {"fits", required_argument, 0, OPT_FITS},
         {"batch", required_argument, 0, OPT_BATCH}, {"threads", required_argument, 0, OPT_THREADS},
+        {"device", required_argument, 0, OPT_DEVICE},
         {"help", no_argument, 0, OPT_HELP},         {0, 0, 0, 0}};
-    const char *model = NULL, *data = NULL, *out = NULL, *fits_path = NULL;
+    const char *model = NULL, *data = NULL, *out = NULL, *fits_path = NULL, *device = NULL;
+    const bf_backend *be = NULL;
     long batch = 512, threads = 0;
     int opt, rc = 0;
     optind = 1;
@@ -167,6 +170,7 @@ int cmd_peaks(int argc, char **argv)
         case OPT_DATA: data = optarg; break;
         case OPT_OUT: out = optarg; break;
         case OPT_FITS: fits_path = optarg; break;
+        case OPT_DEVICE: device = optarg; break;
         case OPT_BATCH: rc = bf_cli_parse_count("peaks", "--batch", optarg, 1, 65536, &batch); break;
         case OPT_THREADS:
             rc = bf_cli_parse_count("peaks", "--threads", optarg, 0, 4096, &threads);
@@ -182,6 +186,8 @@ int cmd_peaks(int argc, char **argv)
         return bf_cli_usage_error("peaks", "--model and --data are required");
     if (out && !bf_path_has_suffix(out, ".csv"))
         return bf_cli_usage_error("peaks", "--out must end in .csv");
+    if ((rc = bf_cli_device("peaks", device, &be)) != 0)
+        return rc;
 
     bf_error err = {0};
     bf_model *m = NULL;
@@ -192,7 +198,8 @@ int cmd_peaks(int argc, char **argv)
     long n_fits = 0;
     int fit_S = 0;
     bf_backend_cpu()->set_threads((int)threads);
-    bf_status st = info ? bf_task_load("peaks", model, bf_backend_cpu(), &m, info, &err)
+    be->set_threads((int)threads);
+    bf_status st = info ? bf_task_load("peaks", model, be, &m, info, &err)
                         : bf_error_set(&err, BF_ERR_NOMEM, "out of memory");
     if (st == BF_OK)
         st = bf_patches_read_h5(data, &p, &err);

@@ -11,7 +11,8 @@
 static const char *usage =
     "usage: braggflow predict --model model.safetensors\n"
     "                         (--data X.h5 | --csv pattern.csv | --pattern FILE\n"
-    "                          [--format xy|xye|gsa|fxye|csv]) [--batch 512] [--threads N]\n\n"
+    "                          [--format xy|xye|gsa|fxye|csv]) [--batch 512] [--threads N]\n"
+    "                         [--device D]\n\n"
     "Prints one CSV line per pattern: the predicted class, the class probabilities\n"
     "(softmax), and a, c (Angstrom) and alpha (degrees), each with its predicted\n"
     "standard deviation sigma (the model's heteroscedastic uncertainty, seed 001\n"
@@ -35,7 +36,9 @@ static const char *usage =
     "  --format F          xy, xye, gsa, fxye or csv (default: from the extension:\n"
     "                      .xy .dat .txt .xye .gsa .gss .gsas .raw .fxye .csv)\n"
     "  --batch N           inference batch (default 512)\n"
-    "  --threads N         threads (0 or absent: all cores)\n\n"
+    "  --threads N         threads (0 or absent: all cores)\n"
+    BF_CLI_DEVICE_HELP
+    "\n"
     "example:\n"
     "  braggflow simulate --cif examples/cif/NaCl.cif \\\n"
     "      --instprm examples/instrument/nomad-like-bank4.instprm \\\n"

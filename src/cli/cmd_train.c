@@ -41,6 +41,7 @@ static const char *usage =
     "  --lr X              Adam learning rate (default 5e-4; braggnn 3e-4)\n"
     "  --seed N            initialisation and shuffling seed (default 1)\n"
     "  --threads N         threads (0 or absent: all cores)\n"
+    BF_CLI_DEVICE_HELP
     "  --patience N        stop after N epochs without improvement (default 10, 0 = never)\n"
     "  --min-delta X       improvement that resets the patience (default 0)\n"
     "  --clip X            gradient-norm clipping threshold (default 50; braggnn none)\n"
@@ -266,7 +267,9 @@ int cmd_train(int argc, char **argv)
         {"warmup-epochs", required_argument, 0, OPT_WARMUP},
         {"log-json", required_argument, 0, OPT_LOG_JSON},
         {"bucket-floats", required_argument, 0, OPT_BUCKET},
+        {"device", required_argument, 0, OPT_DEVICE},
         {0, 0, 0, 0}};
+    const char *device = NULL;
     bf_train_config cfg;
     bf_train_config_defaults(&cfg);
     const char *train_path = NULL, *val_path = NULL, *log_path = NULL;
@@ -317,6 +320,7 @@ int cmd_train(int argc, char **argv)
             break;
         case OPT_AUGMENT: po.augment = 1; break;
         case OPT_LOG_JSON: log_path = optarg; break;
+        case OPT_DEVICE: device = optarg; break;
         case OPT_LR_SCALING:
             if (bf_lr_scaling_parse(optarg, &cfg.lr_scaling) != 0)
                 rc = bf_cli_usage_error("train", "--lr-scaling: '%s' is not none, sqrt or linear",
@@ -358,12 +362,17 @@ int cmd_train(int argc, char **argv)
     if (!bf_model_kind_find(cfg.model) || !bf_task_of_model(cfg.model))
         return bf_cli_usage_error("train", "--model: '%s' is not a known model (%s)", cfg.model,
                                   bf_model_kind_list());
+    if ((rc = bf_cli_device("train", device, &cfg.backend)) != 0)
+        return rc;
 
     bf_error err = {0};
     const char *task = NULL;
     cfg.train_name = train_path;
     cfg.val_name = val_path;
     cfg.comm = bf_dist_world(); /* NULL unless mpirun started us (DESIGN §10) */
+    if (cfg.comm && cfg.backend != bf_backend_cpu()) /* gradients are summed in host memory */
+        return bf_cli_usage_error("train", "--device %s: not under mpirun (yet); use --device "
+                                  "cpu", device);
     int rank0 = !cfg.comm || cfg.comm->rank == 0;
     epoch_sink sink = {0};
     bf_status st = task_of(&cfg, &task, &err);

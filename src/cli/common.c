@@ -33,6 +33,27 @@ int bf_cli_fail(const bf_error *err)
     return BF_EXIT_FAIL;
 }
 
+int bf_cli_device(const char *cmd, const char *text, const bf_backend **out)
+{
+    *out = bf_backend_cpu();
+    if (!text || !strcmp(text, "cpu"))
+        return 0;
+    int ok = !strcmp(text, "cuda");
+    if (!ok && !strncmp(text, "cuda:", 5)) { /* 1 to 4 digits (text + 5 exists only here) */
+        size_t n = strspn(text + 5, "0123456789");
+        ok = n >= 1 && n <= 4 && !text[5 + n];
+    }
+    if (!ok)
+        return bf_cli_usage_error(cmd, "--device: '%s' is not cpu, cuda or cuda:N", text);
+    bf_error err = {0};
+    if (bf_backend_get(text, out, &err) != BF_OK) {
+        *out = NULL;
+        bf_error_prefix(&err, "%s --device %s", cmd, text);
+        return bf_cli_fail(&err);
+    }
+    return 0;
+}
+
 int bf_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     char msg[1024];

@@ -1,6 +1,6 @@
 /* cli/inference.c — what `evaluate` and `predict` share: the command line
- * (--model, --data, --csv or --pattern [--format], --batch, --threads) and running a checkpoint over
- * the patterns. */
+ * (--model, --data, --csv or --pattern [--format], --batch, --threads, --device) and
+ * running a checkpoint over the patterns. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,9 @@ int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **
         {"pattern", required_argument, 0, OPT_PATTERN},
         {"format", required_argument, 0, OPT_PAT_FORMAT},
         {"batch", required_argument, 0, OPT_BATCH}, {"threads", required_argument, 0, OPT_THREADS},
+        {"device", required_argument, 0, OPT_DEVICE},
         {"help", no_argument, 0, OPT_HELP},         {0, 0, 0, 0}};
+    const char *device = NULL;
     int takes_csv = !strcmp(cmd, "predict"), takes_json = !strcmp(cmd, "evaluate");
     memset(a, 0, sizeof *a);
     a->batch = 512;
@@ -41,6 +43,7 @@ int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **
                                           optarg);
             break;
         case OPT_JSON: a->json = 1; break;
+        case OPT_DEVICE: device = optarg; break;
         case OPT_BATCH:
             rc = bf_cli_parse_count(cmd, "--batch", optarg, 1, 65536, &a->batch);
             break;
@@ -62,6 +65,8 @@ int bf_cli_inference_parse(const char *cmd, const char *usage, int argc, char **
         return bf_cli_usage_error(cmd, "--format goes with --pattern");
     if (!takes_csv && (!a->model_path || !a->data_path))
         return bf_cli_usage_error(cmd, "--model and --data are required");
+    if ((rc = bf_cli_device(cmd, device, &a->be)) != 0)
+        return rc;
     return -1;
 }
 
@@ -108,8 +113,10 @@ static bf_status read_measured(bf_cli_inference *a, bf_error *err)
 bf_status bf_cli_inference_run(bf_cli_inference *a, int with_labels, bf_error *err)
 {
     const char *name = a->data_path ? a->data_path : a->csv_path ? a->csv_path : a->pattern_path;
-    bf_backend_cpu()->set_threads((int)a->threads);
-    bf_status st = bf_structure_load(a->model_path, bf_backend_cpu(), &a->m, &a->info,
+    const bf_backend *be = a->be ? a->be : bf_backend_cpu();
+    be->set_threads((int)a->threads);
+    bf_backend_cpu()->set_threads((int)a->threads); /* the host side (scaling) either way */
+    bf_status st = bf_structure_load(a->model_path, be, &a->m, &a->info,
                                      &a->meta, err);
     if (st == BF_OK)
         st = a->data_path  ? bf_dataset_read_h5(a->data_path, &a->d, err)

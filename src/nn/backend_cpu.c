@@ -142,9 +142,28 @@ bf_status bf_backend_get(const char *name, const bf_backend **out, bf_error *err
         *out = bf_backend_reference();
         return BF_OK;
     }
-    if (!strcmp(name, "cuda"))
+    /* "cuda" is device 0, "cuda:N" device N */
+    if (!strncmp(name, "cuda", 4) && (name[4] == '\0' || name[4] == ':')) {
+        int device = 0;
+        if (name[4] == ':') {
+            char *end = NULL;
+            long v = strtol(name + 5, &end, 10);
+            if (end == name + 5 || *end != '\0' || v < 0 || v > 1024 || name[5] == '-' ||
+                name[5] == '+' || name[5] == ' ')
+                return bf_error_set(err, BF_ERR_INVALID,
+                                    "backend '%s': expected cuda or cuda:N with N a device "
+                                    "number", name);
+            device = (int)v;
+        }
+#ifdef BF_HAVE_CUDA
+        return bf_backend_cuda_get(name, device, out, err);
+#else
+        (void)device;
         return bf_error_set(err, BF_ERR_UNSUPPORTED,
-                            "backend 'cuda': this build has no CUDA backend (CPU only)");
-    return bf_error_set(err, BF_ERR_INVALID, "backend '%s': unknown (known: cpu, reference)",
-                        name);
+                            "backend '%s': this build has no CUDA backend (CPU only; rebuild "
+                            "with the CUDA toolkit, cmake -DBF_CUDA=ON)", name);
+#endif
+    }
+    return bf_error_set(err, BF_ERR_INVALID,
+                        "backend '%s': unknown (known: cpu, reference, cuda, cuda:N)", name);
 }

@@ -79,6 +79,13 @@ void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int
 void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
                    const float *B, int ldb, float *C, int ldc);
 
+/* backend_cuda.cu (only in builds with BF_HAVE_CUDA): the CUDA backend on device `device`
+ * (`name` as the caller spelt it, for messages); BF_ERR_UNSUPPORTED without a device. */
+#ifdef BF_HAVE_CUDA
+bf_status bf_backend_cuda_get(const char *name, int device, const bf_backend **out,
+                              bf_error *err);
+#endif
+
 /* model.c: allocates n backend buffers (*bufs[i], sizes[i] bytes, zeroed); on failure
  * frees those already allocated, sets them to NULL and returns the error. */
 bf_status bf_model_alloc_buffers(bf_model *m, void **const *bufs, const size_t *sizes, int n,

@@ -54,6 +54,21 @@ run_ok predict --model m.safetensors --pattern p.fxye
 cmp -s want.txt "$TMP/stdout" || fail "fxye differs: $(cat "$TMP/stdout")"
 ok
 
+CASE="--pattern with --device: cpu changes nothing; cuda works or fails with one line"
+run_ok predict --model m.safetensors --pattern p.xy --format xy --device cpu
+cmp -s want.txt "$TMP/stdout" || fail "--device cpu changed the prediction"
+run predict --model m.safetensors --pattern p.xy --format xy --device cuda
+if [ "$RC" -eq 0 ]; then # a GPU is here: the same classes as the CPU's
+    [ "$(cut -d, -f2 "$TMP/stdout")" = "$(cut -d, -f2 want.txt)" ] || fail "cuda: other classes"
+else
+    run_fails "^braggflow: predict --device cuda: backend 'cuda': " \
+        predict --model m.safetensors --pattern p.xy --format xy --device cuda
+    [ ! -s "$TMP/stdout" ] || fail "--device cuda wrote to stdout"
+fi
+run_fails "^braggflow predict: --device: 'gpu' is not cpu, cuda or cuda:N" \
+    predict --model m.safetensors --pattern p.xy --device gpu
+ok
+
 CASE="bad measured files: exit 2, file:line"
 awk -F, 'NR == 1 { next } NR == 50 { print 1000 " " $2; next } { print $1 " " $2 }' p.csv >bad.xy
 run_fails "bad.xy:49: x 1000 does not increase" predict --model m.safetensors --pattern bad.xy
