@@ -759,8 +759,8 @@ static bf_status conv1x1_dx(const char *op, float *dx, const float *d, const flo
     return BF_OK;
 }
 
-static bf_status cuda_nonlocal_forward(float *out, float *ws, const float *x, const float *w,
-                                       int B, int C, int Ci, int N, float slope, bf_error *err)
+static bf_status nonlocal_forward_ws(float *out, float *ws, const float *x, const float *w,
+                                     int B, int C, int Ci, int N, float slope, bf_error *err)
 {
     const char *op = "nonlocal_forward";
     if (B <= 0 || N <= 0)
@@ -803,6 +803,21 @@ static bf_status cuda_nonlocal_forward(float *out, float *ws, const float *x, co
     k_bias_res_act<<<blocks_for(n_out), THREADS, 0, g_cuda.stream>>>(out, nw.out_b, x, B, C, N,
                                                                      slope);
     return launched(op, "k_bias_res_act", err);
+}
+
+/* ws NULL (inference, nothing kept for backward): a workspace for this call only. */
+static bf_status cuda_nonlocal_forward(float *out, float *ws, const float *x, const float *w,
+                                       int B, int C, int Ci, int N, float slope, bf_error *err)
+{
+    if (ws)
+        return nonlocal_forward_ws(out, ws, x, w, B, C, Ci, N, slope, err);
+    float *own = NULL;
+    bf_status st = cuda_alloc(sizeof(float) * bf_nonlocal_workspace(B, Ci, N), (void **)&own,
+                              err);
+    if (st == BF_OK)
+        st = nonlocal_forward_ws(out, own, x, w, B, C, Ci, N, slope, err);
+    cuda_free(own);
+    return st;
 }
 
 static bf_status cuda_nonlocal_backward(float *dx, float *dw, float *dout, const float *out,

@@ -381,19 +381,24 @@ static double compare_nonlocal(int B, int C, int Ci, int N, float slope, const c
         fprintf(stderr, "  nonlocal: %s\n", err.msg);
     ok = ok && back(&s, g_ws, dws, sizeof(float) * nws) && back(&s, g_dx, ddx, sizeof(float) * nx) &&
          back(&s, g_dw, ddw, sizeof(float) * nw);
+    /* inference: no workspace passed, the same output */
+    float *g_inf = zeros(nx);
+    ok = ok && cuda_be->nonlocal_forward(dout_, NULL, dx_, dw_, B, C, Ci, N, slope, &err) == BF_OK &&
+         back(&s, g_inf, dout_, sizeof(float) * nx);
     double d = ok ? 0 : INFINITY;
-    const char *names[] = {"out", "theta", "phi", "g", "A", "y", "dx", "dw"};
+    const char *names[] = {"out", "theta", "phi", "g", "A", "y", "dx", "dw", "out without ws"};
     size_t nc = (size_t)B * Ci * N, nn = (size_t)B * N * N;
-    double part[8] = {max_rel_diff(g_out, c_out, nx),
+    double part[9] = {max_rel_diff(g_out, c_out, nx),
                       max_rel_diff(g_ws, r_ws, nc),
                       max_rel_diff(g_ws + nc, r_ws + nc, nc),
                       max_rel_diff(g_ws + 2 * nc, r_ws + 2 * nc, nc),
                       max_rel_diff(g_ws + 3 * nc, r_ws + 3 * nc, nn),
                       max_rel_diff(g_ws + 3 * nc + nn, r_ws + 3 * nc + nn, nc),
                       max_rel_diff(g_dx, c_dx, nx),
-                      max_rel_diff(g_dw, c_dw, nw)};
+                      max_rel_diff(g_dw, c_dw, nw),
+                      max_rel_diff(g_inf, g_out, nx)};
     *what = ok ? "all" : "a call failed";
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 9; i++)
         if (!(part[i] <= d)) {
             d = part[i];
             *what = names[i];
@@ -401,7 +406,7 @@ static double compare_nonlocal(int B, int C, int Ci, int N, float slope, const c
     dev_free(&s);
     free(x), free(w), free(c_d), free(c_out), free(c_ws), free(c_dx), free(c_dw), free(r_out);
     free(r_ws);
-    free(g_out), free(g_ws), free(g_dx), free(g_dw);
+    free(g_out), free(g_ws), free(g_dx), free(g_dw), free(g_inf);
     return d;
 }
 
