@@ -267,47 +267,16 @@ BF_CLONES static void direct_small(float *restrict out, const float *restrict co
     }
 }
 
-static bf_status conv2d_forward_direct(float *out, const float *inp, const float *w,
-                                       const float *b, int B, int C_in, int H, int W, int C_out,
-                                       int K, float slope, bf_error *err)
-{
-    int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
-    int ld = (P + VW - 1) / VW * VW;
-    int failed = 0;
-#pragma omp parallel
-    {
-        float *col = cpu_scratch(CPU_SCRATCH_THREAD, (size_t)T * ld);
-        if (col) /* tails stay zero */
-            memset(col, 0, sizeof(float) * (size_t)T * ld);
-        if (!col) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
-        for (int n = 0; n < B; n++) {
-            if (!col)
-                continue; /* reported below: the whole call fails */
-            im2col(col, ld, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
-            direct_small(out + (size_t)n * C_out * P, col, ld, T, w, b, C_out, P, slope);
-        }
-    }
-    if (failed)
-        return bf_error_set(err, BF_ERR_NOMEM, "conv2d: %zu bytes of scratch per thread",
-                            sizeof(float) * (size_t)T * ld);
-    return BF_OK;
-}
-
 bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err)
 {
     if (cpu_winograd_applies(C_in, H, W, C_out, K))
         return cpu_conv2d_forward_winograd(out, inp, w, b, B, C_in, H, W, C_out, slope, err);
-    if (C_in * K * K <= DIRECT_TAPS)
-        return conv2d_forward_direct(out, inp, w, b, B, C_in, H, W, C_out, K, slope, err);
-    if (wide_grid_pays(H, W, K))
+    if (wide_grid_pays(H, W, K) && C_in * K * K > DIRECT_TAPS)
         return conv2d_forward_wide(out, inp, w, b, B, C_in, H, W, C_out, K, slope, err);
+    /* im2col, then few taps directly, more as a product (Pp is a multiple of VW) */
     int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
-    int Pp = cpu_gemm_panel_cols(P);
+    int Pp = cpu_gemm_panel_cols(P), direct = T <= DIRECT_TAPS;
     int failed = 0;
 #pragma omp parallel
     {
@@ -324,6 +293,10 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
                 continue; /* reported below: the whole call fails */
             float *o = out + (size_t)n * C_out * P;
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
+            if (direct) {
+                direct_small(o, col, Pp, T, w, b, C_out, P, slope);
+                continue;
+            }
             cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, b, NULL);
             activate(o, (size_t)C_out * P, slope);
         }
