@@ -181,8 +181,9 @@ struct bf_backend {
     bf_status (*download)(void *host_dst, const void *src, size_t nbytes, bf_error *err);
     bf_status (*zero)(void *p, size_t nbytes, bf_error *err);
     void (*set_threads)(int threads);                              /* 0 = all cores */
-    /* bf_model_predict runs forward on at most this many samples at a time (0: the whole
-     * uploaded batch): the CPU backend's activations then stay in cache between layers. */
+    /* bf_model_predict runs forward on at most this many samples at a time for models
+     * that allow it (bf_model_kind.chunked_inference; 0: the whole uploaded batch): the
+     * CPU backend's activations then stay in cache between layers. */
     int infer_chunk;
 
     /* Linear as bf_linear_*: inp (B, n_in) -> out rows of n_out values, ldo apart
@@ -275,6 +276,10 @@ typedef struct {
     int n_dims;
     const char *dim_names[BF_MODEL_DIMS];  /* e.g. "input_len", "hidden", "n_classes" */
     bf_model_shape default_shape;
+    /* 1: inference may run forward on the backend's infer_chunk samples at a time (the
+     * model's activations per sample are large next to its weights: BraggNN); 0: whole
+     * batches (structure_net's dense layers are faster on large ones). */
+    int chunked_inference;
     /* Registers parameters (names, shapes, init) and sets m->input_len, m->n_out. */
     bf_status (*create)(bf_model *m, bf_error *err);
     void (*destroy)(bf_model *m);

@@ -4,7 +4,7 @@
  * Why: the 2-D kernels need hundreds of KB per call (the Winograd convolution's
  * transformed tiles, the transposed filters). Allocated and freed per call, glibc gave
  * them back to the system at each free (the heap's top is trimmed past 128 KB-1 MB), so
- * every call page-faulted them in again: 14 % of BraggNN's inference time on one core.
+ * every call page-faulted them in again: 10-14 % of BraggNN's inference on one core.
  * A buffer grows when a call needs more and lives until its thread exits (a pthread key's
  * destructor frees it) or cpu_scratch_release is called. Contents are undefined: a
  * kernel that relies on zeros writes them. */
