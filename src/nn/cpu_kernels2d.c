@@ -222,10 +222,6 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
  * accumulators than multiplying): 7 % of BraggNN's inference for 2 % of its work. */
 #define DIRECT_TAPS 16
 
-/* out (C_out, P) = act(w (C_out, T) col (T, ld) + b), ld >= P a multiple of VW. A
- * channel's last vector spills past its P outputs into the next channel's first ones:
- * the vectors go from the last to the first, so those are written afterwards; the very
- * last channel's spill, past the sample, is stored lane by lane. */
 /* One block of nb output channels [o0, o0 + nb) (nb a constant where it is OB: the
  * chains then unroll without per-lane tests). */
 #define DIRECT_BLOCK(nb)                                                                  \
@@ -251,6 +247,10 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
         }                                                                                 \
     }
 
+/* out (C_out, P) = act(w (C_out, T) col (T, ld) + b), ld >= P a multiple of VW. A
+ * channel's last vector spills past its P outputs into the next channel's first ones:
+ * the vectors go from the last to the first, so those are written afterwards; the very
+ * last channel's spill, past the sample, is stored lane by lane. */
 BF_CLONES static void direct_small(float *restrict out, const float *restrict col, int ld, int T,
                                    const float *restrict w, const float *restrict b, int C_out,
                                    int P, float slope)
@@ -318,9 +318,10 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
     int dinp_winograd = dinp && cpu_winograd_applies(C_out, Ho, Wo, C_in, K);
     /* dcol's image rows padded to a vector (zeros past Wo) when they fit in one */
     int rs = Wo <= VL ? VL : Wo, Pr = Ho * rs;
-    /* per thread: col (T x Pp), d with padded rows (C_out x Pr), dcol (T x Pr), a panel
-     * of K x 32 (K = P or C_out) */
-    size_t n_col = (size_t)T * Pp, n_dpad = (size_t)C_out * Pr, n_dcol = (size_t)T * Pr;
+    /* per thread: col (T x Pp), d with padded rows (C_out x Pr), dcol (T x Pr) (these two
+     * not for Winograd's input gradient), a panel of K x 32 (K = P or C_out) */
+    size_t n_col = (size_t)T * Pp, n_dpad = dinp_winograd ? 0 : (size_t)C_out * Pr;
+    size_t n_dcol = dinp_winograd ? 0 : (size_t)T * Pr;
     size_t n_panel = (size_t)(P > C_out ? P : C_out) * cpu_gemm_panel_cols(1);
     size_t n_scratch = n_col + n_dpad + n_dcol + n_panel;
     int threads = omp_get_max_threads();

@@ -67,16 +67,8 @@ BF_CLONES static void transform_filters(float *restrict U, int ldu, const float 
         }
 }
 
-/* dst (cols, rows) = src (rows, cols) transposed, both dimensions multiples of 8. */
-BF_CLONES static void transpose8(float *restrict dst, const float *restrict src, int rows,
-                                 int cols)
-{
-    for (int r = 0; r < rows; r += 8)
-        for (int c = 0; c < cols; c += 8)
-            TRANSPOSE_8X8(dst + (size_t)c * rows + r, rows, src + (size_t)r * cols + c, cols);
-}
-
-/* hwc (H W, C) = x (C, H W) transposed, in 8 x 8 blocks where they fit. */
+/* hwc (H W, C) = x (C, H W) transposed (C a multiple of 8), in 8 x 8 blocks where they
+ * fit: a sample to pixels x channels, or the filters (C_out, C_in 9) to (C_in 9, C_out). */
 BF_CLONES static void to_hwc(float *restrict hwc, const float *restrict x, int C, int HW)
 {
     int p8 = HW / 8 * 8;
@@ -269,7 +261,7 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
     if (!wt)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
                             "filters");
-    transpose8(wt, w, C_out, C_in * 9);
+    to_hwc(wt, w, C_out, C_in * 9);
     return winograd_conv(out, 0, inp, B, C_in, H, W, 0, wt, b, C_out, slope, err);
 }
 

@@ -160,12 +160,12 @@ bf_status bf_model_predict(bf_model *m, const float *x, long n, int batch, float
         st = m->be->alloc(row * (size_t)cap, (void **)&bx, err);
     int was = m->inference;
     m->inference = 1;
+    int chunk = cap; /* forward's batch: the backend's chunk where the model allows it */
+    if (m->kind->chunked_inference && m->be->infer_chunk > 0 && m->be->infer_chunk < cap)
+        chunk = m->be->infer_chunk;
     for (long i = 0; st == BF_OK && i < n; i += cap) {
         int B = (int)(n - i < cap ? n - i : cap);
         st = m->be->upload(bx, x + (size_t)i * m->input_len, row * (size_t)B, err);
-        int chunk = B;
-        if (m->kind->chunked_inference && m->be->infer_chunk > 0)
-            chunk = m->be->infer_chunk;
         for (int j = 0; st == BF_OK && j < B; j += chunk) {
             int b = B - j < chunk ? B - j : chunk;
             st = m->kind->forward(m, bx + (size_t)j * m->input_len, b, err);
