@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "braggflow/nn.h"
+#include "compare.h"
 #include "test.h"
 
 #define TOL 1e-4
@@ -50,28 +51,6 @@ static const bf_backend *cuda(int *hard)
     } while (0)
 
 static const bf_backend *cpu(void) { return bf_backend_cpu(); }
-
-static float *random_floats(size_t n, uint64_t seed, float lo, float hi)
-{
-    float *v = malloc(sizeof(float) * (n ? n : 1));
-    bf_rng r;
-    bf_rng_init(&r, seed, 0);
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)bf_rng_uniform_range(&r, lo, hi);
-    return v;
-}
-
-static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
-
-static double max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return isnan(d) ? INFINITY : d / (1 + m);
-}
 
 /* ---- device copies ---------------------------------------------------------------------- */
 
