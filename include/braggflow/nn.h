@@ -185,6 +185,14 @@ struct bf_backend {
      * that allow it (bf_model_kind.chunked_inference; 0: the whole uploaded batch): the
      * CPU backend's activations then stay in cache between layers. */
     int infer_chunk;
+    /* Optional (NULL: one forward at a time). workers: how many tasks run_tasks runs at
+     * once. run_tasks: task(ctx, i, worker, err) for every i in [0, n), each on one host
+     * thread (worker in [0, workers())) whose backend ops are then single-threaded;
+     * returns the status (and err) of the lowest failing i. bf_model_predict runs its
+     * chunks this way, each worker on its own activations: no barrier between layers. */
+    int (*workers)(void);
+    bf_status (*run_tasks)(int n, bf_status (*task)(void *ctx, int i, int worker, bf_error *err),
+                           void *ctx, bf_error *err);
 
     /* Linear as bf_linear_*: inp (B, n_in) -> out rows of n_out values, ldo apart
      * (ldo >= n_out: heads can write side by side into one (B, ldo) buffer). dout has
@@ -308,6 +316,10 @@ struct bf_model {
     int batch_capacity;   /* activations are sized for this many samples */
     int inference;        /* 1: forward keeps nothing for backward (torch.no_grad) */
     void *state;          /* the kind's activations */
+    /* Parallel inference (bf_backend.run_tasks): one model per worker, of this kind and
+     * shape, computing with these weights (w borrowed) on its own activations. */
+    struct bf_model **workers;
+    int n_workers;
     /* Optional, set by the trainer: backward calls it (through bf_model_grads_final)
      * once the gradients g[from_float, params.total) are final, so their reduction across
      * ranks can start while the layers before them are still differentiated. */

@@ -59,6 +59,35 @@ static void cpu_set_threads(int threads)
     openblas_set_num_threads(t); /* the OpenMP build follows omp anyway; the pthread one needs it */
 }
 
+static int cpu_workers(void) { return omp_get_max_threads(); }
+
+/* One OpenMP team, tasks split evenly in order (the same chunks on the same thread for a
+ * given count); inside a task the ops' own parallel regions are nested, so one thread
+ * each. A failed task does not stop the others; the lowest failing index is reported. */
+static bf_status cpu_run_tasks(int n, bf_status (*task)(void *ctx, int i, int worker,
+                                                        bf_error *err),
+                               void *ctx, bf_error *err)
+{
+    int first = n;
+    bf_status first_st = BF_OK;
+#pragma omp parallel
+    {
+        bf_error mine = {0};
+        int worker = omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            bf_status st = task(ctx, i, worker, &mine);
+            if (st != BF_OK)
+#pragma omp critical(bf_cpu_run_tasks)
+                if (i < first) {
+                    first = i, first_st = st;
+                    *err = mine;
+                }
+        }
+    }
+    return first_st;
+}
+
 /* out rows (ldo apart) = inp (B, n_in) w^T + b, then LeakyReLU when slope >= 0. */
 static bf_status cpu_linear_forward(float *out, int ldo, const float *inp, const float *w,
                                     const float *b, int B, int n_in, int n_out, float slope,
@@ -118,6 +147,8 @@ static const bf_backend cpu_backend = {
     .zero = host_zero,
     .set_threads = cpu_set_threads,
     .infer_chunk = 64, /* BraggNN: 64 x 41 KB of activations; 512 at once was 1.1x slower */
+    .workers = cpu_workers,
+    .run_tasks = cpu_run_tasks,
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
     .conv1d_pool_lrelu_forward = cpu_conv1d_pool_lrelu_forward,

@@ -53,6 +53,20 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
         }                                                                                 \
     }
 
+/* A whole tile (MR rows, NR columns): stored straight from the registers. (Through
+ * STORE_TILE's lane-by-lane branch the compiler spilled every accumulator to the stack
+ * first: a fifth of a K = 64 product's time.) */
+#define STORE_FULL_TILE                                                                   \
+    for (int r = 0; r < MR; r++) {                                                        \
+        float *c = C + (size_t)(i0 + r) * ldc + j0;                                       \
+        vf16 v0 = acc[r][0], v1 = acc[r][1];                                              \
+        if (add) {                                                                        \
+            const float *a = add + (size_t)(i0 + r) * ldc + j0;                           \
+            v0 += v16load(a), v1 += v16load(a + NV);                                      \
+        }                                                                                 \
+        memcpy(c, &v0, sizeof v0), memcpy(c + NV, &v1, sizeof v1);                        \
+    }
+
 /* One row block: rows [i0, i0 + mr) of C, columns [j0, j0 + nr), from a block of B
  * holding NR readable columns per row. B's row k = s Kc + c (tap s of ntaps, c < Kc)
  * starts at bblk + tap[s] + c ldb: a plain matrix is one tap at 0 (Kc = K); the
@@ -74,7 +88,10 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
                 }                                                                         \
             }                                                                             \
         }                                                                                 \
-        STORE_TILE(mr_)                                                                   \
+        if ((mr_) == MR && (nr == NR || (spill && i0 + MR < M)))                          \
+            STORE_FULL_TILE                                                               \
+        else                                                                              \
+            STORE_TILE(mr_)                                                               \
     } while (0)
 
 /* A(i, k) from A stored (M, K) with row stride lda, or (K, M) when transposed. */
@@ -83,12 +100,14 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 
 /* The product for columns [j0, j0 + nr) of C (K = ntaps Kc): full tiles of MR rows
  * (unrolled, in registers), then the last rows. One function per layout of A, so the
- * inner loop has no branch. */
+ * inner loop has no branch. spill: a partial block (nr < NR) may be stored whole, its
+ * rows running on into the next row's first columns, which a later block overwrites
+ * (see spill_ok); the last row of C is stored lane by lane. */
 #define GEMM_BLOCK(name, AT)                                                              \
     BF_CLONES static void name(int M, int Kc, int ntaps, const int *restrict tap,          \
                                const float *restrict A, int lda, const float *restrict bblk,\
                                int ldb, float *C, int ldc, int j0, int nr,                 \
-                               const float *restrict bias, const float *add)              \
+                               const float *restrict bias, const float *add, int spill)   \
     {                                                                                     \
         int i0 = 0;                                                                       \
         for (; i0 + MR <= M; i0 += MR)                                                    \
@@ -105,19 +124,33 @@ static const int no_taps[1] = {0}; /* a plain matrix: one tap at offset 0 */
 
 static void gemm_block(int trans_a, int M, int K, const float *A, int lda, const float *bblk,
                        int ldb, float *C, int ldc, int j0, int nr, const float *bias,
-                       const float *add)
+                       const float *add, int spill)
 {
     (trans_a ? gemm_block_t : gemm_block_n)(M, K, 1, no_taps, A, lda, bblk, ldb, C, ldc, j0,
-                                            nr, bias, add);
+                                            nr, bias, add, spill);
 }
+
+/* Whether the last, partial column block may spill (gemm_block): C dense (ldc = N, no
+ * padding columns to keep), at least one whole block wide (a spill stays within the
+ * next row) and not accumulated in place (the next row's first columns must still hold
+ * their addend when their own block reads it). The blocks then run from the last to
+ * the first. (Stored lane by lane, BraggNN's 81-column blocks of 17 cost more than
+ * whole ones.) */
+static int spill_ok(int N, int ldc, const float *C, const float *add)
+{
+    return ldc == N && N >= NR && add != C;
+}
+
+/* Column blocks from the last: a partial one first, so that its spill is overwritten. */
+#define FOR_COLUMN_BLOCKS(j0, N) for (int j0 = ((N) - 1) / NR * NR; j0 >= 0; j0 -= NR)
 
 void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda,
                     const float *panel, float *C, int ldc, const float *bias, const float *add)
 {
-    int Np = cpu_gemm_panel_cols(N);
-    for (int j0 = 0; j0 < N; j0 += NR)
+    int Np = cpu_gemm_panel_cols(N), spill = spill_ok(N, ldc, C, add);
+    FOR_COLUMN_BLOCKS(j0, N)
         gemm_block(trans_a, M, K, A, lda, panel + j0, Np, C, ldc, j0,
-                   N - j0 < NR ? N - j0 : NR, bias, add);
+                   N - j0 < NR ? N - j0 : NR, bias, add, spill);
 }
 
 void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
@@ -125,7 +158,7 @@ void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float 
 {
     for (int j0 = 0; j0 < N; j0 += NR)
         gemm_block_n(M, Kc, ntaps, tap, A, Kc * ntaps, B + j0, ldb, C, ldc, j0,
-                     N - j0 < NR ? N - j0 : NR, NULL, NULL);
+                     N - j0 < NR ? N - j0 : NR, NULL, NULL, 0);
 }
 
 /* Copies columns [j0, j0 + nr) of op(B) (K rows) into blk (K x NR), zero beyond nr.
@@ -135,7 +168,22 @@ BF_CLONES static void pack_block(int trans_b, int K, int j0, int nr, const float
                                  int ldb, float *restrict blk)
 {
     if (!trans_b) {
-        for (int k = 0; k < K; k++) {
+        /* whole vectors with the lanes past nr cleared, where reading NR floats from
+         * the row's j0 (running on into the next rows) stays inside B's K ldb floats;
+         * the last rows lane by lane (a memcpy and memset per row took 5 % of an
+         * 81-column product) */
+        viw lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        viw keep0 = lane < nr, keep1 = lane + NV < nr;
+        vfw zero = {};
+        long reach = (long)K * ldb - j0 - NR; /* row k is whole if k ldb <= reach */
+        int k = 0;
+        for (; k < K && (long)k * ldb <= reach; k++) {
+            const float *src = B + (size_t)k * ldb + j0;
+            float *row = blk + (size_t)k * NR;
+            vwstore(row, vwselect(keep0, vwload(src), zero));
+            vwstore(row + NV, vwselect(keep1, vwload(src + NV), zero));
+        }
+        for (; k < K; k++) {
             float *row = blk + (size_t)k * NR;
             memcpy(row, B + (size_t)k * ldb + j0, sizeof(float) * nr);
             memset(row + nr, 0, sizeof(float) * (NR - nr));
@@ -160,13 +208,14 @@ void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int
               const float *B, int ldb, float *C, int ldc, const float *bias, const float *add,
               float *panel)
 {
-    for (int j0 = 0; j0 < N; j0 += NR) {
+    int spill = spill_ok(N, ldc, C, add);
+    FOR_COLUMN_BLOCKS(j0, N) {
         int nr = N - j0 < NR ? N - j0 : NR;
         if (!trans_b && nr == NR) {
-            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, add);
+            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, add, spill);
             continue;
         }
         pack_block(trans_b, K, j0, nr, B, ldb, panel);
-        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, add);
+        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, add, spill);
     }
 }

@@ -22,7 +22,7 @@
 BF_CLONES static void im2col(float *restrict col, int ld, const float *restrict x, int C, int H,
                              int W, int K)
 {
-    int Ho = H - K + 1, Wo = W - K + 1;
+    int Ho = H - K + 1, Wo = W - K + 1, nv = (Wo + VL - 1) / VL; /* vectors a row */
     const float *end = x + (size_t)C * H * W;
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
@@ -32,12 +32,15 @@ BF_CLONES static void im2col(float *restrict col, int ld, const float *restrict 
                 for (int oy = 0; oy < Ho; oy++) {
                     const float *s_ = src + (size_t)oy * W;
                     float *d_ = dst + (size_t)oy * Wo;
-                    /* a row of Wo <= VL floats as one vector: the lanes past Wo land in
-                     * the next row (written next) or the block's padding, whose products
-                     * are never stored (the GEMM stores P columns) */
-                    if (Wo <= VL && s_ + VL <= end && oy * Wo + VL <= ld)
+                    /* a row of Wo <= 2 VL floats as whole vectors: the lanes past Wo
+                     * land in the next row (written next) or the block's padding, whose
+                     * products are never stored (the GEMM stores P columns). (Lane by
+                     * lane, BraggNN's 9-wide rows made conv1 cost a third more.) */
+                    if (nv <= 2 && s_ + nv * VL <= end && oy * Wo + nv * VL <= ld) {
                         vstore(d_, vload(s_));
-                    else
+                        if (nv == 2)
+                            vstore(d_ + VL, vload(s_ + VL));
+                    } else
                         for (int ox = 0; ox < Wo; ox++)
                             d_[ox] = s_[ox];
                 }
@@ -380,38 +383,41 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
 }
 
 /* ---- Non-local block ------------------------------------------------------------------
- * Per sample, the three input 1x1 convs are one product with their weights stacked,
- * [theta; phi; g] (3 Ci, N) = W3 (3 Ci, C) x (C, N) + b3, and the workspace keeps one
- * block per sample: [theta; phi; g] (3 Ci, N), A^T (N, N), y (Ci, N) (this backend's own
- * layout; its size is bf_nonlocal_workspace's). */
+ * Positions-major: per sample the three input 1x1 convs are one product with their
+ * weights stacked and transposed, [theta^T phi^T g^T] (N, 3 Ci) = x^T (N, C) W3^T (C,
+ * 3 Ci) + b3, x read transposed in place. The products then have N = 81 rows (tiles of
+ * 8 rows waste little on the last) and 32-96 columns (whole 32-column tiles): with
+ * positions as columns every product computed 96 of them for 81. The workspace keeps
+ * one block per sample: [theta^T phi^T g^T] (N, 3 Ci), A^T (N, N), y^T (N, Ci) (this
+ * backend's own layout; its size is bf_nonlocal_workspace's). */
 
 typedef struct {
-    float *w3, *b3;                   /* stacked theta/phi/g weights (3 Ci, C) and biases */
+    float *w3t;   /* stacked theta/phi/g weights, transposed: (C, 3 Ci) */
+    float *b3;    /* their biases, (3 Ci) */
+    float *b3n;   /* the biases repeated for every position (N, 3 Ci): the product's
+                   * addend, as it adds biases per row of its output only */
 } stacked_weights;
 
 /* w in state_dict order: theta.w, theta.b, phi.w, phi.b, g.w, g.b (then out.w, out.b);
  * the stack is the calling thread's CPU_SCRATCH_CALL_B buffer. */
-static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci)
+static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci, int N)
 {
-    size_t in = (size_t)Ci * C + Ci;
-    sw->w3 = cpu_scratch(CPU_SCRATCH_CALL_B, 3 * (size_t)Ci * C + 3 * (size_t)Ci);
-    if (!sw->w3)
+    size_t in = (size_t)Ci * C + Ci, n3 = 3 * (size_t)Ci;
+    sw->w3t = cpu_scratch(CPU_SCRATCH_CALL_B, n3 * C + n3 + (size_t)N * n3);
+    if (!sw->w3t)
         return -1;
-    sw->b3 = sw->w3 + 3 * (size_t)Ci * C;
+    sw->b3 = sw->w3t + n3 * C;
+    sw->b3n = sw->b3 + n3;
     for (int k = 0; k < 3; k++) {
-        memcpy(sw->w3 + k * (size_t)Ci * C, w + k * in, sizeof(float) * (size_t)Ci * C);
-        memcpy(sw->b3 + k * Ci, w + k * in + (size_t)Ci * C, sizeof(float) * Ci);
+        const float *wk = w + k * in;
+        for (int i = 0; i < Ci; i++)
+            for (int c = 0; c < C; c++)
+                sw->w3t[(size_t)c * n3 + (size_t)k * Ci + i] = wk[(size_t)i * C + c];
+        memcpy(sw->b3 + k * Ci, wk + (size_t)Ci * C, sizeof(float) * Ci);
     }
+    for (int n = 0; n < N; n++)
+        memcpy(sw->b3n + (size_t)n * n3, sw->b3, sizeof(float) * n3);
     return 0;
-}
-
-/* out (Co, N) = w (Co, Ci) x (Ci, N) + b (+ add (Co, N) when given), the bias in the
- * product's accumulators (a separate pass writing it first took 5 % of the block) and
- * add read as the tiles are stored (copying it into out first took 4 %). */
-static void conv1x1(float *out, const float *x, const float *w, const float *b, const float *add,
-                    int Ci, int N, int Co, float *panel)
-{
-    cpu_gemm(0, 0, Co, N, Ci, w, Ci, x, N, out, N, b, add, panel);
 }
 
 /* Floats of the per-thread panel the block's products need: K x 32, K <= max(N, C, 3 Ci). */
@@ -445,9 +451,8 @@ static size_t nonlocal_panel(int C, int Ci, int N)
 
 /* The block keeps the attention transposed, A^T (N, N) with A^T[m][n] = A[n][m]: the
  * softmax over m then runs down columns, VW columns at a time with no horizontal
- * reductions, and y = g A^T reads A^T as an untransposed operand. (Row by row, the
- * softmax took a sixth of the block's time and y's product packed A transposed, another
- * tenth.) */
+ * reductions, and y^T = A g^T reads A^T in place as a transposed operand. (Row by row,
+ * the softmax took a sixth of the block's time.) */
 
 /* Softmax down each column of a (N, N) in place (the row-wise softmax of a^T). */
 BF_CLONES static void softmax_columns(float *a, int N)
@@ -518,7 +523,7 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
                                int C, int Ci, int N, float slope, bf_error *err)
 {
     stacked_weights sw;
-    if (stack_weights(&sw, w, C, Ci))
+    if (stack_weights(&sw, w, C, Ci, N))
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal: out of memory for the weights");
     size_t in = (size_t)Ci * C + Ci, per = bf_nonlocal_workspace(1, Ci, N);
     const float *ow = w + 3 * in;
@@ -536,18 +541,19 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
         for (int n = 0; n < B; n++) {
             if (!panel)
                 continue; /* reported below: the whole call fails */
-            float *tpg = ws ? ws + (size_t)n * per : panel + n_panel;
-            float *AT = tpg + 3 * (size_t)Ci * N;
-            float *y = AT + (size_t)N * N;
-            const float *xn = x + (size_t)n * C * N, *theta = tpg, *phi = tpg + (size_t)Ci * N;
-            const float *g = phi + (size_t)Ci * N;
+            int ld = 3 * Ci; /* of tpgT */
+            float *tpgT = ws ? ws + (size_t)n * per : panel + n_panel;
+            float *AT = tpgT + (size_t)ld * N, *yT = AT + (size_t)N * N;
+            const float *xn = x + (size_t)n * C * N, *thetaT = tpgT, *phiT = tpgT + Ci;
+            const float *gT = phiT + Ci;
             float *o = out + (size_t)n * C * N;
-            conv1x1(tpg, xn, sw.w3, sw.b3, NULL, C, N, 3 * Ci, panel);
-            /* S^T = phi^T theta, A^T its softmax down columns, y = g A^T */
-            cpu_gemm(1, 0, N, N, Ci, phi, N, theta, N, AT, N, NULL, NULL, panel);
+            cpu_gemm(1, 0, N, ld, C, xn, N, sw.w3t, ld, tpgT, ld, NULL, sw.b3n, panel);
+            /* S^T = phi^T theta, A^T its softmax down columns, y^T = A g^T */
+            cpu_gemm(0, 1, N, N, Ci, phiT, ld, thetaT, ld, AT, N, NULL, NULL, panel);
             softmax_columns(AT, N);
-            cpu_gemm(0, 0, Ci, N, N, g, N, AT, N, y, N, NULL, NULL, panel);
-            conv1x1(o, y, ow, ow + (size_t)C * Ci, xn, Ci, N, C, panel); /* + the residual */
+            cpu_gemm(1, 0, N, Ci, N, AT, N, gT, ld, yT, Ci, NULL, NULL, panel);
+            /* the out conv, W y + b, plus the residual */
+            cpu_gemm(0, 1, C, N, Ci, ow, Ci, yT, Ci, o, N, ow + (size_t)C * Ci, xn, panel);
             activate(o, (size_t)C * N, slope);
         }
     }
@@ -565,7 +571,7 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
     size_t n3 = 3 * (size_t)Ci * C + 3 * (size_t)Ci, nw = n3 + (size_t)C * Ci + C;
     const float *ow = w + 3 * in;
     stacked_weights sw;
-    if (stack_weights(&sw, w, C, Ci))
+    if (stack_weights(&sw, w, C, Ci, N))
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: out of memory");
     int threads = omp_get_max_threads();
     float *acc = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)threads * nw);
@@ -591,9 +597,10 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
             float *dtpg = s, *dth = dtpg, *dph = dth + (size_t)Ci * N, *dg = dph + (size_t)Ci * N;
             float *dy = dg + (size_t)Ci * N, *dA = dy + (size_t)Ci * N, *dS = dA + (size_t)N * N;
             float *panel = dS + (size_t)N * N;
-            const float *tpg = ws + (size_t)n * per, *AT = tpg + 3 * (size_t)Ci * N;
-            const float *theta = tpg, *phi = tpg + (size_t)Ci * N, *g = phi + (size_t)Ci * N;
-            const float *y = AT + (size_t)N * N;
+            const float *tpgT = ws + (size_t)n * per, *AT = tpgT + 3 * (size_t)Ci * N;
+            const float *thetaT = tpgT, *phiT = tpgT + Ci, *gT = phiT + Ci;
+            const float *yT = AT + (size_t)N * N;
+            int ld = 3 * Ci; /* of tpgT */
             const float *xn = x + (size_t)n * C * N;
             float *d = dout + (size_t)n * C * N;
             mask(d, out + (size_t)n * C * N, (size_t)C * N, slope);
@@ -602,22 +609,22 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
                 for (size_t i = 0; i < (size_t)C * N; i++)
                     dxn[i] += d[i];
             /* out conv: dWo (C, Ci) += d y^T, dbo += row sums, dy (Ci, N) = Wo^T d */
-            cpu_gemm(0, 1, C, Ci, N, d, N, y, N, dwo, Ci, NULL, dwo, panel);
+            cpu_gemm(0, 0, C, Ci, N, d, N, yT, Ci, dwo, Ci, NULL, dwo, panel);
             add_row_sums(dwo + (size_t)C * Ci, d, C, N);
             cpu_gemm(1, 0, Ci, N, C, ow, Ci, d, N, dy, N, NULL, NULL, panel);
-            /* y = g A^T: dg = dy A, dA^T = g^T dy (dA, dS transposed like A) */
+            /* y = g A^T: dg = dy A, dA^T = g^T dy (dA, dS transposed like A; g^T, y^T as kept) */
             cpu_gemm(0, 1, Ci, N, N, dy, N, AT, N, dg, N, NULL, NULL, panel);
-            cpu_gemm(1, 0, N, N, Ci, g, N, dy, N, dA, N, NULL, NULL, panel);
+            cpu_gemm(0, 0, N, N, Ci, gT, ld, dy, N, dA, N, NULL, NULL, panel);
             softmax_columns_backward(dS, dA, AT, N);
             /* S = theta^T phi: dtheta = phi dS^T, dphi = theta dS */
-            cpu_gemm(0, 0, Ci, N, N, phi, N, dS, N, dth, N, NULL, NULL, panel);
-            cpu_gemm(0, 1, Ci, N, N, theta, N, dS, N, dph, N, NULL, NULL, panel);
+            cpu_gemm(1, 0, Ci, N, N, phiT, ld, dS, N, dth, N, NULL, NULL, panel);
+            cpu_gemm(1, 1, Ci, N, N, thetaT, ld, dS, N, dph, N, NULL, NULL, panel);
             /* the stacked input convs: dW3 (3 Ci, C) += dtpg x^T, db3 += row sums,
              * dx += W3^T dtpg */
             cpu_gemm(0, 1, 3 * Ci, C, N, dtpg, N, xn, N, tdw, C, NULL, tdw, panel);
             add_row_sums(tdb, dtpg, 3 * Ci, N);
             if (dxn)
-                cpu_gemm(1, 0, C, N, 3 * Ci, sw.w3, C, dtpg, N, dxn, N, NULL, dxn, panel);
+                cpu_gemm(0, 0, C, N, ld, sw.w3t, ld, dtpg, N, dxn, N, NULL, dxn, panel);
         }
     }
     if (!failed && dw) /* back to state_dict order: (w, b) per conv, then out's */

@@ -147,35 +147,121 @@ bf_status bf_model_zero_grad(bf_model *m, bf_error *err)
     return m->be->zero(m->g, sizeof(float) * m->params.total, err);
 }
 
+/* A model of m's kind and shape computing with m's weights (borrowed) and its own
+ * activations for cap samples: one worker of parallel inference. */
+static bf_status worker_create(const bf_model *m, int cap, bf_model **out, bf_error *err)
+{
+    bf_model *r = calloc(1, sizeof *r);
+    if (!r)
+        return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for a worker", m->kind->name);
+    r->kind = m->kind, r->be = m->be, r->shape = m->shape, r->inference = 1;
+    bf_status st = r->kind->create(r, err); /* the layout only: no host values */
+    r->w = m->w;
+    if (st == BF_OK)
+        st = bf_model_reserve(r, cap, err);
+    if (st != BF_OK) {
+        r->w = NULL;
+        bf_model_destroy(r);
+        return st;
+    }
+    *out = r;
+    return BF_OK;
+}
+
+static void workers_destroy(bf_model *m)
+{
+    for (int i = 0; i < m->n_workers; i++)
+        if (m->workers[i]) {
+            m->workers[i]->w = NULL; /* m's */
+            bf_model_destroy(m->workers[i]);
+        }
+    free(m->workers);
+    m->workers = NULL;
+    m->n_workers = 0;
+}
+
+/* m->workers: n models with activations for chunk samples each (kept between calls). */
+static bf_status workers_reserve(bf_model *m, int n, int chunk, bf_error *err)
+{
+    if (m->n_workers < n) {
+        workers_destroy(m);
+        m->workers = calloc((size_t)n, sizeof *m->workers);
+        if (!m->workers)
+            return bf_error_set(err, BF_ERR_NOMEM, "%s: out of memory for workers",
+                                m->kind->name);
+        m->n_workers = n;
+    }
+    for (int i = 0; i < n; i++) {
+        bf_status st = m->workers[i] ? bf_model_reserve(m->workers[i], chunk, err)
+                                     : worker_create(m, chunk, &m->workers[i], err);
+        if (st != BF_OK)
+            return st;
+    }
+    return BF_OK;
+}
+
+typedef struct {
+    bf_model *m;
+    const float *x; /* backend: the uploaded batch */
+    float *out;     /* host: its outputs */
+    int B, chunk;
+} predict_tasks;
+
+/* Chunk i of the uploaded batch through worker `worker`'s model, outputs to the host. */
+static bf_status predict_chunk(void *ctx, int i, int worker, bf_error *err)
+{
+    predict_tasks *t = ctx;
+    bf_model *r = t->m->workers[worker];
+    int j = i * t->chunk, b = t->B - j < t->chunk ? t->B - j : t->chunk;
+    bf_status st = r->kind->forward(r, t->x + (size_t)j * r->input_len, b, err);
+    if (st == BF_OK)
+        st = r->be->download(t->out + (size_t)j * r->n_out, r->out,
+                             sizeof(float) * (size_t)b * r->n_out, err);
+    return st;
+}
+
 bf_status bf_model_predict(bf_model *m, const float *x, long n, int batch, float *out,
                            bf_error *err)
 {
     if (batch < 1)
         return bf_error_set(err, BF_ERR_INVALID, "batch size %d: must be positive", batch);
     int cap = (int)(n < batch ? (n > 0 ? n : 1) : batch);
-    bf_status st = bf_model_reserve(m, cap, err);
+    const bf_backend *be = m->be;
+    /* forward's batch: the backend's chunk where the model allows it; with workers,
+     * at most an even share of the batch, so that every worker has one */
+    int chunk = cap, workers = 1;
+    if (m->kind->chunked_inference && be->infer_chunk > 0) {
+        workers = be->workers && be->run_tasks ? be->workers() : 1;
+        int share = workers > 1 ? (cap + workers - 1) / workers : cap;
+        chunk = be->infer_chunk < share ? be->infer_chunk : share;
+    }
+    int parallel = workers > 1 && chunk < cap;
+    bf_status st = parallel ? workers_reserve(m, workers, chunk, err)
+                            : bf_model_reserve(m, cap, err);
     float *bx = NULL;
     size_t row = sizeof(float) * (size_t)m->input_len;
     if (st == BF_OK)
-        st = m->be->alloc(row * (size_t)cap, (void **)&bx, err);
+        st = be->alloc(row * (size_t)cap, (void **)&bx, err);
     int was = m->inference;
     m->inference = 1;
-    int chunk = cap; /* forward's batch: the backend's chunk where the model allows it */
-    if (m->kind->chunked_inference && m->be->infer_chunk > 0 && m->be->infer_chunk < cap)
-        chunk = m->be->infer_chunk;
     for (long i = 0; st == BF_OK && i < n; i += cap) {
         int B = (int)(n - i < cap ? n - i : cap);
-        st = m->be->upload(bx, x + (size_t)i * m->input_len, row * (size_t)B, err);
+        st = be->upload(bx, x + (size_t)i * m->input_len, row * (size_t)B, err);
+        if (st == BF_OK && parallel) {
+            predict_tasks t = {m, bx, out + (size_t)i * m->n_out, B, chunk};
+            st = be->run_tasks((B + chunk - 1) / chunk, predict_chunk, &t, err);
+            continue;
+        }
         for (int j = 0; st == BF_OK && j < B; j += chunk) {
             int b = B - j < chunk ? B - j : chunk;
             st = m->kind->forward(m, bx + (size_t)j * m->input_len, b, err);
             if (st == BF_OK)
-                st = m->be->download(out + (size_t)(i + j) * m->n_out, m->out,
-                                     sizeof(float) * (size_t)b * m->n_out, err);
+                st = be->download(out + (size_t)(i + j) * m->n_out, m->out,
+                                  sizeof(float) * (size_t)b * m->n_out, err);
         }
     }
     m->inference = was;
-    m->be->free(bx);
+    be->free(bx);
     return st;
 }
 
@@ -183,6 +269,7 @@ void bf_model_destroy(bf_model *m)
 {
     if (!m)
         return;
+    workers_destroy(m);
     if (m->kind && m->kind->destroy)
         m->kind->destroy(m);
     if (m->be) {

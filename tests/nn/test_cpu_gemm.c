@@ -18,10 +18,15 @@ static void fill(float *v, size_t n, uint64_t seed)
 }
 
 /* max |C - add - bias - op(A) op(B)| over C, with op as cpu_gemm's; add: 0 none, 1 C
- * itself (holding C0: C +=), 2 C0 apart (C holding something else). */
-static double gemm_error(int ta, int tb, int M, int N, int K, int use_bias, int add)
+ * itself (holding C0: C +=), 2 C0 apart (C holding something else). dense: strides
+ * equal to the widths (a partial column block may then spill into the next row, and
+ * packing reads run up to the matrices' ends, which the sanitizers check: the buffers
+ * are allocated to size); else strides past them (columns past N must stay as they
+ * were). */
+static double gemm_error(int ta, int tb, int M, int N, int K, int use_bias, int add, int dense)
 {
-    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2; /* strides > widths */
+    int pad = !dense;
+    int lda = (ta ? M : K) + 3 * pad, ldb = (tb ? K : N) + 5 * pad, ldc = N + 2 * pad;
     size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
     float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
     float *C = malloc(sizeof(float) * (size_t)M * ldc), *C0 = malloc(sizeof(float) * (size_t)M * ldc);
@@ -58,13 +63,16 @@ BF_TEST(test_gemm_matches_a_plain_loop_for_every_layout_and_edge)
 {
     static const int shapes[][3] = {{1, 1, 1},  {8, 32, 8},   {81, 81, 32}, {32, 81, 81},
                                     {9, 17, 3}, {96, 81, 64}, {576, 56, 32}, {7, 33, 81},
-                                    {64, 64, 1}, {13, 95, 23}};
+                                    {64, 64, 1}, {13, 95, 23}, {5, 8, 3},    {3, 40, 2},
+                                    {17, 48, 5}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
-                for (int mode = 0; mode < 4; mode++) { /* plain, bias, C +=, add apart */
-                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-                    double e = gemm_error(ta, tb, M, N, K, mode == 1, mode < 2 ? 0 : mode - 1);
+                for (int mode = 0; mode < 8; mode++) { /* plain, bias, C += with bias,
+                                                          * add apart; each sparse, dense */
+                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], dense = mode / 4;
+                    double e = gemm_error(ta, tb, M, N, K, mode % 4 == 1 || mode % 4 == 2,
+                                          mode % 4 < 2 ? 0 : mode % 4 - 1, dense);
                     /* float sums of K terms of size <= 1: measured <= 6.8e-8 (K + 2) */
                     CHECK_MSG(e <= 8e-8 * (K + 2), "M %d N %d K %d trans %d%d mode %d: %g", M,
                               N, K, ta, tb, mode, e);
