@@ -164,6 +164,64 @@ BF_CLONES static void wide_to_out(float *restrict out, const float *restrict wid
     }
 }
 
+/* Direct multiply-adds for convolutions the products serve badly, VW outputs at a
+ * time, each input vector loaded once and used by a block of output channels, bias and
+ * activation on the way out: out (C_out, P outputs, rows ldo >= P apart) = act(w (C_out,
+ * T) X + b), X's row t the P floats from src + off[t] (readable for P rounded up to a
+ * vector). Two uses: few taps (C_in K K <= DIRECT_TAPS, BraggNN's first convolution, one
+ * input channel), X = the im2col rows (as a product it had K = 9, and the tiles spent
+ * longer loading and storing their accumulators than multiplying: 7 % of BraggNN's
+ * inference for 2 % of its work); and few output channels (C_out <= DIRECT_OUTPUTS,
+ * BraggNN's third, 32 -> 8 channels on 7x7), X = the input itself on the wide grid (its
+ * 35 columns in three vectors, where the product's blocks of 32 computed 64, and
+ * im2col, 288 rows of 5-float runs, took twice the multiply-adds' time). */
+#define DIRECT_TAPS 16
+#define DIRECT_OUTPUTS 16
+
+/* One block of nb output channels [o0, o0 + nb) (nb a constant where it is OB: the
+ * chains then unroll without per-lane tests). */
+#define DIRECT_BLOCK(nb)                                                                  \
+    for (int q = (P - 1) / VW * VW; q >= 0; q -= VW) {                                    \
+        vfw acc[OB];                                                                      \
+        for (int r = 0; r < (nb); r++)                                                    \
+            acc[r] = zero + (b ? b[o0 + r] : 0.0f);                                       \
+        for (int t = 0; t < T; t++) {                                                     \
+            vfw xv = vwload(src + off[t] + q);                                            \
+            for (int r = 0; r < (nb); r++)                                                \
+                acc[r] += xv * w[(size_t)(o0 + r) * T + t];                               \
+        }                                                                                 \
+        for (int r = 0; r < (nb); r++) {                                                  \
+            vfw v = acc[r];                                                               \
+            if (slope >= 0)                                                               \
+                v = vwselect(v > zero, v, v * vs);                                        \
+            float *dst = out + (size_t)(o0 + r) * ldo + q;                                \
+            if (q + VW <= ldo || o0 + r + 1 < C_out)                                      \
+                vwstore(dst, v);                                                          \
+            else                                                                          \
+                for (int l = 0; q + l < P; l++)                                           \
+                    dst[l] = v[l];                                                        \
+        }                                                                                 \
+    }
+
+/* A channel's last vector may spill past its row into the next channel's first
+ * outputs: the vectors go from the last to the first, so those are written afterwards;
+ * the very last channel's spill, past the sample, is stored lane by lane. */
+BF_CLONES static void direct_conv(float *restrict out, int ldo, const float *restrict src,
+                                  const int *restrict off, int T, const float *restrict w,
+                                  const float *restrict b, int C_out, int P, float slope)
+{
+    enum { OB = 8 }; /* output channels at once: independent chains (one chain of T
+                      * multiply-adds per channel waited on the adder's latency) */
+    vfw zero = {}, vs = zero + (slope >= 0 ? slope : 1.0f);
+    int o0 = 0;
+    for (; o0 + OB <= C_out; o0 += OB)
+        DIRECT_BLOCK(OB)
+    if (o0 < C_out) {
+        int ob = C_out - o0;
+        DIRECT_BLOCK(ob)
+    }
+}
+
 static bf_status conv2d_forward_wide(float *out, const float *inp, const float *w,
                                      const float *b, int B, int C_in, int H, int W, int C_out,
                                      int K, float slope, bf_error *err)
@@ -171,21 +229,25 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
     int Ho = H - K + 1, Wo = W - K + 1, KK = K * K, T = C_in * KK, Nw = Ho * W;
     int Np = cpu_gemm_panel_cols(Nw);
     size_t HW = (size_t)H * W, in_n = (size_t)C_in * HW;
+    int direct = C_out <= DIRECT_OUTPUTS;
     /* the last tap's rows are read for Np columns: past the sample's end by `over`
      * floats, which is the next sample's data but past the buffer for the last one */
     size_t reach = (size_t)(C_in - 1) * HW + (size_t)(K - 1) * W + (K - 1) + Np;
     size_t over = reach > in_n ? reach - in_n : 0;
     /* A (C_out, KK C_in): w reordered tap-major, k = (ky K + kx) C_in + c */
-    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_out * T + 2 * (size_t)KK);
+    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_out * T + 2 * (size_t)T);
     if (!wt)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d: out of memory for the weights");
-    int *tap = (int *)(wt + (size_t)C_out * T); /* KK ints in the 2 KK floats after */
+    /* in the 2 T floats after: the KK taps' offsets, then (direct) every row's, k's */
+    int *tap = (int *)(wt + (size_t)C_out * T), *off = tap + KK;
     for (int o = 0; o < C_out; o++)
         for (int c = 0; c < C_in; c++)
             for (int t = 0; t < KK; t++)
                 wt[(size_t)o * T + (size_t)t * C_in + c] = w[(size_t)o * T + (size_t)c * KK + t];
     for (int t = 0; t < KK; t++)
         tap[t] = t / K * W + t % K;
+    for (int k = 0; direct && k < T; k++)
+        off[k] = tap[k / C_in] + k % C_in * (int)HW;
     size_t n_wide = (size_t)C_out * Np + VL; /* wide_to_out reads a vector past it */
     size_t n_scratch = n_wide + (over ? in_n + over : 0);
     int failed = 0;
@@ -208,7 +270,10 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
                 memcpy(copy, x, sizeof(float) * in_n);
                 x = copy;
             }
-            cpu_gemm_taps(C_out, Nw, C_in, KK, tap, wt, x, (int)HW, wide, Np);
+            if (direct)
+                direct_conv(wide, Np, x, off, T, wt, NULL, C_out, Nw, -1.0f);
+            else
+                cpu_gemm_taps(C_out, Nw, C_in, KK, tap, wt, x, (int)HW, wide, Np);
             wide_to_out(out + (size_t)n * C_out * Ho * Wo, wide, Np, b, C_out, Ho, Wo, W, slope);
         }
     }
@@ -218,68 +283,19 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
     return BF_OK;
 }
 
-/* A convolution with few taps (C_in K K <= DIRECT_TAPS: BraggNN's first, one input
- * channel) as multiply-adds of the im2col rows, VW outputs at a time, each row's vector
- * loaded once and used by a block of output channels, bias and activation on the way
- * out. As a product it had K = 9 (the tiles spent longer loading and storing their
- * accumulators than multiplying): 7 % of BraggNN's inference for 2 % of its work. */
-#define DIRECT_TAPS 16
-
-/* One block of nb output channels [o0, o0 + nb) (nb a constant where it is OB: the
- * chains then unroll without per-lane tests). */
-#define DIRECT_BLOCK(nb)                                                                  \
-    for (int q = (P - 1) / VW * VW; q >= 0; q -= VW) {                                    \
-        vfw acc[OB];                                                                      \
-        for (int r = 0; r < (nb); r++)                                                    \
-            acc[r] = zero + (b ? b[o0 + r] : 0.0f);                                       \
-        for (int t = 0; t < T; t++) {                                                     \
-            vfw xv = vwload(col + (size_t)t * ld + q);                                    \
-            for (int r = 0; r < (nb); r++)                                                \
-                acc[r] += xv * w[(size_t)(o0 + r) * T + t];                               \
-        }                                                                                 \
-        for (int r = 0; r < (nb); r++) {                                                  \
-            vfw v = acc[r];                                                               \
-            if (slope >= 0)                                                               \
-                v = vwselect(v > zero, v, v * vs);                                        \
-            float *dst = out + (size_t)(o0 + r) * P + q;                                  \
-            if (q + VW <= P || o0 + r + 1 < C_out)                                        \
-                vwstore(dst, v);                                                          \
-            else                                                                          \
-                for (int l = 0; q + l < P; l++)                                           \
-                    dst[l] = v[l];                                                        \
-        }                                                                                 \
-    }
-
-/* out (C_out, P) = act(w (C_out, T) col (T, ld) + b), ld >= P a multiple of VW. A
- * channel's last vector spills past its P outputs into the next channel's first ones:
- * the vectors go from the last to the first, so those are written afterwards; the very
- * last channel's spill, past the sample, is stored lane by lane. */
-BF_CLONES static void direct_small(float *restrict out, const float *restrict col, int ld, int T,
-                                   const float *restrict w, const float *restrict b, int C_out,
-                                   int P, float slope)
-{
-    enum { OB = 8 }; /* output channels at once: independent chains (one chain of T
-                      * multiply-adds per channel waited on the adder's latency) */
-    vfw zero = {}, vs = zero + (slope >= 0 ? slope : 1.0f);
-    int o0 = 0;
-    for (; o0 + OB <= C_out; o0 += OB)
-        DIRECT_BLOCK(OB)
-    if (o0 < C_out) {
-        int ob = C_out - o0;
-        DIRECT_BLOCK(ob)
-    }
-}
-
 bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int C_in, int H, int W, int C_out, int K, float slope, bf_error *err)
 {
     if (cpu_winograd_applies(C_in, H, W, C_out, K))
         return cpu_conv2d_forward_winograd(out, inp, w, b, B, C_in, H, W, C_out, slope, err);
-    if (wide_grid_pays(H, W, K) && C_in * K * K > DIRECT_TAPS)
+    if ((wide_grid_pays(H, W, K) || C_out <= DIRECT_OUTPUTS) && C_in * K * K > DIRECT_TAPS)
         return conv2d_forward_wide(out, inp, w, b, B, C_in, H, W, C_out, K, slope, err);
     /* im2col, then few taps directly, more as a product (Pp is a multiple of VW) */
     int Ho = H - K + 1, Wo = W - K + 1, T = C_in * K * K, P = Ho * Wo;
     int Pp = cpu_gemm_panel_cols(P), direct = T <= DIRECT_TAPS;
+    int off[DIRECT_TAPS]; /* direct: the im2col rows */
+    for (int t = 0; direct && t < T; t++)
+        off[t] = t * Pp;
     int failed = 0;
 #pragma omp parallel
     {
@@ -297,7 +313,7 @@ bf_status cpu_conv2d_forward(float *out, const float *inp, const float *w, const
             float *o = out + (size_t)n * C_out * P;
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
             if (direct) {
-                direct_small(o, col, Pp, T, w, b, C_out, P, slope);
+                direct_conv(o, P, col, off, T, w, b, C_out, P, slope);
                 continue;
             }
             cpu_gemm_panel(0, C_out, P, T, w, T, col, o, P, b, NULL);

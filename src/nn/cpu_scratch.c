@@ -20,6 +20,7 @@ typedef struct {
 
 static _Thread_local scratch_buf bufs[CPU_SCRATCH_SLOTS];
 static _Thread_local int registered;
+static _Thread_local unsigned long generation; /* cpu_scratch_generation */
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
@@ -43,6 +44,7 @@ float *cpu_scratch(int slot, size_t n)
         pthread_once(&key_once, make_key);
         registered = pthread_setspecific(exit_key, bufs) == 0;
     }
+    generation++;
     free(b->p);
     b->n = n + n / 4; /* room to grow before the next reallocation */
     b->p = malloc(sizeof(float) * (b->n ? b->n : 1));
@@ -51,4 +53,10 @@ float *cpu_scratch(int slot, size_t n)
     return b->p;
 }
 
-void cpu_scratch_release(void) { release_slots(bufs); }
+void cpu_scratch_release(void)
+{
+    generation++;
+    release_slots(bufs);
+}
+
+unsigned long cpu_scratch_generation(void) { return generation; }

@@ -195,25 +195,63 @@ BF_CLONES static void output_transform(float *restrict out, int accumulate,
                 (accumulate ? out[(size_t)o * P + p] : 0.0f) + hwo[(size_t)p * C_out + o];
 }
 
-/* The convolution of inp (B, C_in, H, W), zero-padded by pad on every side, with 3x3
- * filters given transposed, wt (C_in 9, C_out) [(c 9 + k) C_out + o]: out (B, C_out,
- * H + 2 pad - 2, W + 2 pad - 2), written (act(. + b)) or, accumulating, added to. */
+/* The filters w (C_out, C_in, 3, 3) transformed, U[xi] (C_in' rows of ldu floats) for
+ * the forward convolution (flipped 0: C_in' = C_in, C_out' = C_out) or for its input
+ * gradient (flipped 1: the filters flipped and their channels swapped, w'[c][o][k] =
+ * w[o][c][8 - k], C_in' = C_out, C_out' = C_in). Kept on the calling thread from one
+ * call to the next with a copy of the w they came from (CPU_SCRATCH_FILTERS): inference
+ * runs a layer chunk after chunk on the same weights, and the transform took ~30 us a
+ * call (a fifth of a batch-1 prediction); when training changes the weights the copy
+ * differs and the transform runs again. NULL when out of memory. */
+typedef struct {
+    const float *buf;         /* the scratch buffer holding the copy and U */
+    unsigned long generation; /* cpu_scratch_generation when they were written */
+    int C_in, C_out, flipped;
+} filter_cache;
+static _Thread_local filter_cache kept;
+
+static const float *transformed_filters(const float *w, int flipped, int C_in, int C_out,
+                                        int ldu)
+{
+    int ci = flipped ? C_out : C_in, co = flipped ? C_in : C_out; /* the convolution's */
+    size_t n_w = (size_t)C_out * C_in * 9, n_u = NXI * (size_t)ci * ldu;
+    float *buf = cpu_scratch(CPU_SCRATCH_FILTERS, n_w + n_u);
+    if (!buf)
+        return NULL;
+    float *copy = buf, *U = buf + n_w;
+    if (kept.buf == buf && kept.generation == cpu_scratch_generation() &&
+        kept.C_in == C_in && kept.C_out == C_out && kept.flipped == flipped &&
+        !memcmp(copy, w, sizeof(float) * n_w))
+        return U;
+    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, n_w); /* (ci 9, co) */
+    if (!wt)
+        return NULL;
+    if (!flipped)
+        to_hwc(wt, w, C_out, C_in * 9);
+    else /* wt'[(o 9 + k) C_in + c] = w[o][c][8 - k] */
+        for (int o = 0; o < C_out; o++)
+            for (int c = 0; c < C_in; c++)
+                for (int k = 0; k < 9; k++)
+                    wt[((size_t)o * 9 + k) * C_in + c] = w[((size_t)o * C_in + c) * 9 + 8 - k];
+    if (ldu > co) /* the panel's padding columns */
+        for (size_t r = 0; r < NXI * (size_t)ci; r++)
+            memset(U + r * ldu + co, 0, sizeof(float) * (size_t)(ldu - co));
+    transform_filters(U, ldu, wt, ci, co);
+    memcpy(copy, w, sizeof(float) * n_w);
+    kept = (filter_cache){buf, cpu_scratch_generation(), C_in, C_out, flipped};
+    return U;
+}
+
+/* The convolution of inp (B, C_in, H, W), zero-padded by pad on every side, with the
+ * transformed filters U (transformed_filters): out (B, C_out, H + 2 pad - 2, W + 2 pad -
+ * 2), written (act(. + b)) or, accumulating, added to. */
 static bf_status winograd_conv(float *out, int accumulate, const float *inp, int B, int C_in,
-                               int H, int W, int pad, const float *wt, const float *b,
+                               int H, int W, int pad, const float *U, const float *b,
                                int C_out, float slope, bf_error *err)
 {
     int Ho = H + 2 * pad - 2, Wo = W + 2 * pad - 2, ty_n = (Ho + 3) / 4, tx_n = (Wo + 3) / 4;
     int T = ty_n * tx_n, ldu = cpu_gemm_panel_cols(C_out), rows = GROUP * T;
     size_t HW = (size_t)H * W, P = (size_t)Ho * Wo;
-    size_t n_u = NXI * (size_t)C_in * ldu;
-    float *U = cpu_scratch(CPU_SCRATCH_CALL_B, n_u);
-    if (!U)
-        return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
-                            "transformed filters");
-    if (ldu > C_out) /* the panel's padding columns */
-        for (size_t r = 0; r < NXI * (size_t)C_in; r++)
-            memset(U + r * ldu + C_out, 0, sizeof(float) * (size_t)(ldu - C_out));
-    transform_filters(U, ldu, wt, C_in, C_out);
     /* per thread: hwc (HW, C_in), V (36 x rows x C_in), Mt (36 x rows x ldu), hwo (P,
      * C_out); a vector's padding between frequencies: streams 8 KB apart shared cache
      * sets */
@@ -257,28 +295,23 @@ bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float 
                                       const float *b, int B, int C_in, int H, int W, int C_out,
                                       float slope, bf_error *err)
 {
-    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_in * 9 * C_out);
-    if (!wt)
+    const float *U = transformed_filters(w, 0, C_in, C_out, cpu_gemm_panel_cols(C_out));
+    if (!U)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d (Winograd): out of memory for the "
-                            "filters");
-    to_hwc(wt, w, C_out, C_in * 9);
-    return winograd_conv(out, 0, inp, B, C_in, H, W, 0, wt, b, C_out, slope, err);
+                            "transformed filters");
+    return winograd_conv(out, 0, inp, B, C_in, H, W, 0, U, b, C_out, slope, err);
 }
 
 /* dinp += the input gradient of the 3x3 convolution w (C_out, C_in, 3, 3), from dout (B,
  * C_out, Ho, Wo) (already masked by the activation): the convolution of dout padded by
- * 2 with the filters flipped and their channels swapped, w'[c][o][k] = w[o][c][8 - k]. */
+ * 2 with the filters flipped and their channels swapped. */
 bf_status cpu_conv2d_backward_input_winograd(float *dinp, const float *dout, const float *w,
                                              int B, int C_in, int Ho, int Wo, int C_out,
                                              bf_error *err)
 {
-    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_out * 9 * C_in);
-    if (!wt)
+    const float *U = transformed_filters(w, 1, C_in, C_out, cpu_gemm_panel_cols(C_in));
+    if (!U)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d backward (Winograd): out of memory "
-                            "for the filters");
-    for (int o = 0; o < C_out; o++) /* wt'[(o 9 + k) C_in + c] = w[o][c][8 - k] */
-        for (int c = 0; c < C_in; c++)
-            for (int k = 0; k < 9; k++)
-                wt[((size_t)o * 9 + k) * C_in + c] = w[((size_t)o * C_in + c) * 9 + 8 - k];
-    return winograd_conv(dinp, 1, dout, B, C_out, Ho, Wo, 2, wt, NULL, C_in, -1.0f, err);
+                            "for the transformed filters");
+    return winograd_conv(dinp, 1, dout, B, C_out, Ho, Wo, 2, U, NULL, C_in, -1.0f, err);
 }

@@ -33,12 +33,17 @@ void cpu_leaky_relu_mask(float *dout, const float *out, size_t n, float slope);
  * undefined, kept for its next call (NULL when it cannot be allocated).
  * CPU_SCRATCH_THREAD is what each thread of a kernel's parallel region uses;
  * CPU_SCRATCH_CALL_A/B what the calling thread takes for the whole call before the
- * region. cpu_scratch_release frees the calling thread's buffers. */
-enum { CPU_SCRATCH_THREAD, CPU_SCRATCH_CALL_A, CPU_SCRATCH_CALL_B, CPU_SCRATCH_SLOTS };
+ * region; CPU_SCRATCH_FILTERS holds the Winograd filters kept between calls.
+ * cpu_scratch_release frees the calling thread's buffers. cpu_scratch_generation
+ * changes whenever one of the calling thread's buffers is allocated or freed: what a
+ * kernel keeps in one is valid only while it is unchanged. */
+enum { CPU_SCRATCH_THREAD, CPU_SCRATCH_CALL_A, CPU_SCRATCH_CALL_B, CPU_SCRATCH_FILTERS,
+       CPU_SCRATCH_SLOTS };
 float *cpu_scratch(int slot, size_t n);
 void cpu_scratch_release(void);
+unsigned long cpu_scratch_generation(void);
 
-/* cpu_winograd.c: 3x3 Conv2d + activation by F(2x2, 3x3), where it applies (channel
+/* cpu_winograd.c: 3x3 Conv2d + activation by F(4x4, 3x3), where it applies (channel
  * counts in whole vectors of 16). */
 int cpu_winograd_applies(int C_in, int H, int W, int C_out, int K);
 bf_status cpu_conv2d_forward_winograd(float *out, const float *inp, const float *w,

@@ -108,12 +108,12 @@ BF_TEST(linear_with_row_stride_and_activation_matches_reference_backend)
 /* ---- conv2d ------------------------------------------------------------------------ */
 
 static double compare_conv2d(int B, int C_in, int H, int W, int C_out, int K, float slope,
-                             int threads)
+                             int threads, uint64_t w_seed, int backward)
 {
     int Ho = H - K + 1, Wo = W - K + 1;
     size_t n_in = (size_t)B * C_in * H * W, n_w = (size_t)C_out * C_in * K * K;
     size_t n_out = (size_t)B * C_out * Ho * Wo;
-    float *x = random_floats(n_in, 11, -1, 1), *w = random_floats(n_w, 12, -0.5f, 0.5f);
+    float *x = random_floats(n_in, 11, -1, 1), *w = random_floats(n_w, w_seed, -0.5f, 0.5f);
     float *b = random_floats((size_t)C_out, 13, -0.5f, 0.5f);
     float *r_d = random_floats(n_out, 14, -1, 1), *c_d = random_floats(n_out, 14, -1, 1);
     float *r_out = zeros(n_out), *r_dx = zeros(n_in), *r_dw = zeros(n_w), *r_db = zeros(C_out);
@@ -122,10 +122,11 @@ static double compare_conv2d(int B, int C_in, int H, int W, int C_out, int K, fl
     omp_set_num_threads(threads);
     int ok = ref()->conv2d_forward(r_out, x, w, b, B, C_in, H, W, C_out, K, slope, &err) == 0 &&
              cpu()->conv2d_forward(c_out, x, w, b, B, C_in, H, W, C_out, K, slope, &err) == 0 &&
-             ref()->conv2d_backward(r_dx, r_dw, r_db, r_d, r_out, x, w, B, C_in, H, W, C_out, K,
+             (!backward ||
+              (ref()->conv2d_backward(r_dx, r_dw, r_db, r_d, r_out, x, w, B, C_in, H, W, C_out, K,
                                     slope, &err) == 0 &&
-             cpu()->conv2d_backward(c_dx, c_dw, c_db, c_d, c_out, x, w, B, C_in, H, W, C_out, K,
-                                    slope, &err) == 0;
+              cpu()->conv2d_backward(c_dx, c_dw, c_db, c_d, c_out, x, w, B, C_in, H, W, C_out, K,
+                                     slope, &err) == 0));
     double d = ok ? 0 : INFINITY;
     d = fmax(d, max_rel_diff(c_out, r_out, n_out));
     d = fmax(d, max_rel_diff(c_dx, r_dx, n_in));
@@ -142,13 +143,13 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
     const int cases[][8] = {
         {3, 1, 11, 11, 64, 3, -100, 2}, /* BraggNN conv1 */
         {3, 64, 9, 9, 32, 3, 1, 2},     /* conv2 + LeakyReLU(0.01) */
-        {2, 32, 7, 7, 8, 3, 1, 1},      /* conv3 */
+        {2, 32, 7, 7, 8, 3, 1, 1},      /* conv3 (few outputs: direct on the wide grid) */
         {2, 3, 6, 9, 5, 2, 10, 2},      /* not square, even kernel, 5 channels */
         {1, 2, 3, 3, 1, 3, 0, 1},       /* one output position, ReLU */
         /* the wide grid (conv2's shape with channels not in vectors of 16): batch 1 (its
          * only sample read through the copy), 11 output channels (not a multiple of 8
-         * rows), odd batch on 2 threads, rows longer than a vector (Wo 10), a 1-wide
-         * output */
+         * rows; these last three by direct multiply-adds, <= 16 channels), odd batch on
+         * 2 threads, rows longer than a vector (Wo 10), a 1-wide output */
         {1, 24, 9, 9, 32, 3, 1, 2},
         {5, 7, 9, 9, 11, 3, 1, 2},
         {3, 4, 12, 12, 6, 3, -100, 2},
@@ -157,7 +158,7 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
          * channels (a partial block of 8), 63 outputs, even kernel */
         {4, 1, 6, 6, 11, 3, 10, 2},
         {3, 1, 8, 10, 13, 2, 1, 2},
-        /* Winograd F(2x2, 3x3) (channels in vectors of 16; conv2 above too): batch 1, an
+        /* Winograd F(4x4, 3x3) (channels in vectors of 16; conv2 above too): batch 1, an
          * odd batch (the last group of one sample), odd and even output sizes, none */
         {1, 64, 9, 9, 32, 3, 1, 1},
         {9, 64, 9, 9, 32, 3, 1, 2},
@@ -166,8 +167,21 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
-        double d = compare_conv2d(c[0], c[1], c[2], c[3], c[4], c[5], c[6] / 100.0f, c[7]);
+        double d = compare_conv2d(c[0], c[1], c[2], c[3], c[4], c[5], c[6] / 100.0f, c[7], 12, 1);
         CHECK_MSG(d < 2e-5, "case %zu: rel diff %g", i, d);
+    }
+}
+
+/* The CPU backend keeps Winograd's transformed filters between calls (cpu_winograd.c):
+ * new weights of the same shape, and back, must be transformed again, forward after
+ * forward and with backward (its own, flipped filters) between. */
+BF_TEST(winograd_filters_kept_between_calls_follow_the_weights)
+{
+    const uint64_t seeds[] = {12, 21, 21, 12, 12, 21};
+    for (int i = 0; i < 6; i++) {
+        double d = compare_conv2d(2, 64, 9, 9, 32, 3, 0.01f, 1, seeds[i], i >= 4);
+        CHECK_MSG(d < 2e-5, "call %d (weights seed %llu): rel diff %g", i,
+                  (unsigned long long)seeds[i], d);
     }
 }
 
