@@ -112,9 +112,17 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
         int i0 = 0;                                                                       \
         for (; i0 + MR <= M; i0 += MR)                                                    \
             ROW_BLOCK(MR, AT);                                                            \
-        if (i0 < M) {                                                                     \
-            int mr = M - i0;                                                              \
-            ROW_BLOCK(mr, AT);                                                            \
+        switch (M - i0) { /* the last rows, their count a constant: the accumulators  \
+                           * then stay in registers (81 rows' last one, through a        \
+                           * variable count, took a tenth of the product) */             \
+        case 1: ROW_BLOCK(1, AT); break;                                                  \
+        case 2: ROW_BLOCK(2, AT); break;                                                  \
+        case 3: ROW_BLOCK(3, AT); break;                                                  \
+        case 4: ROW_BLOCK(4, AT); break;                                                  \
+        case 5: ROW_BLOCK(5, AT); break;                                                  \
+        case 6: ROW_BLOCK(6, AT); break;                                                  \
+        case 7: ROW_BLOCK(7, AT); break;                                                  \
+        default: break;                                                                   \
         }                                                                                 \
     }
 GEMM_BLOCK(gemm_block_n, A_N)

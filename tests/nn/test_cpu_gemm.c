@@ -1,6 +1,6 @@
 /* tests/nn/test_cpu_gemm.c — the CPU backend's register-blocked products (cpu_gemm.c)
  * against a plain triple loop in double: both layouts of A and B, shapes that leave
- * partial row tiles, partial column blocks and K not a multiple of the 8 x 8 transposed
+ * partial row tiles (1 to 7 rows), partial column blocks and K not a multiple of the 8 x 8 transposed
  * packing, with bias, accumulation and a separate addend. The ops that use them are
  * tested against the reference backend in test_backends.c; this pins the kernel. */
 #include <stdlib.h>
@@ -64,7 +64,7 @@ BF_TEST(test_gemm_matches_a_plain_loop_for_every_layout_and_edge)
     static const int shapes[][3] = {{1, 1, 1},  {8, 32, 8},   {81, 81, 32}, {32, 81, 81},
                                     {9, 17, 3}, {96, 81, 64}, {576, 56, 32}, {7, 33, 81},
                                     {64, 64, 1}, {13, 95, 23}, {5, 8, 3},    {3, 40, 2},
-                                    {17, 48, 5}};
+                                    {17, 48, 5},  {10, 33, 7},  {12, 20, 9},  {14, 50, 33}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
