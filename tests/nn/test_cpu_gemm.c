@@ -73,8 +73,10 @@ BF_TEST(test_gemm_matches_a_plain_loop_for_every_layout_and_edge)
                     int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], dense = mode / 4;
                     double e = gemm_error(ta, tb, M, N, K, mode % 4 == 1 || mode % 4 == 2,
                                           mode % 4 < 2 ? 0 : mode % 4 - 1, dense);
-                    /* float sums of K terms of size <= 1: measured <= 6.8e-8 (K + 2) */
-                    CHECK_MSG(e <= 8e-8 * (K + 2), "M %d N %d K %d trans %d%d mode %d: %g", M,
+                    /* float sums of K terms of size <= 1, the addend and the bias:
+                     * measured <= 6.8e-8 (K + 2), and 2.53e-7 at K = 1 with both
+                     * (baseline code, no fused multiply-add) */
+                    CHECK_MSG(e <= 8e-8 * (K + 3), "M %d N %d K %d trans %d%d mode %d: %g", M,
                               N, K, ta, tb, mode, e);
                 }
 }
