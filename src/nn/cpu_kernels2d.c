@@ -23,38 +23,77 @@ BF_CLONES static void im2col(float *restrict col, int ld, const float *restrict 
                              int W, int K)
 {
     int Ho = H - K + 1, Wo = W - K + 1, nv = (Wo + VL - 1) / VL; /* vectors a row */
-    const float *end = x + (size_t)C * H * W;
+    long n_x = (long)C * H * W;
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
                 float *dst = col + ((size_t)(c * K + ky) * K + kx) * ld;
-                const float *src = x + (size_t)c * H * W + (size_t)ky * W + kx;
-                for (int oy = 0; oy < Ho; oy++) {
-                    const float *s_ = src + (size_t)oy * W;
-                    float *d_ = dst + (size_t)oy * Wo;
-                    /* a row of Wo <= 2 VL floats as whole vectors: the lanes past Wo
-                     * land in the next row (written next) or the block's padding, whose
-                     * products are never stored (the GEMM stores P columns). (Lane by
-                     * lane, BraggNN's 9-wide rows made conv1 cost a third more.) */
-                    if (nv <= 2 && s_ + nv * VL <= end && oy * Wo + nv * VL <= ld) {
-                        vstore(d_, vload(s_));
-                        if (nv == 2)
-                            vstore(d_ + VL, vload(s_ + VL));
-                    } else
-                        for (int ox = 0; ox < Wo; ox++)
-                            d_[ox] = s_[ox];
+                long at = (long)c * H * W + (long)ky * W + kx; /* of the row's source */
+                const float *src = x + at;
+                /* a row of Wo <= 2 VL floats as whole vectors: the lanes past Wo land in
+                 * the next row (written next) or the block's padding, whose products are
+                 * never stored (the GEMM stores P columns); for the rows oy < whole, the
+                 * vectors stay inside x and col's row (both bounds hoisted out of the
+                 * loop: tested per row they cost two thirds of the copy's time) */
+                int whole = 0;
+                if (nv <= 2) {
+                    long by_x = (n_x - at - nv * VL) / W + 1, by_col = (ld - nv * VL) / Wo + 1;
+                    whole = n_x - at < nv * VL || ld < nv * VL ? 0 : Ho;
+                    whole = by_x < whole ? (int)by_x : whole;
+                    whole = by_col < whole ? (int)by_col : whole;
                 }
+                int oy = 0;
+                if (nv == 1)
+                    for (; oy < whole; oy++)
+                        vstore(dst + (size_t)oy * Wo, vload(src + (size_t)oy * W));
+                else
+                    for (; oy < whole; oy++) {
+                        vstore(dst + (size_t)oy * Wo, vload(src + (size_t)oy * W));
+                        vstore(dst + (size_t)oy * Wo + VL, vload(src + (size_t)oy * W + VL));
+                    }
+                for (; oy < Ho; oy++)
+                    for (int ox = 0; ox < Wo; ox++)
+                        dst[(size_t)oy * Wo + ox] = src[(size_t)oy * W + ox];
             }
 }
 
 /* dx += the columns' contributions (the adjoint of im2col). col rows hold Ho image rows
  * of rs floats each (rs >= Wo); with rs = VL and zeros past Wo a row is added as one
- * vector (adding those zeros to the pixels past it changes nothing). */
+ * vector (adding those zeros to the pixels past it changes nothing).
+ *
+ * Where an input row fits in a vector (W <= VL = rs), each input row is summed in a
+ * register from the K K rows of col that reach it, each loaded shifted by its kx (the
+ * lanes it shifts in are the zeros past Wo of its own or the previous segment), and
+ * stored once: added tap by tap, every add read the vector the previous tap had just
+ * stored one lane over, a store-forwarding stall each (conv3's input gradient spent
+ * 7 us a sample here, two fifths of its backward). */
 BF_CLONES static void col2im_add(float *restrict dx, const float *restrict col, int rs, int C,
                                  int H, int W, int K)
 {
     int Ho = H - K + 1, Wo = W - K + 1;
     const float *end = dx + (size_t)C * H * W;
+    if (rs == VL && W <= VL) {
+        for (int c = 0; c < C; c++)
+            for (int iy = 0; iy < H; iy++) {
+                float *d_ = dx + ((size_t)c * H + iy) * W;
+                int whole = d_ + VL <= end; /* else the lanes past W are past dx */
+                vf acc = vsplat(0);
+                for (int ky = 0; ky < K; ky++) {
+                    int oy = iy - ky;
+                    if (oy < 0 || oy >= Ho)
+                        continue;
+                    for (int kx = 0; kx < K; kx++) /* lane ix gets col's ix - kx */
+                        acc += vload(col + ((size_t)(c * K + ky) * K + kx) * Ho * rs +
+                                     (size_t)oy * rs - kx);
+                }
+                if (whole) /* lanes past W add zeros to the next row's first pixels */
+                    vstore(d_, vload(d_) + acc);
+                else
+                    for (int ix = 0; ix < W; ix++)
+                        d_[ix] += acc[ix];
+            }
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
@@ -344,7 +383,10 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
     size_t n_panel = (size_t)(P > C_out ? P : C_out) * cpu_gemm_panel_cols(1);
     size_t n_scratch = n_col + n_dpad + n_dcol + n_panel;
     int threads = omp_get_max_threads();
-    /* per thread: dw transposed (T x C_out: the product's natural shape), then db */
+    /* per thread: dw, then db; dw transposed (T x C_out) unless C_out is short of a
+     * column block: then as it is, (C_out, T), so that the product's columns are T (conv3,
+     * 8 channels: its 8 columns padded to 32 cost four times the multiply-adds) */
+    int dw_rows = C_out < cpu_gemm_panel_cols(1);
     size_t nw = (size_t)T * C_out + (size_t)C_out;
     float *acc = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)threads * nw);
     if (!acc)
@@ -371,8 +413,10 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
             mask(d, out + (size_t)n * C_out * P, (size_t)C_out * P, slope);
             add_row_sums(tdb, d, C_out, P);
             im2col(col, Pp, inp + (size_t)n * C_in * H * W, C_in, H, W, K);
-            /* dw^T (T, C_out) += col (T, P) d^T (P, C_out) */
-            cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, NULL, tdwT, panel);
+            if (dw_rows) /* dw (C_out, T) += d (C_out, P) col^T (P, T) */
+                cpu_gemm(0, 1, C_out, T, P, d, P, col, Pp, tdwT, T, NULL, tdwT, panel);
+            else /* dw^T (T, C_out) += col (T, P) d^T (P, C_out) */
+                cpu_gemm(0, 1, T, C_out, P, col, Pp, d, P, tdwT, C_out, NULL, tdwT, panel);
             if (dinp && !dinp_winograd) { /* dcol (T, Pr) = w^T (T, C_out) d (C_out, Pr) */
                 for (int co = 0; co < C_out; co++)
                     for (int oy = 0; oy < Ho; oy++)
@@ -383,7 +427,9 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
             }
         }
     }
-    if (!failed && dw) /* transposed back, threads in order */
+    if (!failed && dw && dw_rows)
+        reduce_threads(dw, acc, threads, nw, (size_t)C_out * T, 0);
+    else if (!failed && dw) /* transposed back, threads in order */
         for (int t = 0; t < threads; t++)
             for (int co = 0; co < C_out; co++)
                 for (int k = 0; k < T; k++)
