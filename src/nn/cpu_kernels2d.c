@@ -217,30 +217,58 @@ BF_CLONES static void wide_to_out(float *restrict out, const float *restrict wid
 #define DIRECT_TAPS 16
 #define DIRECT_OUTPUTS 16
 
-/* One block of nb output channels [o0, o0 + nb) (nb a constant where it is OB: the
- * chains then unroll without per-lane tests). */
-#define DIRECT_BLOCK(nb)                                                                  \
-    for (int q = (P - 1) / VW * VW; q >= 0; q -= VW) {                                    \
-        vfw acc[OB];                                                                      \
-        for (int r = 0; r < (nb); r++)                                                    \
-            acc[r] = zero + (b ? b[o0 + r] : 0.0f);                                       \
-        for (int t = 0; t < T; t++) {                                                     \
-            vfw xv = vwload(src + off[t] + q);                                            \
+/* Channels [o0, o0 + nb) at the nq vectors of outputs from q0 (nb, nq constants where
+ * they can be: the chains then unroll without per-lane tests), stored from the last
+ * vector to the first. */
+#define DIRECT_TILE(nb, nq)                                                               \
+    do {                                                                                  \
+        vfw acc[QB][OB];                                                                  \
+        for (int j = 0; j < (nq); j++)                                                    \
             for (int r = 0; r < (nb); r++)                                                \
-                acc[r] += xv * w[(size_t)(o0 + r) * T + t];                               \
+                acc[j][r] = zero + (b ? b[o0 + r] : 0.0f);                                \
+        for (int t = 0; t < T; t++) {                                                     \
+            const float *x_ = src + off[t] + q0;                                          \
+            vfw xv[QB];                                                                   \
+            for (int j = 0; j < (nq); j++)                                                \
+                xv[j] = vwload(x_ + j * VW);                                              \
+            for (int r = 0; r < (nb); r++) {                                              \
+                float wr = w[(size_t)(o0 + r) * T + t];                                   \
+                for (int j = 0; j < (nq); j++)                                            \
+                    acc[j][r] += xv[j] * wr;                                              \
+            }                                                                             \
         }                                                                                 \
-        for (int r = 0; r < (nb); r++) {                                                  \
-            vfw v = acc[r];                                                               \
-            if (slope >= 0)                                                               \
-                v = vwselect(v > zero, v, v * vs);                                        \
-            float *dst = out + (size_t)(o0 + r) * ldo + q;                                \
-            if (q + VW <= ldo || o0 + r + 1 < C_out)                                      \
-                vwstore(dst, v);                                                          \
-            else                                                                          \
-                for (int l = 0; q + l < P; l++)                                           \
-                    dst[l] = v[l];                                                        \
+        for (int j = (nq) - 1; j >= 0; j--)                                               \
+            for (int r = 0; r < (nb); r++) {                                              \
+                int q = q0 + j * VW;                                                      \
+                vfw v = acc[j][r];                                                        \
+                if (slope >= 0)                                                           \
+                    v = vwselect(v > zero, v, v * vs);                                    \
+                float *dst = out + (size_t)(o0 + r) * ldo + q;                            \
+                if (q + VW <= ldo || o0 + r + 1 < C_out)                                  \
+                    vwstore(dst, v);                                                      \
+                else                                                                      \
+                    for (int l = 0; q + l < P; l++)                                       \
+                        dst[l] = v[l];                                                    \
+            }                                                                             \
+    } while (0)
+
+/* All the vectors of channels [o0, o0 + nb): the last nvec mod QB first, then QB at a
+ * time, down to the first. */
+#define DIRECT_CHANNELS(nb)                                                               \
+    do {                                                                                  \
+        int nv_ = (P + VW - 1) / VW, q0;                                                  \
+        if (nv_ % QB == 1) {                                                              \
+            q0 = (nv_ -= 1) * VW;                                                         \
+            DIRECT_TILE(nb, 1);                                                           \
+        } else if (nv_ % QB == 2) {                                                       \
+            q0 = (nv_ -= 2) * VW;                                                         \
+            DIRECT_TILE(nb, 2);                                                           \
         }                                                                                 \
-    }
+        while (nv_ > 0) {                                                                 \
+            q0 = (nv_ -= QB) * VW;                                                        \
+            DIRECT_TILE(nb, QB);                                                          \
+        }                                                                                 \
+    } while (0)
 
 /* A channel's last vector may spill past its row into the next channel's first
  * outputs: the vectors go from the last to the first, so those are written afterwards;
@@ -249,15 +277,18 @@ BF_CLONES static void direct_conv(float *restrict out, int ldo, const float *res
                                   const int *restrict off, int T, const float *restrict w,
                                   const float *restrict b, int C_out, int P, float slope)
 {
-    enum { OB = 8 }; /* output channels at once: independent chains (one chain of T
-                      * multiply-adds per channel waited on the adder's latency) */
+    /* OB output channels by QB vectors of outputs at once: 24 independent chains, each
+     * input vector used OB times and each weight QB times (one vector at a time, the
+     * weights' broadcasts outnumbered the multiply-adds' loads: direct_conv ran at half
+     * the multiply-add rate) */
+    enum { OB = 8, QB = 3 };
     vfw zero = {}, vs = zero + (slope >= 0 ? slope : 1.0f);
     int o0 = 0;
     for (; o0 + OB <= C_out; o0 += OB)
-        DIRECT_BLOCK(OB)
+        DIRECT_CHANNELS(OB);
     if (o0 < C_out) {
         int ob = C_out - o0;
-        DIRECT_BLOCK(ob)
+        DIRECT_CHANNELS(ob);
     }
 }
 
