@@ -687,7 +687,7 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
         for (int n = 0; n < B; n++) {
             if (!s)
                 continue;
-            /* d[theta; phi; g] (3 Ci, N) stacked as the forward's projections */
+            /* d[theta; phi; g] (3 Ci, N), channel-major (the forward keeps them transposed) */
             float *dtpg = s, *dth = dtpg, *dph = dth + (size_t)Ci * N, *dg = dph + (size_t)Ci * N;
             float *dy = dg + (size_t)Ci * N, *dA = dy + (size_t)Ci * N, *dS = dA + (size_t)N * N;
             float *panel = dS + (size_t)N * N;
