@@ -487,30 +487,30 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
 
 typedef struct {
     float *w3t;   /* stacked theta/phi/g weights, transposed: (C, 3 Ci) */
-    float *b3;    /* their biases, (3 Ci) */
-    float *b3n;   /* the biases repeated for every position (N, 3 Ci): the product's
-                   * addend, as it adds biases per row of its output only */
+    float *b3n;   /* their biases repeated for each of n_rows positions (n_rows, 3 Ci):
+                   * the forward product's addend, as it adds biases per row of its
+                   * output only */
 } stacked_weights;
 
 /* w in state_dict order: theta.w, theta.b, phi.w, phi.b, g.w, g.b (then out.w, out.b);
- * the stack is the calling thread's CPU_SCRATCH_CALL_B buffer. */
-static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci, int N)
+ * the stack is the calling thread's CPU_SCRATCH_CALL_B buffer. n_rows: N for the
+ * forward, 0 for the backward (which takes no biases). */
+static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci, int n_rows)
 {
     size_t in = (size_t)Ci * C + Ci, n3 = 3 * (size_t)Ci;
-    sw->w3t = cpu_scratch(CPU_SCRATCH_CALL_B, n3 * C + n3 + (size_t)N * n3);
+    sw->w3t = cpu_scratch(CPU_SCRATCH_CALL_B, n3 * C + (size_t)n_rows * n3);
     if (!sw->w3t)
         return -1;
-    sw->b3 = sw->w3t + n3 * C;
-    sw->b3n = sw->b3 + n3;
+    sw->b3n = sw->w3t + n3 * C;
     for (int k = 0; k < 3; k++) {
         const float *wk = w + k * in;
         for (int i = 0; i < Ci; i++)
             for (int c = 0; c < C; c++)
                 sw->w3t[(size_t)c * n3 + (size_t)k * Ci + i] = wk[(size_t)i * C + c];
-        memcpy(sw->b3 + k * Ci, wk + (size_t)Ci * C, sizeof(float) * Ci);
+        for (int n = 0; n < n_rows; n++)
+            memcpy(sw->b3n + (size_t)n * n3 + (size_t)k * Ci, wk + (size_t)Ci * C,
+                   sizeof(float) * Ci);
     }
-    for (int n = 0; n < N; n++)
-        memcpy(sw->b3n + (size_t)n * n3, sw->b3, sizeof(float) * n3);
     return 0;
 }
 
@@ -665,7 +665,7 @@ bf_status cpu_nonlocal_backward(float *dx, float *dw, float *dout, const float *
     size_t n3 = 3 * (size_t)Ci * C + 3 * (size_t)Ci, nw = n3 + (size_t)C * Ci + C;
     const float *ow = w + 3 * in;
     stacked_weights sw;
-    if (stack_weights(&sw, w, C, Ci, N))
+    if (stack_weights(&sw, w, C, Ci, 0))
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal backward: out of memory");
     int threads = omp_get_max_threads();
     float *acc = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)threads * nw);

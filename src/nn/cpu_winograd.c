@@ -204,8 +204,8 @@ BF_CLONES static void output_transform(float *restrict out, int accumulate,
  * call (a fifth of a batch-1 prediction); when training changes the weights the copy
  * differs and the transform runs again. NULL when out of memory. */
 typedef struct {
-    const float *buf;         /* the scratch buffer holding the copy and U */
-    unsigned long generation; /* cpu_scratch_generation when they were written */
+    unsigned long generation; /* cpu_scratch_generation when they were written (any
+                               * reallocation of the buffer changes it) */
     int C_in, C_out, flipped;
 } filter_cache;
 static _Thread_local filter_cache kept;
@@ -219,9 +219,8 @@ static const float *transformed_filters(const float *w, int flipped, int C_in, i
     if (!buf)
         return NULL;
     float *copy = buf, *U = buf + n_w;
-    if (kept.buf == buf && kept.generation == cpu_scratch_generation() &&
-        kept.C_in == C_in && kept.C_out == C_out && kept.flipped == flipped &&
-        !memcmp(copy, w, sizeof(float) * n_w))
+    if (kept.generation == cpu_scratch_generation() && kept.C_in == C_in &&
+        kept.C_out == C_out && kept.flipped == flipped && !memcmp(copy, w, sizeof(float) * n_w))
         return U;
     float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, n_w); /* (ci 9, co) */
     if (!wt)
@@ -238,7 +237,7 @@ static const float *transformed_filters(const float *w, int flipped, int C_in, i
             memset(U + r * ldu + co, 0, sizeof(float) * (size_t)(ldu - co));
     transform_filters(U, ldu, wt, ci, co);
     memcpy(copy, w, sizeof(float) * n_w);
-    kept = (filter_cache){buf, cpu_scratch_generation(), C_in, C_out, flipped};
+    kept = (filter_cache){cpu_scratch_generation(), C_in, C_out, flipped};
     return U;
 }
 
