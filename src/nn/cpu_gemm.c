@@ -75,8 +75,10 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 #define ROW_BLOCK(mr_, AT)                                                                \
     do {                                                                                  \
         vf16 acc[MR][2];                                                                  \
-        for (int r = 0; r < MR; r++)                                                      \
-            acc[r][0] = acc[r][1] = v16splat(bias && r < (mr_) ? bias[i0 + r] : 0.0f);    \
+        for (int r = 0; r < MR; r++) {                                                    \
+            vf16 b_ = v16splat(bias && r < (mr_) ? bias[i0 + r] : 0.0f);                  \
+            acc[r][0] = b_ + cb0, acc[r][1] = b_ + cb1;                                   \
+        }                                                                                 \
         for (int s = 0, k = 0; s < ntaps; s++) {                                          \
             const float *b = bblk + tap[s];                                               \
             for (int c = 0; c < Kc; c++, k++, b += ldb) {                                 \
@@ -100,15 +102,24 @@ int cpu_gemm_panel_cols(int N) { return (N + NR - 1) / NR * NR; }
 
 /* The product for columns [j0, j0 + nr) of C (K = ntaps Kc): full tiles of MR rows
  * (unrolled, in registers), then the last rows. One function per layout of A, so the
- * inner loop has no branch. spill: a partial block (nr < NR) may be stored whole, its
+ * inner loop has no branch. bias: per row of C; cbias: per column (its [j0, j0 + nr)
+ * read). spill: a partial block (nr < NR) may be stored whole, its
  * rows running on into the next row's first columns, which a later block overwrites
  * (see spill_ok); the last row of C is stored lane by lane. */
 #define GEMM_BLOCK(name, AT)                                                              \
     BF_CLONES static void name(int M, int Kc, int ntaps, const int *restrict tap,          \
                                const float *restrict A, int lda, const float *restrict bblk,\
                                int ldb, float *C, int ldc, int j0, int nr,                 \
-                               const float *restrict bias, const float *add, int spill)   \
+                               const float *restrict bias, const float *restrict cbias,   \
+                               const float *add, int spill)                               \
     {                                                                                     \
+        vf16 cb0 = {}, cb1 = {};                                                          \
+        for (int l = 0; cbias && l < nr; l++) {                                           \
+            if (l < NV)                                                                   \
+                cb0[l] = cbias[j0 + l];                                                   \
+            else                                                                          \
+                cb1[l - NV] = cbias[j0 + l];                                              \
+        }                                                                                 \
         int i0 = 0;                                                                       \
         for (; i0 + MR <= M; i0 += MR)                                                    \
             ROW_BLOCK(MR, AT);                                                            \
@@ -132,10 +143,10 @@ static const int no_taps[1] = {0}; /* a plain matrix: one tap at offset 0 */
 
 static void gemm_block(int trans_a, int M, int K, const float *A, int lda, const float *bblk,
                        int ldb, float *C, int ldc, int j0, int nr, const float *bias,
-                       const float *add, int spill)
+                       const float *cbias, const float *add, int spill)
 {
     (trans_a ? gemm_block_t : gemm_block_n)(M, K, 1, no_taps, A, lda, bblk, ldb, C, ldc, j0,
-                                            nr, bias, add, spill);
+                                            nr, bias, cbias, add, spill);
 }
 
 /* Whether the last, partial column block may spill (gemm_block): C dense (ldc = N, no
@@ -158,7 +169,7 @@ void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda,
     int Np = cpu_gemm_panel_cols(N), spill = spill_ok(N, ldc, C, add);
     FOR_COLUMN_BLOCKS(j0, N)
         gemm_block(trans_a, M, K, A, lda, panel + j0, Np, C, ldc, j0,
-                   N - j0 < NR ? N - j0 : NR, bias, add, spill);
+                   N - j0 < NR ? N - j0 : NR, bias, NULL, add, spill);
 }
 
 void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float *A,
@@ -166,7 +177,7 @@ void cpu_gemm_taps(int M, int N, int Kc, int ntaps, const int *tap, const float 
 {
     for (int j0 = 0; j0 < N; j0 += NR)
         gemm_block_n(M, Kc, ntaps, tap, A, Kc * ntaps, B + j0, ldb, C, ldc, j0,
-                     N - j0 < NR ? N - j0 : NR, NULL, NULL, 0);
+                     N - j0 < NR ? N - j0 : NR, NULL, NULL, NULL, 0);
 }
 
 /* Copies columns [j0, j0 + nr) of op(B) (K rows) into blk (K x NR), zero beyond nr.
@@ -212,18 +223,33 @@ BF_CLONES static void pack_block(int trans_b, int K, int j0, int nr, const float
 
 /* Whole column blocks of an untransposed B are read in place; the last, partial one
  * and every block of a transposed B go through a packed copy (K x NR of panel). */
-void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float *C, int ldc, const float *bias, const float *add,
-              float *panel)
+static void gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float *C, int ldc, const float *bias,
+                 const float *cbias, const float *add, float *panel)
 {
     int spill = spill_ok(N, ldc, C, add);
     FOR_COLUMN_BLOCKS(j0, N) {
         int nr = N - j0 < NR ? N - j0 : NR;
         if (!trans_b && nr == NR) {
-            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, add, spill);
+            gemm_block(trans_a, M, K, A, lda, B + j0, ldb, C, ldc, j0, nr, bias, cbias, add,
+                       spill);
             continue;
         }
         pack_block(trans_b, K, j0, nr, B, ldb, panel);
-        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, add, spill);
+        gemm_block(trans_a, M, K, A, lda, panel, NR, C, ldc, j0, nr, bias, cbias, add, spill);
     }
+}
+
+void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, float *C, int ldc, const float *bias, const float *add,
+              float *panel)
+{
+    gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, bias, NULL, add, panel);
+}
+
+void cpu_gemm_bias_cols(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, float *C, int ldc, const float *bias,
+                        float *panel)
+{
+    gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, NULL, bias, NULL, panel);
 }

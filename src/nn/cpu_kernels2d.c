@@ -305,20 +305,28 @@ static bf_status conv2d_forward_wide(float *out, const float *inp, const float *
      * floats, which is the next sample's data but past the buffer for the last one */
     size_t reach = (size_t)(C_in - 1) * HW + (size_t)(K - 1) * W + (K - 1) + Np;
     size_t over = reach > in_n ? reach - in_n : 0;
-    /* A (C_out, KK C_in): w reordered tap-major, k = (ky K + kx) C_in + c */
-    float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, (size_t)C_out * T + 2 * (size_t)T);
+    /* A (C_out, KK C_in): w reordered tap-major, k = (ky K + kx) C_in + c; kept between
+     * calls (cpu_scratch_kept: reordered per call it took ~2 us) */
+    size_t n_w = (size_t)C_out * T;
+    const int key[CPU_SCRATCH_KEY] = {C_in, H, W, C_out, K};
+    int valid;
+    float *wt = cpu_scratch_kept(CPU_SCRATCH_CONV, w, n_w, n_w + 2 * (size_t)T, key, &valid);
     if (!wt)
         return bf_error_set(err, BF_ERR_NOMEM, "conv2d: out of memory for the weights");
     /* in the 2 T floats after: the KK taps' offsets, then (direct) every row's, k's */
-    int *tap = (int *)(wt + (size_t)C_out * T), *off = tap + KK;
-    for (int o = 0; o < C_out; o++)
-        for (int c = 0; c < C_in; c++)
-            for (int t = 0; t < KK; t++)
-                wt[(size_t)o * T + (size_t)t * C_in + c] = w[(size_t)o * T + (size_t)c * KK + t];
-    for (int t = 0; t < KK; t++)
-        tap[t] = t / K * W + t % K;
-    for (int k = 0; direct && k < T; k++)
-        off[k] = tap[k / C_in] + k % C_in * (int)HW;
+    int *tap = (int *)(wt + n_w), *off = tap + KK;
+    if (!valid) {
+        for (int o = 0; o < C_out; o++)
+            for (int c = 0; c < C_in; c++)
+                for (int t = 0; t < KK; t++)
+                    wt[(size_t)o * T + (size_t)t * C_in + c] =
+                        w[(size_t)o * T + (size_t)c * KK + t];
+        for (int t = 0; t < KK; t++)
+            tap[t] = t / K * W + t % K;
+        for (int k = 0; direct && k < T; k++)
+            off[k] = tap[k / C_in] + k % C_in * (int)HW;
+        cpu_scratch_keep(CPU_SCRATCH_CONV, w, n_w, key);
+    }
     size_t n_wide = (size_t)C_out * Np + VL; /* wide_to_out reads a vector past it */
     size_t n_scratch = n_wide + (over ? in_n + over : 0);
     int failed = 0;
@@ -486,32 +494,69 @@ bf_status cpu_conv2d_backward(float *dinp, float *dw, float *db, float *dout, co
  * backend's own layout; its size is bf_nonlocal_workspace's). */
 
 typedef struct {
-    float *w3t;   /* stacked theta/phi/g weights, transposed: (C, 3 Ci) */
-    float *b3n;   /* their biases repeated for each of n_rows positions (n_rows, 3 Ci):
-                   * the forward product's addend, as it adds biases per row of its
-                   * output only */
+    float *w3t; /* stacked theta/phi/g weights, transposed: (C, 3 Ci) */
+    float *b3;  /* their biases (3 Ci); forward only */
+    float *wot; /* the out conv's weights transposed (Ci, C); forward only */
 } stacked_weights;
 
-/* w in state_dict order: theta.w, theta.b, phi.w, phi.b, g.w, g.b (then out.w, out.b);
- * the stack is the calling thread's CPU_SCRATCH_CALL_B buffer. n_rows: N for the
- * forward, 0 for the backward (which takes no biases). */
-static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci, int n_rows)
+/* w in state_dict order: theta.w, theta.b, phi.w, phi.b, g.w, g.b, out.w, out.b. The
+ * backward needs w3t only, in the calling thread's CPU_SCRATCH_CALL_B buffer; the
+ * forward's stack is kept between calls (cpu_scratch_kept: restacked per call it took
+ * ~4 us, a tenth of a batch-1 prediction). */
+static int stack_weights(stacked_weights *sw, const float *w, int C, int Ci, int forward)
 {
-    size_t in = (size_t)Ci * C + Ci, n3 = 3 * (size_t)Ci;
-    sw->w3t = cpu_scratch(CPU_SCRATCH_CALL_B, n3 * C + (size_t)n_rows * n3);
+    size_t in = (size_t)Ci * C + Ci, n3 = 3 * (size_t)Ci, n_w = 3 * in + (size_t)C * Ci + C;
+    size_t n = n3 * C + (forward ? n3 + (size_t)Ci * C : 0);
+    const int key[CPU_SCRATCH_KEY] = {C, Ci};
+    int valid = 0;
+    sw->w3t = forward ? cpu_scratch_kept(CPU_SCRATCH_NONLOCAL, w, n_w, n, key, &valid)
+                      : cpu_scratch(CPU_SCRATCH_CALL_B, n);
     if (!sw->w3t)
         return -1;
-    sw->b3n = sw->w3t + n3 * C;
+    sw->b3 = sw->w3t + n3 * C;
+    sw->wot = sw->b3 + n3;
+    if (valid)
+        return 0;
     for (int k = 0; k < 3; k++) {
         const float *wk = w + k * in;
         for (int i = 0; i < Ci; i++)
             for (int c = 0; c < C; c++)
                 sw->w3t[(size_t)c * n3 + (size_t)k * Ci + i] = wk[(size_t)i * C + c];
-        for (int n = 0; n < n_rows; n++)
-            memcpy(sw->b3n + (size_t)n * n3 + (size_t)k * Ci, wk + (size_t)Ci * C,
-                   sizeof(float) * Ci);
+        if (forward)
+            memcpy(sw->b3 + (size_t)k * Ci, wk + (size_t)Ci * C, sizeof(float) * Ci);
     }
+    for (int c = 0; forward && c < C; c++)
+        for (int i = 0; i < Ci; i++)
+            sw->wot[(size_t)i * C + c] = w[3 * in + (size_t)c * Ci + i];
+    if (forward)
+        cpu_scratch_keep(CPU_SCRATCH_NONLOCAL, w, n_w, key);
     return 0;
+}
+
+/* o (C, N) = act(t^T + x): t (N, C) positions-major, x and o channel-major; 8 x 8 blocks
+ * through registers, the last C mod 8 channels and N mod 8 positions lane by lane. */
+BF_CLONES static void transpose_add_activate(float *restrict o, const float *restrict t,
+                                             const float *restrict x, int C, int N,
+                                             float slope)
+{
+    int c8 = C / 8 * 8, n8 = N / 8 * 8;
+    vf zero = {}, vs = zero + (slope >= 0 ? slope : 1.0f);
+    for (int c0 = 0; c0 < c8; c0 += 8)
+        for (int n0 = 0; n0 < n8; n0 += 8) {
+            float blk[64];
+            TRANSPOSE_8X8(blk, 8, t + (size_t)n0 * C + c0, C);
+            for (int i = 0; i < 8; i++) {
+                size_t at = (size_t)(c0 + i) * N + n0;
+                vf v = vload(blk + 8 * i) + vload(x + at);
+                vstore(o + at, vselect(v > zero, v, v * vs));
+            }
+        }
+    for (int c = 0; c < C; c++)
+        for (int n = c < c8 ? n8 : 0; n < N; n++) {
+            size_t at = (size_t)c * N + n;
+            float v = t[(size_t)n * C + c] + x[at];
+            o[at] = v > 0 || slope < 0 ? v : slope * v;
+        }
 }
 
 /* Floats of the per-thread panel the block's products need: K x 32, K <= max(N, C, 3 Ci). */
@@ -548,8 +593,9 @@ static size_t nonlocal_panel(int C, int Ci, int N)
  * reductions, and y^T = A g^T reads A^T in place as a transposed operand. (Row by row,
  * the softmax took a sixth of the block's time.) */
 
-/* Softmax down each column of a (N, N) in place (the row-wise softmax of a^T). */
-BF_CLONES static void softmax_columns(float *a, int N)
+/* Softmax down each column of a (N, N) in place (the row-wise softmax of a^T); col:
+ * scratch of N floats rounded up to a vector. */
+BF_CLONES static void softmax_columns(float *a, int N, float *restrict col)
 {
     int i = 0;
     for (; i + VW <= N; i += VW) {
@@ -577,15 +623,31 @@ BF_CLONES static void softmax_columns(float *a, int N)
         for (int r = 0; r < N; r++)
             vwstore(a + (size_t)r * N + i, vwload(a + (size_t)r * N + i) * inv);
     }
-    for (; i < N; i++) { /* the last N mod VW columns */
-        float m = a[i], sum = 0;
-        for (int r = 1; r < N; r++)
-            m = a[(size_t)r * N + i] > m ? a[(size_t)r * N + i] : m;
+    /* the last N mod VW columns one at a time, copied into col where the softmax runs
+     * down VW rows at once (lane by lane, with expf, BraggNN's 81st column took a
+     * quarter of the softmax's time) */
+    viw lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    for (int r = N; i < N && r % VW; r++)
+        col[r] = 0; /* past the column: finite, and masked out of the sum */
+    for (; i < N; i++) {
+        float m = a[i];
+        for (int r = 0; r < N; r++) {
+            col[r] = a[(size_t)r * N + i];
+            m = col[r] > m ? col[r] : m;
+        }
+        vfw sum = {};
+        for (int r = 0; r < N; r += VW) {
+            vfw e = vwexp_nonpositive(vwload(col + r) - m);
+            e = vwselect(lane + r < N, e, (vfw){});
+            sum += e;
+            vwstore(col + r, e);
+        }
+        float total = 0;
+        for (int l = 0; l < VW; l++)
+            total += sum[l];
+        float inv = 1.0f / total;
         for (int r = 0; r < N; r++)
-            sum += (a[(size_t)r * N + i] = expf(a[(size_t)r * N + i] - m));
-        float inv = 1.0f / sum;
-        for (int r = 0; r < N; r++)
-            a[(size_t)r * N + i] *= inv;
+            a[(size_t)r * N + i] = col[r] * inv;
     }
 }
 
@@ -617,16 +679,18 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
                                int C, int Ci, int N, float slope, bf_error *err)
 {
     stacked_weights sw;
-    if (stack_weights(&sw, w, C, Ci, N))
+    if (stack_weights(&sw, w, C, Ci, 1))
         return bf_error_set(err, BF_ERR_NOMEM, "nonlocal: out of memory for the weights");
     size_t in = (size_t)Ci * C + Ci, per = bf_nonlocal_workspace(1, Ci, N);
-    const float *ow = w + 3 * in;
+    const float *ob = w + 3 * in + (size_t)C * Ci;
     int failed = 0;
 #pragma omp parallel
     {
-        /* inference (ws NULL): one sample's workspace per thread, reused, stays in cache */
-        size_t n_panel = nonlocal_panel(C, Ci, N);
-        float *panel = cpu_scratch(CPU_SCRATCH_THREAD, n_panel + (ws ? 0 : per));
+        /* per thread: the panel, out^T (N, C), and in inference (ws NULL) one sample's
+         * workspace, reused, staying in cache */
+        size_t n_panel = nonlocal_panel(C, Ci, N), n_outT = (size_t)N * C;
+        float *panel = cpu_scratch(CPU_SCRATCH_THREAD, n_panel + n_outT + (ws ? 0 : per));
+        float *outT = panel ? panel + n_panel : NULL;
         if (!panel) {
 #pragma omp atomic write
             failed = 1;
@@ -636,19 +700,21 @@ bf_status cpu_nonlocal_forward(float *out, float *ws, const float *x, const floa
             if (!panel)
                 continue; /* reported below: the whole call fails */
             int ld = 3 * Ci; /* of tpgT */
-            float *tpgT = ws ? ws + (size_t)n * per : panel + n_panel;
+            float *tpgT = ws ? ws + (size_t)n * per : outT + n_outT;
             float *AT = tpgT + (size_t)ld * N, *yT = AT + (size_t)N * N;
             const float *xn = x + (size_t)n * C * N, *thetaT = tpgT, *phiT = tpgT + Ci;
             const float *gT = phiT + Ci;
             float *o = out + (size_t)n * C * N;
-            cpu_gemm(1, 0, N, ld, C, xn, N, sw.w3t, ld, tpgT, ld, NULL, sw.b3n, panel);
+            cpu_gemm_bias_cols(1, 0, N, ld, C, xn, N, sw.w3t, ld, tpgT, ld, sw.b3, panel);
             /* S^T = phi^T theta, A^T its softmax down columns, y^T = A g^T */
             cpu_gemm(0, 1, N, N, Ci, phiT, ld, thetaT, ld, AT, N, NULL, NULL, panel);
-            softmax_columns(AT, N);
+            softmax_columns(AT, N, panel);
             cpu_gemm(1, 0, N, Ci, N, AT, N, gT, ld, yT, Ci, NULL, NULL, panel);
-            /* the out conv, W y + b, plus the residual */
-            cpu_gemm(0, 1, C, N, Ci, ow, Ci, yT, Ci, o, N, ow + (size_t)C * Ci, xn, panel);
-            activate(o, (size_t)C * N, slope);
+            /* the out conv positions-major, out^T = y^T Wo^T + b (as W y + b its 81
+             * columns took whole blocks of 32, and y^T a transposed copy), then back
+             * to channels with the residual and the activation */
+            cpu_gemm_bias_cols(0, 0, N, C, Ci, yT, Ci, sw.wot, C, outT, C, ob, panel);
+            transpose_add_activate(o, outT, xn, C, N, slope);
         }
     }
     if (failed)

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     float *p;
@@ -20,7 +21,13 @@ typedef struct {
 
 static _Thread_local scratch_buf bufs[CPU_SCRATCH_SLOTS];
 static _Thread_local int registered;
-static _Thread_local unsigned long generation; /* cpu_scratch_generation */
+
+typedef struct { /* what cpu_scratch_keep recorded for a slot; valid until it is freed */
+    int valid;
+    int key[CPU_SCRATCH_KEY];
+    size_t n_w;
+} kept_state;
+static _Thread_local kept_state kept[CPU_SCRATCH_SLOTS];
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
@@ -44,7 +51,7 @@ float *cpu_scratch(int slot, size_t n)
         pthread_once(&key_once, make_key);
         registered = pthread_setspecific(exit_key, bufs) == 0;
     }
-    generation++;
+    kept[slot].valid = 0;
     free(b->p);
     b->n = n + n / 4; /* room to grow before the next reallocation */
     b->p = malloc(sizeof(float) * (b->n ? b->n : 1));
@@ -55,8 +62,28 @@ float *cpu_scratch(int slot, size_t n)
 
 void cpu_scratch_release(void)
 {
-    generation++;
+    memset(kept, 0, sizeof kept);
     release_slots(bufs);
 }
 
-unsigned long cpu_scratch_generation(void) { return generation; }
+/* The slot holds the weights' copy (n_w floats), then what derives from them. */
+float *cpu_scratch_kept(int slot, const float *w, size_t n_w, size_t n,
+                        const int key[CPU_SCRATCH_KEY], int *valid)
+{
+    float *buf = cpu_scratch(slot, n_w + n); /* reallocated: no longer valid */
+    if (!buf)
+        return NULL;
+    const kept_state *k = &kept[slot];
+    *valid = k->valid && !memcmp(k->key, key, sizeof k->key) && k->n_w == n_w &&
+             !memcmp(buf, w, sizeof(float) * n_w);
+    kept[slot].valid = *valid; /* until the kernel has filled them again */
+    return buf + n_w;
+}
+
+void cpu_scratch_keep(int slot, const float *w, size_t n_w, const int key[CPU_SCRATCH_KEY])
+{
+    memcpy(bufs[slot].p, w, sizeof(float) * n_w);
+    kept_state *k = &kept[slot];
+    k->valid = 1, k->n_w = n_w;
+    memcpy(k->key, key, sizeof k->key);
+}

@@ -198,29 +198,18 @@ BF_CLONES static void output_transform(float *restrict out, int accumulate,
 /* The filters w (C_out, C_in, 3, 3) transformed, U[xi] (C_in' rows of ldu floats) for
  * the forward convolution (flipped 0: C_in' = C_in, C_out' = C_out) or for its input
  * gradient (flipped 1: the filters flipped and their channels swapped, w'[c][o][k] =
- * w[o][c][8 - k], C_in' = C_out, C_out' = C_in). Kept on the calling thread from one
- * call to the next with a copy of the w they came from (CPU_SCRATCH_FILTERS): inference
- * runs a layer chunk after chunk on the same weights, and the transform took ~30 us a
- * call (a fifth of a batch-1 prediction); when training changes the weights the copy
- * differs and the transform runs again. NULL when out of memory. */
-typedef struct {
-    unsigned long generation; /* cpu_scratch_generation when they were written (any
-                               * reallocation of the buffer changes it) */
-    int C_in, C_out, flipped;
-} filter_cache;
-static _Thread_local filter_cache kept;
-
+ * w[o][c][8 - k], C_in' = C_out, C_out' = C_in). Kept between calls (cpu_scratch_kept):
+ * the transform took ~30 us a call, a fifth of a batch-1 prediction; when training
+ * changes the weights it runs again. NULL when out of memory. */
 static const float *transformed_filters(const float *w, int flipped, int C_in, int C_out,
                                         int ldu)
 {
     int ci = flipped ? C_out : C_in, co = flipped ? C_in : C_out; /* the convolution's */
     size_t n_w = (size_t)C_out * C_in * 9, n_u = NXI * (size_t)ci * ldu;
-    float *buf = cpu_scratch(CPU_SCRATCH_FILTERS, n_w + n_u);
-    if (!buf)
-        return NULL;
-    float *copy = buf, *U = buf + n_w;
-    if (kept.generation == cpu_scratch_generation() && kept.C_in == C_in &&
-        kept.C_out == C_out && kept.flipped == flipped && !memcmp(copy, w, sizeof(float) * n_w))
+    const int key[CPU_SCRATCH_KEY] = {C_in, C_out, flipped};
+    int valid;
+    float *U = cpu_scratch_kept(CPU_SCRATCH_WINOGRAD, w, n_w, n_u, key, &valid);
+    if (!U || valid)
         return U;
     float *wt = cpu_scratch(CPU_SCRATCH_CALL_A, n_w); /* (ci 9, co) */
     if (!wt)
@@ -236,8 +225,7 @@ static const float *transformed_filters(const float *w, int flipped, int C_in, i
         for (size_t r = 0; r < NXI * (size_t)ci; r++)
             memset(U + r * ldu + co, 0, sizeof(float) * (size_t)(ldu - co));
     transform_filters(U, ldu, wt, ci, co);
-    memcpy(copy, w, sizeof(float) * n_w);
-    kept = (filter_cache){cpu_scratch_generation(), C_in, C_out, flipped};
+    cpu_scratch_keep(CPU_SCRATCH_WINOGRAD, w, n_w, key);
     return U;
 }
 

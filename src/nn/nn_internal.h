@@ -33,15 +33,24 @@ void cpu_leaky_relu_mask(float *dout, const float *out, size_t n, float slope);
  * undefined, kept for its next call (NULL when it cannot be allocated).
  * CPU_SCRATCH_THREAD is what each thread of a kernel's parallel region uses;
  * CPU_SCRATCH_CALL_A/B what the calling thread takes for the whole call before the
- * region; CPU_SCRATCH_FILTERS holds the Winograd filters kept between calls.
- * cpu_scratch_release frees the calling thread's buffers. cpu_scratch_generation
- * changes whenever one of the calling thread's buffers is allocated or freed: what a
- * kernel keeps in one is valid only while it is unchanged. */
-enum { CPU_SCRATCH_THREAD, CPU_SCRATCH_CALL_A, CPU_SCRATCH_CALL_B, CPU_SCRATCH_FILTERS,
-       CPU_SCRATCH_SLOTS };
+ * region; CPU_SCRATCH_WINOGRAD, _NONLOCAL and _CONV keep what those kernels derive from
+ * their weights (cpu_scratch_kept). cpu_scratch_release frees the calling thread's
+ * buffers. */
+enum { CPU_SCRATCH_THREAD, CPU_SCRATCH_CALL_A, CPU_SCRATCH_CALL_B, CPU_SCRATCH_WINOGRAD,
+       CPU_SCRATCH_NONLOCAL, CPU_SCRATCH_CONV, CPU_SCRATCH_SLOTS };
 float *cpu_scratch(int slot, size_t n);
 void cpu_scratch_release(void);
-unsigned long cpu_scratch_generation(void);
+/* What a kernel derives from its weights w (n_w floats; transposed, transformed), kept in
+ * the calling thread's buffer `slot` from one call to the next: inference runs each
+ * layer chunk after chunk on the same weights. cpu_scratch_kept returns room for n
+ * floats (NULL when out of memory) and *valid = 1 when they hold what the last
+ * cpu_scratch_keep there recorded for the same weights (bit for bit, compared with a
+ * copy) and the same key (the kernel's shape, unused ints zero), the buffer not reallocated since; the
+ * kernel fills them otherwise, then calls cpu_scratch_keep. */
+#define CPU_SCRATCH_KEY 6 /* ints of a key */
+float *cpu_scratch_kept(int slot, const float *w, size_t n_w, size_t n,
+                        const int key[CPU_SCRATCH_KEY], int *valid);
+void cpu_scratch_keep(int slot, const float *w, size_t n_w, const int key[CPU_SCRATCH_KEY]);
 
 /* cpu_winograd.c: 3x3 Conv2d + activation by F(4x4, 3x3), where it applies (channel
  * counts in whole vectors of 16). */
@@ -78,6 +87,10 @@ void cpu_gemm_panel(int trans_a, int M, int N, int K, const float *A, int lda, c
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, float *C, int ldc, const float *bias, const float *add,
               float *panel);
+/* cpu_gemm with bias[j] added to column j of C instead of per row (and no addend). */
+void cpu_gemm_bias_cols(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, float *C, int ldc, const float *bias,
+                        float *panel);
 /* C (M, N) = A (M, ntaps Kc) B with B's row s Kc + c at B + tap[s] + c ldb (the taps of
  * a convolution over its input image, read in place): every row must be readable for
  * cpu_gemm_panel_cols(N) floats. */

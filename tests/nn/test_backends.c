@@ -172,15 +172,19 @@ BF_TEST(conv2d_matches_reference_backend_on_braggnn_and_edge_shapes)
     }
 }
 
-/* The CPU backend keeps Winograd's transformed filters between calls (cpu_winograd.c):
- * new weights of the same shape, and back, must be transformed again, forward after
- * forward and with backward (its own, flipped filters) between. */
-BF_TEST(winograd_filters_kept_between_calls_follow_the_weights)
+/* The CPU backend keeps Winograd's transformed filters between calls (cpu_winograd.c),
+ * and the wide grid's reordered ones (cpu_kernels2d.c): new weights of the same shape,
+ * and back, must be transformed again, forward after forward and with backward (its own,
+ * flipped filters) between. */
+BF_TEST(conv_filters_kept_between_calls_follow_the_weights)
 {
     const uint64_t seeds[] = {12, 21, 21, 12, 12, 21};
     for (int i = 0; i < 6; i++) {
         double d = compare_conv2d(2, 64, 9, 9, 32, 3, 0.01f, 1, seeds[i], i >= 4);
-        CHECK_MSG(d < 2e-5, "call %d (weights seed %llu): rel diff %g", i,
+        CHECK_MSG(d < 2e-5, "Winograd, call %d (weights seed %llu): rel diff %g", i,
+                  (unsigned long long)seeds[i], d);
+        d = compare_conv2d(2, 32, 7, 7, 8, 3, 0.01f, 1, seeds[i], i >= 4);
+        CHECK_MSG(d < 2e-5, "wide grid, call %d (weights seed %llu): rel diff %g", i,
                   (unsigned long long)seeds[i], d);
     }
 }
@@ -189,10 +193,11 @@ BF_TEST(winograd_filters_kept_between_calls_follow_the_weights)
 
 static size_t nonlocal_weights(int C, int Ci) { return 3 * ((size_t)Ci * C + Ci) + (size_t)C * Ci + C; }
 
-static double compare_nonlocal(int B, int C, int Ci, int N, float slope, int threads)
+static double compare_nonlocal(int B, int C, int Ci, int N, float slope, int threads,
+                               uint64_t w_seed)
 {
     size_t nx = (size_t)B * C * N, nw = nonlocal_weights(C, Ci), nws = bf_nonlocal_workspace(B, Ci, N);
-    float *x = random_floats(nx, 21, -1, 1), *w = random_floats(nw, 22, -0.4f, 0.4f);
+    float *x = random_floats(nx, 21, -1, 1), *w = random_floats(nw, w_seed, -0.4f, 0.4f);
     float *r_d = random_floats(nx, 23, -1, 1), *c_d = random_floats(nx, 23, -1, 1);
     float *r_out = zeros(nx), *c_out = zeros(nx), *r_ws = zeros(nws), *c_ws = zeros(nws);
     float *r_dx = zeros(nx), *c_dx = zeros(nx), *r_dw = zeros(nw), *c_dw = zeros(nw);
@@ -228,8 +233,20 @@ BF_TEST(nonlocal_block_matches_reference_backend)
                             {1, 6, 3, 32, 1, 2},   {5, 9, 5, 17, 1, 2}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
-        double d = compare_nonlocal(c[0], c[1], c[2], c[3], c[4] / 100.0f, c[5]);
+        double d = compare_nonlocal(c[0], c[1], c[2], c[3], c[4] / 100.0f, c[5], 22);
         CHECK_MSG(d < 2e-5, "case %zu: rel diff %g", i, d);
+    }
+}
+
+/* The forward keeps its stacked weights between calls (cpu_kernels2d.c): new weights of
+ * the same shape, and back, must be stacked again. */
+BF_TEST(nonlocal_weights_kept_between_calls_follow_the_weights)
+{
+    const uint64_t seeds[] = {22, 31, 31, 22};
+    for (int i = 0; i < 4; i++) {
+        double d = compare_nonlocal(2, 64, 32, 81, 0.01f, 1, seeds[i]);
+        CHECK_MSG(d < 2e-5, "call %d (weights seed %llu): rel diff %g", i,
+                  (unsigned long long)seeds[i], d);
     }
 }
 
