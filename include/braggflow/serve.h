@@ -205,6 +205,8 @@ typedef struct {
     const char *bind;          /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 */
     int max_batch;             /* items per batch (default 512) */
     int max_delay_us;          /* queueing delay for a fuller batch (default 200) */
+    int busy_poll_us;          /* spin on the socket this long after a request while no
+                                * batch is computing (default 0: block; docs/serve.md) */
     int workers;               /* worker threads (default 1) */
     int threads;               /* compute threads per worker (0: cores / workers) */
     uint32_t max_request_items; /* items in one request (default 65536) */

@@ -46,13 +46,15 @@ static bf_status make_patches(long n, uint64_t seed, bf_patches *p, bf_error *er
     return bf_patches_simulate(&cfg, 2, p, err);
 }
 
+/* busy_poll_us > 0: the main thread spins on its socket (the latency set-up); the
+ * tests that use it check it answers as the sleeping one does. */
 static int start_workers(server_thread *t, const char *model, const char *endpoint,
-                         int max_batch, int workers)
+                         int max_batch, int workers, int busy_poll_us)
 {
     bf_serve_config c;
     bf_serve_config_defaults(&c);
     c.model_path = model, c.bind = endpoint, c.quiet = 1, c.max_batch = max_batch;
-    c.workers = workers, c.threads = workers > 1 ? 1 : 2;
+    c.workers = workers, c.threads = workers > 1 ? 1 : 2, c.busy_poll_us = busy_poll_us;
     memset(t, 0, sizeof *t);
     if (bf_server_start(&c, &t->s, &t->err) != BF_OK) {
         fprintf(stderr, "  server: %s\n", t->err.msg);
@@ -62,9 +64,10 @@ static int start_workers(server_thread *t, const char *model, const char *endpoi
     return pthread_create(&t->tid, NULL, run_server, t) ? -1 : 0;
 }
 
-static int start(server_thread *t, const char *model, const char *endpoint, int max_batch)
+static int start(server_thread *t, const char *model, const char *endpoint, int max_batch,
+                 int busy_poll_us)
 {
-    return start_workers(t, model, endpoint, max_batch, 1);
+    return start_workers(t, model, endpoint, max_batch, 1, busy_poll_us);
 }
 
 static void finish(server_thread *t)
@@ -104,7 +107,7 @@ BF_TEST(replies_equal_the_in_process_predictor_and_malformed_requests_get_errors
     bf_patches p;
     CHECK(make_patches(40, 5, &p, &err) == BF_OK);
     server_thread t;
-    CHECK(start(&t, model, endpoint, 16) == 0);
+    CHECK(start(&t, model, endpoint, 16, 1000) == 0);
 
     void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0, tmo = 10000;
@@ -214,7 +217,7 @@ BF_TEST(a_structure_model_is_served_as_class_probabilities_and_cell_with_sigma)
     CHECK(bf_structure_meta_write(&meta, &info, &err) == BF_OK);
     CHECK(bf_checkpoint_save(model, m, &info, NULL, &err) == BF_OK);
     server_thread t;
-    CHECK(start(&t, model, endpoint, 8) == 0);
+    CHECK(start(&t, model, endpoint, 8, 0) == 0);
 
     float x[3 * 64], xs[3 * 64], out[3 * 7];
     for (int i = 0; i < 3 * 64; i++)
@@ -332,7 +335,7 @@ BF_TEST(a_live_swap_under_100000_patches_from_4_connections_loses_nothing)
     bf_patches p;
     CHECK(make_patches(5000, 21, &p, &err) == BF_OK);
     server_thread t;
-    CHECK(start(&t, model, endpoint, 256) == 0);
+    CHECK(start(&t, model, endpoint, 256, 1000) == 0);
 
     client_thread c = {.p = &p};
     bf_client_config_defaults(&c.cfg);
@@ -396,7 +399,7 @@ BF_TEST(a_stop_drains_every_request_in_flight_with_one_reply_each)
     bf_patches p;
     CHECK(make_patches(64, 8, &p, &err) == BF_OK);
     server_thread t;
-    CHECK(start(&t, model, endpoint, 32) == 0);
+    CHECK(start(&t, model, endpoint, 32, 1000) == 0);
     void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0, tmo = 10000;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -446,7 +449,7 @@ BF_TEST(two_workers_share_the_queue_and_answer_every_request)
     bf_patches p;
     CHECK(make_patches(2000, 9, &p, &err) == BF_OK);
     server_thread t;
-    CHECK(start_workers(&t, model, endpoint, 64, 2) == 0);
+    CHECK(start_workers(&t, model, endpoint, 64, 2, 0) == 0);
     /* many small requests from several connections, two workers taking batches from one
      * queue (a worker that wakes to find the other took the queue goes back to waiting) */
     bf_client_config cfg;
