@@ -898,16 +898,16 @@ char *bf_server_stats_json(bf_server *s)
                   "}, \"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, "
                   "\"p99.9\": %.1f}, \"stats_requests\": %ld, \"replies_dropped\": %ld, "
                   "\"uptime_s\": %.3f, \"workers\": %d, \"max_batch\": %d, "
-                  "\"max_delay_us\": %d, \"busy_poll_us\": %d, \"model\": {\"kind\": \"%s\", \"hash\": \"%s\", "
-                  "\"path\": %s, \"loaded_at\": \"%s\", \"load_ms\": %.2f, \"swaps\": %ld, "
+                  "\"max_delay_us\": %d, \"busy_poll_us\": %d, "
+                  "\"model\": {\"kind\": \"%s\", \"hash\": \"%s\", \"path\": %s, "
+                  "\"loaded_at\": \"%s\", \"load_ms\": %.2f, \"swaps\": %ld, "
                   "\"failed_loads\": %ld, \"last_load_error\": %s}}",
                   latency_percentile(c.latency, 0.50), latency_percentile(c.latency, 0.90),
                   latency_percentile(c.latency, 0.99), latency_percentile(c.latency, 0.999),
                   c.stats_requests, c.replies_dropped, bf_now_seconds() - s->t_start,
                   s->cfg.workers, s->cfg.max_batch, s->cfg.max_delay_us, s->cfg.busy_poll_us,
-                  what, hash,
-                  bf_json_quote(path, q_path, sizeof q_path), loaded_at, load_ms, c.swaps,
-                  c.failed_loads, bf_json_quote(c.last_load_error, q_err, sizeof q_err));
+                  what, hash, bf_json_quote(path, q_path, sizeof q_path), loaded_at, load_ms,
+                  c.swaps, c.failed_loads, bf_json_quote(c.last_load_error, q_err, sizeof q_err));
     if (b.failed) {
         bf_buf_free(&b);
         return NULL;
