@@ -185,6 +185,11 @@ struct bf_backend {
      * that allow it (bf_model_kind.chunked_inference; 0: the whole uploaded batch): the
      * CPU backend's activations then stay in cache between layers. */
     int infer_chunk;
+    /* bf_train_step runs forward and backward on at most this many samples at a time
+     * for models that allow it (bf_model_kind.chunked_training; 0: the whole batch),
+     * the parameter gradients summed over the chunks: the same step, with a chunk's
+     * activations kept in cache instead of a batch's streamed through memory. */
+    int train_chunk;
     /* Optional (NULL: one forward at a time). workers: how many tasks run_tasks runs at
      * once. run_tasks: task(ctx, i, worker, err) for every i in [0, n), each on one host
      * thread (worker in [0, workers())) whose backend ops are then single-threaded;
@@ -288,6 +293,9 @@ typedef struct {
      * model's activations per sample are large next to its weights: BraggNN); 0: whole
      * batches (structure_net's dense layers are faster on large ones). */
     int chunked_inference;
+    /* 1: a training step may run on the backend's train_chunk samples at a time (the
+     * loss being a per-sample mean, as bf_objective.loss is); 0: whole batches. */
+    int chunked_training;
     /* Registers parameters (names, shapes, init) and sets m->input_len, m->n_out. */
     bf_status (*create)(bf_model *m, bf_error *err);
     void (*destroy)(bf_model *m);

@@ -147,6 +147,7 @@ static const bf_backend cpu_backend = {
     .zero = host_zero,
     .set_threads = cpu_set_threads,
     .infer_chunk = 16, /* BraggNN: 16 x 49 KB of activations stay in L2 (64 was 4 % slower, 512 10 %) */
+    .train_chunk = 128, /* BraggNN: 128 trained 1.3x faster a sample than 512, 64 slower */
     .workers = cpu_workers,
     .run_tasks = cpu_run_tasks,
     .linear_forward = cpu_linear_forward,

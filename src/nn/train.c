@@ -185,30 +185,61 @@ bf_status bf_step_ws_create(const bf_model *m, int B, bf_step_ws **out, bf_error
     return BF_OK;
 }
 
+/* Forward, loss and backward on samples [at, at + b) of a step's batch of B: the
+ * gradients of the batch mean (the chunk's mean times b / B) added to m->g; *loss the
+ * chunk's mean. */
+static bf_status train_chunk(bf_model *m, const bf_objective *obj, bf_step_ws *ws,
+                             const float *bt, int at, int b, int B, double *loss,
+                             bf_error *err)
+{
+    const bf_backend *be = m->be;
+    size_t o = (size_t)at * m->n_out, no = sizeof(float) * (size_t)b * m->n_out;
+    const float *x = ws->x_be + (size_t)at * m->input_len;
+    bf_status st = m->kind->forward(m, x, b, err);
+    if (st == BF_OK)
+        st = be->download(ws->out + o, m->out, no, err);
+    if (st != BF_OK)
+        return st;
+    *loss = obj->loss(obj->user, ws->out + o, bt + (size_t)at * obj->target_len, b, m->n_out,
+                      ws->dout + o);
+    if (!isfinite(*loss))
+        return BF_OK;
+    float share = (float)((double)b / B);
+    for (size_t i = 0; share != 1.0f && i < (size_t)b * m->n_out; i++)
+        ws->dout[o + i] *= share;
+    st = be->upload(ws->dout_be + o, ws->dout + o, no, err);
+    if (st == BF_OK)
+        st = m->kind->backward(m, x, b, ws->dout_be + o, err);
+    return st;
+}
+
 bf_status bf_train_step(bf_model *m, bf_adam *opt, const bf_objective *obj, bf_step_ws *ws,
                         const float *bx, const float *bt, int B, double clip_norm,
                         double *loss, bf_error *err)
 {
     const bf_backend *be = m->be;
-    size_t no = sizeof(float) * (size_t)B * m->n_out;
-    bf_status st = bf_model_reserve(m, B, err);
+    int chunk = m->kind->chunked_training && be->train_chunk > 0 && be->train_chunk < B
+                    ? be->train_chunk
+                    : B;
+    bf_status st = bf_model_reserve(m, chunk, err);
     if (st == BF_OK)
         st = be->upload(ws->x_be, bx, sizeof(float) * (size_t)B * m->input_len, err);
     if (st == BF_OK)
-        st = m->kind->forward(m, ws->x_be, B, err);
-    if (st == BF_OK)
-        st = be->download(ws->out, m->out, no, err);
+        st = bf_model_zero_grad(m, err);
+    double sum = 0, part = 0;
+    for (int at = 0; st == BF_OK && at < B; at += chunk) {
+        int b = B - at < chunk ? B - at : chunk;
+        st = train_chunk(m, obj, ws, bt, at, b, B, &part, err);
+        sum += part * b;
+        if (st == BF_OK && !isfinite(part)) {
+            *loss = part;
+            return BF_OK;
+        }
+    }
     if (st != BF_OK)
         return st;
-    *loss = obj->loss(obj->user, ws->out, bt, B, m->n_out, ws->dout);
-    if (!isfinite(*loss))
-        return BF_OK;
-    st = be->upload(ws->dout_be, ws->dout, no, err);
-    if (st == BF_OK)
-        st = bf_model_zero_grad(m, err);
-    if (st == BF_OK)
-        st = m->kind->backward(m, ws->x_be, B, ws->dout_be, err);
-    if (st == BF_OK && clip_norm > 0)
+    *loss = chunk == B ? part : sum / B; /* one chunk: its mean as it is */
+    if (clip_norm > 0)
         st = be->grad_norm_clip(m->g, m->params.total, clip_norm, NULL, err);
     if (st == BF_OK)
         st = be->adam_step(opt, m->w, m->g, err);

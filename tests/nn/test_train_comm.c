@@ -2,7 +2,8 @@
  * two threads are two ranks of an in-process bf_comm (sums through a barrier), so the
  * path is tested on every machine. Two ranks must follow the one-process loss curve,
  * end with bit-identical weights on both ranks, and a failure on one rank must reach
- * both as that rank's error. */
+ * both as that rank's error. Also: a training step on the backend's train_chunk samples
+ * at a time is the whole-batch step. */
 #include <omp.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -436,4 +437,78 @@ BF_TEST(lr_scaling_names_round_trip)
     }
     CHECK(bf_lr_scaling_parse("cubic", &s) == -1);
     CHECK(bf_comm_agree(NULL, BF_ERR_IO, NULL) == BF_ERR_IO);
+}
+
+/* ---- bf_train_step on the backend's train_chunk samples at a time ---- */
+
+/* Two steps of braggnn (clipped Adam) on the CPU backend with the given train_chunk:
+ * the losses, and copies of the first step's gradient (before clipping: *g) and the
+ * weights after the second (*w), n floats each. */
+static int two_steps(int train_chunk, int B, const float *x, const float *t, double loss[2],
+                     float **g, float **w, size_t *n)
+{
+    bf_backend be = *bf_backend_cpu();
+    be.train_chunk = train_chunk;
+    bf_error err = {0};
+    bf_model *m = NULL;
+    bf_adam opt = {0};
+    bf_step_ws *ws = NULL;
+    bf_objective obj = {.name = "mse", .target_len = 2, .loss = mse_loss, .score = mse_score};
+    bf_status st = bf_model_create("braggnn", NULL, &be, 5, &m, &err);
+    if (st == BF_OK)
+        st = bf_adam_init(&opt, &be, m->params.total, 1e-3f, &err);
+    if (st == BF_OK)
+        st = bf_step_ws_create(m, B, &ws, &err);
+    *g = *w = NULL;
+    for (int s = 0; st == BF_OK && s < 2; s++) {
+        st = bf_train_step(m, &opt, &obj, ws, x, t, B, s ? 1.0 : 0.0, &loss[s], &err);
+        float **copy = s ? w : g;
+        *n = m->params.total;
+        if (st == BF_OK && (*copy = malloc(sizeof(float) * *n)))
+            memcpy(*copy, s ? m->w : m->g, sizeof(float) * *n);
+    }
+    if (st != BF_OK)
+        fprintf(stderr, "  two_steps: %s\n", err.msg);
+    bf_step_ws_destroy(ws);
+    bf_adam_free(&opt);
+    bf_model_destroy(m);
+    return st == BF_OK && *g && *w ? 0 : -1;
+}
+
+/* The chunks' gradients are the batch mean's (each chunk's mean times its share), so
+ * a chunked step is the whole-batch step up to the order of the sums; a batch no
+ * larger than a chunk is the same bits. */
+BF_TEST(a_chunked_training_step_is_the_whole_batch_step)
+{
+    enum { B = 300 };   /* chunks of 128, 128 and 44 */
+    static float x[B * 121], t[B * 2];
+    bf_rng r;
+    bf_rng_init(&r, 3, 0);
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)bf_rng_uniform(&r);
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        t[i] = (float)bf_rng_uniform(&r);
+    double loss_whole[2], loss_chunked[2];
+    float *g_whole, *g_chunked, *w_whole, *w_chunked;
+    size_t n = 0;
+    CHECK(two_steps(0, B, x, t, loss_whole, &g_whole, &w_whole, &n) == 0);
+    CHECK(two_steps(128, B, x, t, loss_chunked, &g_chunked, &w_chunked, &n) == 0);
+    for (int s = 0; s < 2; s++)
+        CHECK_REL(loss_chunked[s], loss_whole[s], 5e-10);
+    /* the gradient, relative to its largest component */
+    double worst = 0, gmax = 0;
+    for (size_t i = 0; i < n; i++)
+        gmax = fmax(gmax, fabs(g_whole[i]));
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)g_chunked[i] - g_whole[i]) / gmax);
+    fprintf(stderr, "  chunked against whole: losses %.2g, %.2g apart (relative), gradient "
+            "%.2g of its largest component\n", fabs(loss_chunked[0] / loss_whole[0] - 1),
+            fabs(loss_chunked[1] / loss_whole[1] - 1), worst);
+    CHECK_MSG(worst < 2e-7, "first-step gradients differ by %g of the largest", worst);
+    free(g_whole), free(g_chunked), free(w_whole), free(w_chunked);
+    /* B = 100 <= 128: no chunking, bit for bit */
+    CHECK(two_steps(0, 100, x, t, loss_whole, &g_whole, &w_whole, &n) == 0);
+    CHECK(two_steps(128, 100, x, t, loss_chunked, &g_chunked, &w_chunked, &n) == 0);
+    CHECK(loss_chunked[1] == loss_whole[1] && !memcmp(w_chunked, w_whole, sizeof(float) * n));
+    free(g_whole), free(g_chunked), free(w_whole), free(w_chunked);
 }

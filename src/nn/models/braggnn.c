@@ -291,6 +291,7 @@ const bf_model_kind bf_braggnn_kind = {
     .dim_names = {"patch", "fc1", "fc2", "fc3", "fc4"},
     .default_shape = {{11, 16, 8, 4, 2}},
     .chunked_inference = 1, /* 41 KB of activations a sample, 33 k parameters */
+    .chunked_training = 1,
     .create = create,
     .destroy = destroy,
     .reserve = reserve,
