@@ -15,7 +15,8 @@
  *   ./build/bench/bench_serve [--threads 2] [--patches 20000] [--seconds 3]
  *       [--port 5599] [--batch 64] [--concurrency 4] [--inflight 4] [--busy-poll-us 1000]
  * The batch-1 round trip is measured twice: the server sleeping on its socket (the
- * default) and spinning on it for --busy-poll-us after each request. */
+ * default) and spinning on it for --busy-poll-us after each request; the throughput
+ * run busy-polls too (it spins only while no batch computes). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

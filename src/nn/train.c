@@ -185,6 +185,15 @@ bf_status bf_step_ws_create(const bf_model *m, int B, bf_step_ws **out, bf_error
     return BF_OK;
 }
 
+/* d (mean over B samples) / d out from d (mean over the b of them in dout) / d out:
+ * times b / B (a chunk of a step, a rank's shard of the global batch). */
+static void scale_to_batch_mean(float *dout, int b, int B, int n_out)
+{
+    float share = (float)((double)b / B);
+    for (size_t i = 0; share != 1.0f && i < (size_t)b * n_out; i++)
+        dout[i] *= share;
+}
+
 /* Forward, loss and backward on samples [at, at + b) of a step's batch of B: the
  * gradients of the batch mean (the chunk's mean times b / B) added to m->g; *loss the
  * chunk's mean. */
@@ -204,9 +213,7 @@ static bf_status train_chunk(bf_model *m, const bf_objective *obj, bf_step_ws *w
                       ws->dout + o);
     if (!isfinite(*loss))
         return BF_OK;
-    float share = (float)((double)b / B);
-    for (size_t i = 0; share != 1.0f && i < (size_t)b * m->n_out; i++)
-        ws->dout[o + i] *= share;
+    scale_to_batch_mean(ws->dout + o, b, B, m->n_out);
     st = be->upload(ws->dout_be + o, ws->dout + o, no, err);
     if (st == BF_OK)
         st = m->kind->backward(m, x, b, ws->dout_be + o, err);
@@ -352,10 +359,7 @@ static bf_status dist_step(const bf_train_config *cfg, bf_model *m, bf_adam *opt
     *loss = part / nb; /* the global batch's mean, the same on every rank */
     if (!isfinite(*loss))
         return BF_OK;
-    /* d (global mean) / d out = (n / nb) d (shard mean) / d out */
-    float share = (float)((double)n / nb);
-    for (size_t i = 0; share != 1.0f && i < (size_t)n * m->n_out; i++)
-        ws->dout[i] *= share;
+    scale_to_batch_mean(ws->dout, n, nb, m->n_out);
     grad_sync gs;
     grad_sync_begin(&gs, c, m, cfg->bucket_floats, err);
     st = bf_model_zero_grad(m, err);
