@@ -173,6 +173,9 @@ int bf_parse_doubles(const char *s, double *v, int n);
 /* Binds the calling thread (and OpenMP teams it starts later) to cores
  * first..first+count-1 (hwloc). Returns 0, or -1 with the reason in why. */
 int bf_pin_thread_to_cores(int first, int count, char *why, size_t whysz);
+/* The OS numbers of core `core`'s logical CPUs (at most max, into cpus): their count,
+ * or -1 with the reason in why. */
+int bf_core_os_cpus(int core, int *cpus, int max, char *why, size_t whysz);
 
 /* Number of worker threads to use when the user says 0 ("all cores"). */
 int bf_default_threads(void);

@@ -207,6 +207,9 @@ typedef struct {
     int max_delay_us;          /* queueing delay for a fuller batch (default 200) */
     int busy_poll_us;          /* spin on the socket this long after a request while no
                                 * batch is computing (default 0: block; docs/serve.md) */
+    int core;                  /* >= 0: the thread in bf_server_run and ZeroMQ's I/O thread
+                                * on this core (hwloc index), a lone request's whole path
+                                * on one core (default -1: unbound; docs/serve.md) */
     int workers;               /* worker threads (default 1) */
     int threads;               /* compute threads per worker (0: cores / workers) */
     uint32_t max_request_items; /* items in one request (default 65536) */
@@ -239,6 +242,8 @@ typedef struct {
     long repeat;               /* passes over the data */
     double rate_items_per_s;   /* 0: as fast as replies come */
     double timeout_s;          /* a reply later than this is an error (default 10) */
+    int core;                  /* >= 0: the connection threads and ZeroMQ's I/O thread on
+                                * this core (default -1: unbound) */
 } bf_client_config;
 
 typedef struct {

@@ -8,13 +8,13 @@
 #include "cli/cli.h"
 
 enum { OPT_BIND = 4200, OPT_MAX_BATCH, OPT_MAX_DELAY, OPT_WORKERS, OPT_NO_WATCH, OPT_MAX_ITEMS,
-       OPT_QUIET, OPT_BUSY_POLL };
+       OPT_QUIET, OPT_BUSY_POLL, OPT_CORE };
 
 static const char *usage =
     "usage: braggflow serve --model M.safetensors [--bind tcp://127.0.0.1:5555]\n"
     "                       [--max-batch 512] [--max-delay-us 200] [--busy-poll-us 0]\n"
-    "                       [--workers 1] [--threads N] [--max-request-items 65536]\n"
-    "                       [--no-watch] [--quiet]\n\n"
+    "                       [--core N] [--workers 1] [--threads N]\n"
+    "                       [--max-request-items 65536] [--no-watch] [--quiet]\n\n"
     "Serves a peaks (braggnn) or structure (structure_net) checkpoint over ZeroMQ: a ROUTER\n"
     "socket takes binary requests (docs/serve.md, README \"Wire format\") and answers each\n"
     "with exactly one reply carrying the request id and the SHA-256 of the model that\n"
@@ -36,6 +36,11 @@ static const char *usage =
     "                        computes instead of sleeping: lower batch-1 latency for a\n"
     "                        core kept busy (default 0: sleep; 1000 halves the round\n"
     "                        trip on a VM)\n"
+    "  --core N              run the thread that receives, answers lone requests and sends\n"
+    "                        replies, and ZeroMQ's I/O thread, on core N (0-based): a\n"
+    "                        batch-1 round trip with a client on the same core (serve-client\n"
+    "                        --core N) then has no cross-core wake-up (default: unbound;\n"
+    "                        docs/serve.md \"Latency\")\n"
     "  --workers N           worker threads, each with its own model copy (default 1)\n"
     "  --threads N           compute threads per worker (0 or absent: cores / workers)\n"
     "  --max-request-items N largest request accepted (default 65536)\n"
@@ -66,6 +71,7 @@ int cmd_serve(int argc, char **argv)
         {"max-batch", required_argument, 0, OPT_MAX_BATCH},
         {"max-delay-us", required_argument, 0, OPT_MAX_DELAY},
         {"busy-poll-us", required_argument, 0, OPT_BUSY_POLL},
+        {"core", required_argument, 0, OPT_CORE},
         {"workers", required_argument, 0, OPT_WORKERS},
         {"threads", required_argument, 0, OPT_THREADS},
         {"max-request-items", required_argument, 0, OPT_MAX_ITEMS},
@@ -95,6 +101,9 @@ int cmd_serve(int argc, char **argv)
         case OPT_BUSY_POLL:
             rc = bf_cli_parse_int("serve", "--busy-poll-us", optarg, 0, 10000000,
                                   &cfg.busy_poll_us);
+            break;
+        case OPT_CORE:
+            rc = bf_cli_parse_int("serve", "--core", optarg, 0, 65535, &cfg.core);
             break;
         case OPT_WORKERS:
             rc = bf_cli_parse_int("serve", "--workers", optarg, 1, 256, &cfg.workers);

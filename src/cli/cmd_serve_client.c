@@ -10,13 +10,13 @@
 #include "cli/cli.h"
 
 enum { OPT_CONNECT = 4300, OPT_CONCURRENCY, OPT_INFLIGHT, OPT_DTYPE, OPT_REPEAT, OPT_RATE,
-       OPT_TIMEOUT, OPT_STATS };
+       OPT_TIMEOUT, OPT_STATS, OPT_CORE };
 
 static const char *usage =
     "usage: braggflow serve-client --connect ENDPOINT --data patches.h5 [--batch 1]\n"
     "                              [--concurrency 1] [--inflight 1] [--repeat 1]\n"
     "                              [--dtype float32|uint16] [--rate ITEMS_PER_S]\n"
-    "                              [--timeout S] [--json]\n"
+    "                              [--timeout S] [--core N] [--json]\n"
     "       braggflow serve-client --connect ENDPOINT --stats\n\n"
     "Sends every patch of a patch file (sample-peaks / import-peaks layout) to a\n"
     "`braggflow serve` running a braggnn model, --batch patches per request, over\n"
@@ -37,6 +37,8 @@ static const char *usage =
     "  --dtype T           float32 (default) or uint16 (counts rounded, clamped)\n"
     "  --rate R            send at R patches/s in all (default: as fast as replies come)\n"
     "  --timeout S         a reply later than S seconds is an error (default 10)\n"
+    "  --core N            run the connection threads and ZeroMQ's I/O thread on core N\n"
+    "                      (0-based; with serve --core N: lowest batch-1 latency)\n"
     "  --json              one JSON object on stdout\n"
     "  --stats             print the service's statistics and exit\n\n"
     "example:\n"
@@ -103,6 +105,7 @@ int cmd_serve_client(int argc, char **argv)
         {"dtype", required_argument, 0, OPT_DTYPE},
         {"rate", required_argument, 0, OPT_RATE},
         {"timeout", required_argument, 0, OPT_TIMEOUT},
+        {"core", required_argument, 0, OPT_CORE},
         {"json", no_argument, 0, OPT_JSON},
         {"stats", no_argument, 0, OPT_STATS},
         {"help", no_argument, 0, OPT_HELP},
@@ -147,6 +150,9 @@ int cmd_serve_client(int argc, char **argv)
             break;
         case OPT_TIMEOUT:
             rc = bf_cli_parse_positive("serve-client", "--timeout", optarg, 86400, &cfg.timeout_s);
+            break;
+        case OPT_CORE:
+            rc = bf_cli_parse_int("serve-client", "--core", optarg, 0, 65535, &cfg.core);
             break;
         case OPT_JSON: json = 1; break;
         case OPT_STATS: stats = 1; break;

@@ -61,9 +61,13 @@ static void cpu_set_threads(int threads)
 
 static int cpu_workers(void) { return omp_get_max_threads(); }
 
-/* One OpenMP team, tasks split evenly in order (the same chunks on the same thread for a
- * given count); inside a task the ops' own parallel regions are nested, so one thread
- * each. A failed task does not stop the others; the lowest failing index is reported. */
+/* One OpenMP team taking tasks one at a time (dynamic): a thread that loses its core
+ * for a while (a service's I/O threads share the cores) leaves its tasks to the others
+ * instead of keeping them waiting at the end of the region. A task's result does not
+ * depend on the thread that runs it (each has its own activations, same weights), so
+ * the bits do not either. Inside a task the ops' own parallel regions are nested, so one
+ * thread each. A failed task does not stop the others; the lowest failing index is
+ * reported. */
 static bf_status cpu_run_tasks(int n, bf_status (*task)(void *ctx, int i, int worker,
                                                         bf_error *err),
                                void *ctx, bf_error *err)
@@ -74,7 +78,7 @@ static bf_status cpu_run_tasks(int n, bf_status (*task)(void *ctx, int i, int wo
     {
         bf_error mine = {0};
         int worker = omp_get_thread_num();
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < n; i++) {
             bf_status st = task(ctx, i, worker, &mine);
             if (st != BF_OK)

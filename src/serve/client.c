@@ -14,7 +14,7 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "braggflow/serve.h"
+#include "serve/service_internal.h"
 
 void bf_client_config_defaults(bf_client_config *c)
 {
@@ -25,7 +25,8 @@ void bf_client_config_defaults(bf_client_config *c)
                             .dtype = BF_DTYPE_F32,
                             .repeat = 1,
                             .rate_items_per_s = 0,
-                            .timeout_s = 10};
+                            .timeout_s = 10,
+                            .core = -1};
 }
 
 void bf_client_result_free(bf_client_result *r)
@@ -193,6 +194,11 @@ static void *conn_main(void *arg)
     run_state *rs = ca->rs;
     const bf_client_config *cfg = rs->cfg;
     int inflight = cfg->inflight, C = cfg->concurrency;
+    char why[256];
+    if (cfg->core >= 0 && bf_pin_thread_to_cores(cfg->core, 1, why, sizeof why)) {
+        fault(rs, "connection %d: --core %d: %s", ca->c, cfg->core, why);
+        return NULL;
+    }
     void *sock = zmq_socket(rs->zctx, ZMQ_DEALER);
     int linger = 0;
     uint8_t *buf = malloc(BF_WIRE_REQUEST_HEADER + 4 * (size_t)cfg->batch * rs->p->size * rs->p->size);
@@ -283,6 +289,8 @@ bf_status bf_client_run(const bf_client_config *c, const bf_patches *p, bf_clien
     bf_status st = BF_OK;
     if (!rs.latency_us || !rs.answered || !r->centre_rc || !args || !tid || !rs.zctx)
         st = bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    if (st == BF_OK && c->core >= 0)
+        st = bf_zmq_io_on_core(rs.zctx, c->core, "serve-client", err);
     pthread_mutex_init(&rs.mu, NULL);
     rs.t0 = bf_now_seconds();
     int started = 0;

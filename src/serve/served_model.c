@@ -96,13 +96,19 @@ static bf_status load_copies(bf_served *sv, int copies, int max_batch, bf_error 
 }
 
 /* A probe batch through every copy: a model that loads but cannot compute (or computes
- * NaN) is refused here, before it is swapped in. */
+ * NaN) is refused here, before it is swapped in. On one thread: a compute team started
+ * here (the main thread at start, the watcher at a swap) would outlive the probe, and
+ * while libgomp manages more threads than there are cores it shortens every team's
+ * spin-wait, the workers' too (docs/serve.md §Throughput). */
 static bf_status validate(bf_served *sv, bf_error *err)
 {
     const int n = sv->scratch_items < 4 ? sv->scratch_items : 4;
     float *x = malloc(sizeof(float) * (size_t)n * sv->item_values);
     float *r = malloc(sizeof(float) * (size_t)n * sv->values);
     bf_status st = x && r ? BF_OK : bf_error_set(err, BF_ERR_NOMEM, "out of memory");
+    const bf_backend *be = sv->copies[0]->be;
+    int threads_before = be->workers ? be->workers() : 0;
+    be->set_threads(1);
     for (int c = 0; st == BF_OK && c < sv->n_copies; c++) {
         for (size_t i = 0; i < (size_t)n * sv->item_values; i++)
             x[i] = (float)((i * 2654435761u) % 1000u);   /* fixed, varied counts */
@@ -113,6 +119,7 @@ static bf_status validate(bf_served *sv, bf_error *err)
                                   "%s: the model computes non-finite outputs on a probe batch",
                                   sv->path);
     }
+    be->set_threads(threads_before);
     free(x);
     free(r);
     return st;

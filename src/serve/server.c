@@ -6,8 +6,11 @@
  *                 silently dropped).
  *   workers       take a dynamic batch (up to max_batch items, waiting at most
  *                 max_delay_us after the oldest queued request arrived), run it on
- *                 their own copy of the current model, push one reply per request
- *                 to the main thread over inproc (a ZeroMQ socket is one thread's).
+ *                 their own copy of the current model, build one reply per request
+ *                 and hand the batch's jobs to the main thread in one inproc message
+ *                 (a ZeroMQ socket is one thread's; one wake-up of the main thread
+ *                 a batch, not one a reply: each takes a core from the computing
+ *                 threads, docs/serve.md §Throughput).
  *   watcher       inotify on the model file's directory: a new file is loaded and
  *                 validated completely (bf_served_load) and then swapped in under a
  *                 lock; a batch holds a reference to the model it started on.
@@ -44,6 +47,7 @@ typedef struct job {
     zmq_msg_t body;             /* the request frame, decoded and checked */
     bf_wire_request rq;         /* points into body */
     double t_recv;
+    zmq_msg_t reply;            /* built by run_batch; empty: no memory for it */
 } job;
 
 typedef struct {
@@ -93,6 +97,7 @@ void bf_serve_config_defaults(bf_serve_config *c)
     *c = (bf_serve_config){.bind = "tcp://127.0.0.1:5555",
                            .max_batch = 512,
                            .max_delay_us = 200,
+                           .core = -1,
                            .workers = 1,
                            .threads = 0,
                            .max_request_items = 65536,
@@ -230,7 +235,35 @@ static void job_free(job *j)
     for (int i = 0; i < j->n_env; i++)
         zmq_msg_close(&j->env[i]);
     zmq_msg_close(&j->body);
+    zmq_msg_close(&j->reply);
     free(j);
+}
+
+/* Main thread: sends each job's reply to its envelope and frees the jobs. An empty
+ * reply (a worker had no memory to build it) still answers, INTERNAL, so none is lost. */
+static void send_replies(bf_server *s, job *jobs)
+{
+    long dropped = 0;
+    for (job *j = jobs, *next; j; j = next) {
+        next = j->next;
+        if (zmq_msg_size(&j->reply) == 0) {
+            zmq_msg_close(&j->reply);
+            if (text_reply(&j->reply, BF_WIRE_INTERNAL, j->rq.id, NULL,
+                           "out of memory for the reply"))
+                zmq_msg_init(&j->reply);
+        }
+        if (send_routed(s->router, j->env, j->n_env, &j->reply))
+            dropped++;
+        zmq_msg_init(&j->reply);   /* moved or closed by send_routed */
+        j->n_env = 0;
+        job_free(j);
+        s->outstanding--;
+    }
+    if (dropped) {
+        pthread_mutex_lock(&s->stats_mu);
+        s->st.replies_dropped += dropped;
+        pthread_mutex_unlock(&s->stats_mu);
+    }
 }
 
 /* Takes a batch off the queue: blocks for the first request, then waits for more
@@ -300,9 +333,10 @@ static int grow(float **buf, size_t *cap, size_t need)
     return 0;
 }
 
-/* Runs one batch (the jobs of a list) on sv; writes one reply per job to push. */
-static void run_batch(bf_server *s, worker_arg *w, void *push, job *jobs, float **x,
-                      size_t *xcap, float **r, size_t *rcap)
+/* Runs one batch (the jobs of a list) on the current model and builds each job's
+ * reply; the caller sends them (send_replies, or a worker's hand-off). */
+static void run_batch(bf_server *s, worker_arg *w, job *jobs, float **x, size_t *xcap,
+                      float **r, size_t *rcap)
 {
     pthread_mutex_lock(&s->model_mu);
     bf_served *sv = s->current;
@@ -346,37 +380,24 @@ static void run_batch(bf_server *s, worker_arg *w, void *push, job *jobs, float 
     pthread_mutex_unlock(&s->stats_mu);
 
     at = 0;
-    long dropped = 0;
-    job *next;
-    for (job *j = jobs; j; j = next) {
-        next = j->next;
-        zmq_msg_t body;
+    for (job *j = jobs; j; j = j->next) {
+        zmq_msg_t *body = &j->reply;
         int ok;
+        zmq_msg_close(body);
         if (st == BF_OK) {
             size_t bytes = sizeof(float) * (size_t)j->rq.count * sv->values;
-            ok = zmq_msg_init_size(&body, BF_WIRE_REPLY_HEADER + bytes) == 0;
+            ok = zmq_msg_init_size(body, BF_WIRE_REPLY_HEADER + bytes) == 0;
             if (ok) {
-                reply_header(&body, BF_WIRE_OK, j->rq.id, sv->hash, j->rq.count, sv->values);
-                memcpy((uint8_t *)zmq_msg_data(&body) + BF_WIRE_REPLY_HEADER,
+                reply_header(body, BF_WIRE_OK, j->rq.id, sv->hash, j->rq.count, sv->values);
+                memcpy((uint8_t *)zmq_msg_data(body) + BF_WIRE_REPLY_HEADER,
                        *r + (size_t)at * sv->values, bytes);
             }
         } else {
-            ok = text_reply(&body, BF_WIRE_INTERNAL, j->rq.id, sv->hash, err.msg) == 0;
+            ok = text_reply(body, BF_WIRE_INTERNAL, j->rq.id, sv->hash, err.msg) == 0;
         }
         at += j->rq.count;
-        /* The main thread forwards whatever arrives; an empty frame still counts as this
-         * job's reply (it answers INTERNAL), so none is ever lost. */
         if (!ok)
-            zmq_msg_init(&body);
-        if (send_routed(push, j->env, j->n_env, &body))
-            dropped++;
-        j->n_env = 0;
-        job_free(j);
-    }
-    if (dropped) {
-        pthread_mutex_lock(&s->stats_mu);
-        s->st.replies_dropped += dropped;
-        pthread_mutex_unlock(&s->stats_mu);
+            zmq_msg_init(body);   /* send_replies answers it INTERNAL */
     }
 
     pthread_mutex_lock(&s->model_mu);
@@ -412,8 +433,19 @@ static void *worker_main(void *arg)
     job *jobs;
     while ((jobs = take_batch(s))) {
         atomic_fetch_add(&s->workers_busy, 1);
-        run_batch(s, w, push, jobs, &x, &xcap, &r, &rcap);
+        run_batch(s, w, jobs, &x, &xcap, &r, &rcap);
         atomic_fetch_sub(&s->workers_busy, 1);
+        /* The jobs themselves go over: the main thread owns them from here. inproc with
+         * no high-water mark does not refuse a message; should it fail all the same the
+         * main thread could not answer them, so they are counted as dropped. */
+        if (zmq_send(push, &jobs, sizeof jobs, 0) != sizeof jobs) {
+            long n = 0;
+            for (job *j = jobs, *next; j; j = next, n++)
+                next = j->next, job_free(j);
+            pthread_mutex_lock(&s->stats_mu);
+            s->st.replies_dropped += n;
+            pthread_mutex_unlock(&s->stats_mu);
+        }
     }
     free(x);
     free(r);
@@ -557,6 +589,8 @@ bf_status bf_server_start(const bf_serve_config *c, bf_server **out, bf_error *e
     s->zctx = zmq_ctx_new();
     if (!s->zctx)
         return bf_error_set(err, BF_ERR_NOMEM, "zmq: cannot create a context");
+    if (c->core >= 0 && (st = bf_zmq_io_on_core(s->zctx, c->core, "serve", err)) != BF_OK)
+        return st;
     s->router = zmq_socket(s->zctx, ZMQ_ROUTER);
     s->pull = zmq_socket(s->zctx, ZMQ_PULL);
     if (!s->router || !s->pull)
@@ -691,6 +725,7 @@ static job *handle_request(bf_server *s, zmq_msg_t *env, int n_env, zmq_msg_t *b
     zmq_msg_move(&j->body, body);
     j->rq = rq;
     j->rq.payload = (const uint8_t *)zmq_msg_data(&j->body) + BF_WIRE_REQUEST_HEADER;
+    zmq_msg_init(&j->reply);
     return j;
 }
 
@@ -708,28 +743,19 @@ static void enqueue(bf_server *s, job *j)
     s->outstanding++;
 }
 
-/* Forwards every reply the workers have pushed. */
+/* Sends the replies of every batch the workers have handed over. */
 static void forward_replies(bf_server *s)
 {
-    zmq_msg_t env[MAX_ENVELOPE], body;
-    int n_env;
-    while (recv_routed(s->pull, env, &n_env, &body) == 0) {
-        s->outstanding--;
-        if (zmq_msg_size(&body) == 0) {   /* a worker could not build the reply */
-            zmq_msg_close(&body);
-            text_reply(&body, BF_WIRE_INTERNAL, 0, NULL, "out of memory for the reply");
-        }
-        if (send_routed(s->router, env, n_env, &body)) {
-            pthread_mutex_lock(&s->stats_mu);
-            s->st.replies_dropped++;
-            pthread_mutex_unlock(&s->stats_mu);
-        }
-    }
-    zmq_msg_close(&body);
+    job *jobs;
+    while (zmq_recv(s->pull, &jobs, sizeof jobs, ZMQ_DONTWAIT) == sizeof jobs)
+        send_replies(s, jobs);
 }
 
 bf_status bf_server_run(bf_server *s, bf_error *err)
 {
+    char why[256];
+    if (s->cfg.core >= 0 && bf_pin_thread_to_cores(s->cfg.core, 1, why, sizeof why))
+        return bf_error_set(err, BF_ERR_INVALID, "serve: --core %d: %s", s->cfg.core, why);
     zmq_pollitem_t items[2] = {{s->router, 0, ZMQ_POLLIN, 0}, {s->pull, 0, ZMQ_POLLIN, 0}};
     /* Draining ends when nothing is in flight and no request has come for DRAIN_QUIET_S:
      * a request already on its way when the stop came still gets its reply. */
@@ -792,8 +818,10 @@ bf_status bf_server_run(bf_server *s, bf_error *err)
         }
         if (n_turn == 1 && turn->rq.count < SMALL_BATCH && !s->draining && queue_empty &&
             atomic_load(&s->workers_busy) == 0) {
-            run_batch(s, s->main_worker, s->router, turn, &s->main_x, &s->main_xcap,
-                      &s->main_r, &s->main_rcap);
+            s->outstanding++;
+            run_batch(s, s->main_worker, turn, &s->main_x, &s->main_xcap, &s->main_r,
+                      &s->main_rcap);
+            send_replies(s, turn);
         } else {
             job *in_order = NULL;   /* turn holds them newest first */
             while (turn) {
@@ -832,6 +860,10 @@ void bf_server_destroy(bf_server *s)
         next = j->next;
         job_free(j);
     }
+    job *handed;   /* batches a worker finished that no one forwarded (a failed run) */
+    while (s->pull && zmq_recv(s->pull, &handed, sizeof handed, ZMQ_DONTWAIT) == sizeof handed)
+        for (job *next; handed; handed = next)
+            next = handed->next, job_free(handed);
     int linger = 1000;
     if (s->router) {
         zmq_setsockopt(s->router, ZMQ_LINGER, &linger, sizeof linger);

@@ -42,4 +42,8 @@ void bf_served_free(bf_served *sv);
 /* "braggnn 11x11" for messages. */
 void bf_served_describe(const bf_served *sv, char *out, size_t outsz);
 
+/* Before zctx's first socket: its I/O thread will run on core `core`'s CPUs (hwloc
+ * index). who names the command in messages ("serve"). */
+bf_status bf_zmq_io_on_core(void *zctx, int core, const char *who, bf_error *err);
+
 #endif

@@ -50,6 +50,33 @@ run serve-client --connect "$EP" --data val.h5 --batch 16 --dtype uint16
 grep -q "^requests      19 (300 items" stdout || fail "$(cat stdout)"
 ok
 
+CASE=a_service_and_client_on_one_core_answer_everything
+EP1="ipc://$TMP/svc_core.ipc"
+"$BF" serve --model a.safetensors --bind "$EP1" --core 0 --no-watch --quiet 2>"$TMP/core.log" &
+core_server=$!
+for _ in $(seq 100); do
+    "$BF" serve-client --connect "$EP1" --stats --timeout 0.2 >/dev/null 2>&1 && break
+    sleep 0.1
+done
+run serve-client --connect "$EP1" --data val.h5 --core 0
+[ "$RC" -eq 0 ] && grep -q "^requests      300 (300 items" stdout || fail "core 0: $RC $(cat stdout stderr)"
+# the main thread and ZeroMQ's I/O thread run where core 0's CPUs are, the worker anywhere
+main_cpus=$(sed -n 's/^Cpus_allowed_list:\t*//p' "/proc/$core_server/task/$core_server/status")
+io_cpus=
+for t in /proc/$core_server/task/*; do
+    [ "$(cat "$t/comm")" = "ZMQbg/IO/0" ] && io_cpus=$(sed -n 's/^Cpus_allowed_list:\t*//p' "$t/status")
+done
+all_cpus=$(sed -n 's/^Cpus_allowed_list:\t*//p' /proc/self/status)
+run serve --model a.safetensors --core 65535
+cores=$(sed -n 's/.*the machine has \([0-9]*\) .*/\1/p' stderr)
+[ "$RC" -eq 2 ] && [ -n "$cores" ] || fail "core 65535: $RC $(cat stderr)"
+[ -n "$main_cpus" ] && [ "$main_cpus" = "$io_cpus" ] || fail "main on $main_cpus, I/O on $io_cpus"
+if [ "$cores" -gt 1 ]; then
+    [ "$main_cpus" != "$all_cpus" ] || fail "main thread not bound: $main_cpus of $all_cpus"
+fi
+kill -TERM "$core_server" && wait "$core_server" || fail "serve --core exit $?"
+ok
+
 CASE=a_replaced_model_is_swapped_in_and_a_corrupt_one_refused
 cp b.safetensors tmp.safetensors && mv tmp.safetensors served.safetensors
 for _ in $(seq 100); do [ "$(stat swaps)" = 1 ] && break; sleep 0.1; done
@@ -83,6 +110,11 @@ run serve --model missing.safetensors --bind "$EP"
 [ "$RC" -eq 2 ] && grep -q "missing.safetensors" stderr || fail "missing model: $RC $(cat stderr)"
 run serve --model a.safetensors --bind "nonsense://x"
 [ "$RC" -eq 2 ] && grep -q "nonsense://x: cannot bind" stderr || fail "bad endpoint: $(cat stderr)"
+run serve --model a.safetensors --bind "$EP" --core 65535
+[ "$RC" -eq 2 ] && grep -q -- "--core 65535: core 65535 requested, the machine has" stderr ||
+    fail "core 65535: $(cat stderr)"
+run serve-client --connect "$EP" --data val.h5 --core -1
+[ "$RC" -eq 2 ] && grep -q -- "--core" stderr || fail "core -1: $(cat stderr)"
 run serve --model a.safetensors --max-batch 0
 [ "$RC" -eq 2 ] && grep -q -- "--max-batch" stderr || fail "max-batch 0: $(cat stderr)"
 run serve-client --connect "$EP" --data val.h5 --dtype float64

@@ -126,3 +126,22 @@ BF_TEST(json_quote_escapes_quotes_backslashes_and_control_characters)
     CHECK(strcmp(bf_json_quote("abc\"def", q, 7), "\"abc\"") == 0);
     CHECK(strcmp(bf_json_quote("abcdef", q, 3), "\"\"") == 0);
 }
+
+BF_TEST(a_core_names_its_os_cpus_and_a_missing_core_is_an_error)
+{
+    int cpus[64], all = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    char why[256] = "";
+    int n = bf_core_os_cpus(0, cpus, 64, why, sizeof why);
+    CHECK_MSG(n >= 1, "core 0: %s", why);
+    for (int i = 0; i < n; i++)
+        CHECK(cpus[i] >= 0 && cpus[i] < all + 64);
+    /* every CPU belongs to exactly one core: the cores' CPUs together are all of them */
+    int total = 0, k = 0, m;
+    while ((m = bf_core_os_cpus(k, cpus, 64, why, sizeof why)) > 0)
+        total += m, k++;
+    CHECK_MSG(total == all, "%d CPUs over %d cores, %d online", total, k, all);
+    CHECK(strstr(why, "requested, the machine has"));
+    CHECK(bf_core_os_cpus(-1, cpus, 64, why, sizeof why) == -1);
+    CHECK(bf_core_os_cpus(1 << 20, cpus, 64, why, sizeof why) == -1);
+    CHECK_MSG(strstr(why, "core 1048576 requested"), "%s", why);
+}

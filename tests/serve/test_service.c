@@ -27,6 +27,13 @@ static void *run_server(void *arg)
     return NULL;
 }
 
+/* A test's model file and ipc endpoint in the test's temporary folder. */
+static void svc_paths(const char *name, char model[512], char endpoint[600])
+{
+    snprintf(model, 512, "%s/%s.safetensors", bf_test_tmp_dir(), name);
+    snprintf(endpoint, 600, "ipc://%s/%s.ipc", bf_test_tmp_dir(), name);
+}
+
 static bf_status save_braggnn(const char *path, uint64_t seed, bf_error *err)
 {
     bf_model *m = NULL;
@@ -47,14 +54,16 @@ static bf_status make_patches(long n, uint64_t seed, bf_patches *p, bf_error *er
 }
 
 /* busy_poll_us > 0: the main thread spins on its socket (the latency set-up); the
- * tests that use it check it answers as the sleeping one does. */
-static int start_workers(server_thread *t, const char *model, const char *endpoint,
-                         int max_batch, int workers, int busy_poll_us)
+ * tests that use it check it answers as the sleeping one does. core >= 0: the main and
+ * I/O threads on that core (the other latency set-up). */
+static int start_on(server_thread *t, const char *model, const char *endpoint, int max_batch,
+                    int workers, int busy_poll_us, int core)
 {
     bf_serve_config c;
     bf_serve_config_defaults(&c);
     c.model_path = model, c.bind = endpoint, c.quiet = 1, c.max_batch = max_batch;
     c.workers = workers, c.threads = workers > 1 ? 1 : 2, c.busy_poll_us = busy_poll_us;
+    c.core = core;
     memset(t, 0, sizeof *t);
     if (bf_server_start(&c, &t->s, &t->err) != BF_OK) {
         fprintf(stderr, "  server: %s\n", t->err.msg);
@@ -67,7 +76,7 @@ static int start_workers(server_thread *t, const char *model, const char *endpoi
 static int start(server_thread *t, const char *model, const char *endpoint, int max_batch,
                  int busy_poll_us)
 {
-    return start_workers(t, model, endpoint, max_batch, 1, busy_poll_us);
+    return start_on(t, model, endpoint, max_batch, 1, busy_poll_us, -1);
 }
 
 static void finish(server_thread *t)
@@ -100,8 +109,7 @@ static size_t infer_request(uint8_t *buf, uint64_t id, int model, const float *x
 BF_TEST(replies_equal_the_in_process_predictor_and_malformed_requests_get_errors)
 {
     char model[512], endpoint[600];
-    snprintf(model, sizeof model, "%s/svc_a.safetensors", bf_test_tmp_dir());
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/svc_a.ipc", bf_test_tmp_dir());
+    svc_paths("svc_a", model, endpoint);
     bf_error err = {0};
     CHECK(save_braggnn(model, 11, &err) == BF_OK);
     bf_patches p;
@@ -203,8 +211,7 @@ BF_TEST(replies_equal_the_in_process_predictor_and_malformed_requests_get_errors
 BF_TEST(a_structure_model_is_served_as_class_probabilities_and_cell_with_sigma)
 {
     char model[512], endpoint[600];
-    snprintf(model, sizeof model, "%s/svc_s.safetensors", bf_test_tmp_dir());
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/svc_s.ipc", bf_test_tmp_dir());
+    svc_paths("svc_s", model, endpoint);
     bf_error err = {0};
     bf_model *m = NULL;
     bf_model_shape shape = {{64, 8, 3}};
@@ -392,8 +399,7 @@ BF_TEST(a_live_swap_under_100000_patches_from_4_connections_loses_nothing)
 BF_TEST(a_stop_drains_every_request_in_flight_with_one_reply_each)
 {
     char model[512], endpoint[600];
-    snprintf(model, sizeof model, "%s/svc_drain.safetensors", bf_test_tmp_dir());
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/svc_drain.ipc", bf_test_tmp_dir());
+    svc_paths("svc_drain", model, endpoint);
     bf_error err = {0};
     CHECK(save_braggnn(model, 4, &err) == BF_OK);
     bf_patches p;
@@ -442,20 +448,20 @@ BF_TEST(a_stop_drains_every_request_in_flight_with_one_reply_each)
 BF_TEST(two_workers_share_the_queue_and_answer_every_request)
 {
     char model[512], endpoint[600];
-    snprintf(model, sizeof model, "%s/svc_two.safetensors", bf_test_tmp_dir());
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/svc_two.ipc", bf_test_tmp_dir());
+    svc_paths("svc_two", model, endpoint);
     bf_error err = {0};
     CHECK(save_braggnn(model, 6, &err) == BF_OK);
     bf_patches p;
     CHECK(make_patches(2000, 9, &p, &err) == BF_OK);
     server_thread t;
-    CHECK(start_workers(&t, model, endpoint, 64, 2, 0) == 0);
+    CHECK(start_on(&t, model, endpoint, 64, 2, 0, 0) == 0);
     /* many small requests from several connections, two workers taking batches from one
-     * queue (a worker that wakes to find the other took the queue goes back to waiting) */
+     * queue (a worker that wakes to find the other took the queue goes back to waiting);
+     * the service's main and I/O threads and the client's on core 0 (--core 0) */
     bf_client_config cfg;
     bf_client_config_defaults(&cfg);
     cfg.connect = endpoint, cfg.concurrency = 4, cfg.inflight = 4, cfg.batch = 3;
-    cfg.repeat = 2, cfg.timeout_s = 20;
+    cfg.repeat = 2, cfg.timeout_s = 20, cfg.core = 0;
     bf_client_result r;
     bf_status st = bf_client_run(&cfg, &p, &r, &err);
     finish(&t);
@@ -464,6 +470,33 @@ BF_TEST(two_workers_share_the_queue_and_answer_every_request)
               r.first_fault);
     CHECK(r.items == 4000);
     bf_client_result_free(&r);
+    bf_patches_free(&p);
+    remove(model);
+}
+
+BF_TEST(a_core_the_machine_does_not_have_is_refused_by_name)
+{
+    char model[512], endpoint[600];
+    svc_paths("svc_core", model, endpoint);
+    bf_error err = {0};
+    CHECK(save_braggnn(model, 6, &err) == BF_OK);
+    bf_serve_config c;
+    bf_serve_config_defaults(&c);
+    c.model_path = model, c.bind = endpoint, c.quiet = 1, c.watch = 0, c.core = 1 << 20;
+    bf_server *s = NULL;
+    CHECK(bf_server_start(&c, &s, &err) == BF_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "serve: --core 1048576: core 1048576 requested"), "%s", err.msg);
+    bf_server_destroy(s);
+
+    bf_patches p;
+    CHECK(make_patches(4, 9, &p, &err) == BF_OK);
+    bf_client_config cc;
+    bf_client_config_defaults(&cc);
+    cc.connect = endpoint, cc.core = 1 << 20;
+    bf_client_result r;
+    memset(&err, 0, sizeof err);
+    CHECK(bf_client_run(&cc, &p, &r, &err) == BF_ERR_INVALID);
+    CHECK_MSG(strstr(err.msg, "serve-client: --core 1048576"), "%s", err.msg);
     bf_patches_free(&p);
     remove(model);
 }
