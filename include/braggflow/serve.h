@@ -224,7 +224,8 @@ typedef struct bf_server bf_server;
 /* Loads the model, binds and starts the workers and the watcher. */
 bf_status bf_server_start(const bf_serve_config *c, bf_server **out, bf_error *err);
 /* Serves until bf_server_stop; then drains: requests already received are answered
- * (later ones get UNAVAILABLE), replies are flushed, threads joined. */
+ * (later ones get UNAVAILABLE), replies are flushed, threads joined. With core >= 0 it
+ * binds the calling thread to that core first (and leaves it bound). */
 bf_status bf_server_run(bf_server *s, bf_error *err);
 /* Async-signal-safe: asks bf_server_run to drain and return. */
 void bf_server_stop(bf_server *s);
@@ -243,7 +244,7 @@ typedef struct {
     double rate_items_per_s;   /* 0: as fast as replies come */
     double timeout_s;          /* a reply later than this is an error (default 10) */
     int core;                  /* >= 0: the connection threads and ZeroMQ's I/O thread on
-                                * this core (default -1: unbound) */
+                                * this core (hwloc index; default -1: unbound) */
 } bf_client_config;
 
 typedef struct {
