@@ -354,6 +354,32 @@ BF_TEST(braggnn_forward_and_backward_agree_on_cpu_and_reference_backends)
     compare_models(bf_failed_, "braggnn", &shape, 3, 2, 2e-5);
 }
 
+/* bf_model_predict on the CPU backend with two threads runs 16-sample chunks as tasks
+ * taken one at a time by whichever thread is free (cpu_run_tasks); with one thread it
+ * runs them in order on the model itself. A chunk's result must not depend on which
+ * worker model computed it: the same bits either way, whatever the assignment. */
+BF_TEST(predicting_in_parallel_chunks_gives_the_bits_of_one_chunk_at_a_time)
+{
+    bf_model_shape shape = {{11, 16, 8, 4, 2}};
+    bf_model *m = NULL;
+    bf_error err = {0};
+    CHECK(bf_model_create("braggnn", &shape, cpu(), 5, &m, &err) == BF_OK);
+    const long n = 301;   /* 18 chunks of 16 and one of 13, over two batches */
+    float *x = random_floats((size_t)n * m->input_len, 8, 0, 1);
+    float *one = zeros((size_t)n * m->n_out), *two = zeros((size_t)n * m->n_out);
+    cpu()->set_threads(1);
+    CHECK(bf_model_predict(m, x, n, 256, one, &err) == BF_OK);
+    CHECK(m->n_workers == 0);
+    cpu()->set_threads(2);
+    for (int rep = 0; rep < 3; rep++) {   /* the assignment varies from run to run */
+        CHECK(bf_model_predict(m, x, n, 256, two, &err) == BF_OK);
+        CHECK_MSG(m->n_workers == 2, "%d worker models: not the parallel path", m->n_workers);
+        CHECK(memcmp(one, two, sizeof(float) * (size_t)n * m->n_out) == 0);
+    }
+    free(x), free(one), free(two);
+    bf_model_destroy(m);
+}
+
 BF_TEST(unknown_or_unavailable_backend_is_an_error_naming_it)
 {
     const bf_backend *be = NULL;
