@@ -239,6 +239,24 @@ static void job_free(job *j)
     free(j);
 }
 
+/* Frees a list of jobs; returns how many there were. */
+static long job_list_free(job *j)
+{
+    long n = 0;
+    for (job *next; j; j = next, n++) {
+        next = j->next;
+        job_free(j);
+    }
+    return n;
+}
+
+static void count_dropped(bf_server *s, long n)
+{
+    pthread_mutex_lock(&s->stats_mu);
+    s->st.replies_dropped += n;
+    pthread_mutex_unlock(&s->stats_mu);
+}
+
 /* Main thread: sends each job's reply to its envelope and frees the jobs. An empty
  * reply (a worker had no memory to build it) still answers, INTERNAL, so none is lost. */
 static void send_replies(bf_server *s, job *jobs)
@@ -259,11 +277,8 @@ static void send_replies(bf_server *s, job *jobs)
         job_free(j);
         s->outstanding--;
     }
-    if (dropped) {
-        pthread_mutex_lock(&s->stats_mu);
-        s->st.replies_dropped += dropped;
-        pthread_mutex_unlock(&s->stats_mu);
-    }
+    if (dropped)
+        count_dropped(s, dropped);
 }
 
 /* Takes a batch off the queue: blocks for the first request, then waits for more
@@ -438,14 +453,8 @@ static void *worker_main(void *arg)
         /* The jobs themselves go over: the main thread owns them from here. inproc with
          * no high-water mark does not refuse a message; should it fail all the same the
          * main thread could not answer them, so they are counted as dropped. */
-        if (zmq_send(push, &jobs, sizeof jobs, 0) != sizeof jobs) {
-            long n = 0;
-            for (job *j = jobs, *next; j; j = next, n++)
-                next = j->next, job_free(j);
-            pthread_mutex_lock(&s->stats_mu);
-            s->st.replies_dropped += n;
-            pthread_mutex_unlock(&s->stats_mu);
-        }
+        if (zmq_send(push, &jobs, sizeof jobs, 0) != sizeof jobs)
+            count_dropped(s, job_list_free(jobs));
     }
     free(x);
     free(r);
@@ -856,14 +865,10 @@ void bf_server_destroy(bf_server *s)
         pthread_join(s->watcher_tid, NULL);
     if (s->inotify_fd >= 0)
         close(s->inotify_fd);
-    for (job *j = s->q_head, *next; j; j = next) {   /* only after a failed run */
-        next = j->next;
-        job_free(j);
-    }
+    job_list_free(s->q_head);   /* only after a failed run */
     job *handed;   /* batches a worker finished that no one forwarded (a failed run) */
     while (s->pull && zmq_recv(s->pull, &handed, sizeof handed, ZMQ_DONTWAIT) == sizeof handed)
-        for (job *next; handed; handed = next)
-            next = handed->next, job_free(handed);
+        job_list_free(handed);
     int linger = 1000;
     if (s->router) {
         zmq_setsockopt(s->router, ZMQ_LINGER, &linger, sizeof linger);
